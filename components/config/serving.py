@@ -1,0 +1,189 @@
+"""Stack config for serving: model servers, inference pools, served models (the seeds' vocabulary)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from ._base import Strict, dns_label
+
+Name = Annotated[str, AfterValidator(dns_label)]
+
+Runtime = Literal["vllm", "caikit-tgis", "caikit-standalone", "tgis", "openvino", "triton"]
+Criticality = Literal["Critical", "Standard", "Sheddable"]
+
+
+class LoraAdapterConfig(Strict):
+    id: str = Field(min_length=1, max_length=256)
+    """The model name clients send (and the picker's LoRA affinity key)."""
+    source: str = Field(min_length=1)
+    """Hugging Face repo or a path the LoRA syncer can load."""
+
+
+class RuntimeOverrides(Strict):
+    """Override any field of the runtime preset (components/builders/runtimes.py)."""
+
+    image: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    grpc_port: int | None = Field(None, ge=1, le=65535)
+    health_path: str | None = None
+    readiness_path: str | None = None
+    metrics_path: str | None = None
+    protocol: Literal["http", "grpc"] | None = None
+
+
+class DrainConfig(Strict):
+    """Inputs of the seed's drain formula for terminationGracePeriodSeconds (see builders/grace.py)."""
+
+    max_output_tokens: int = Field(4096, ge=1)
+    time_per_output_token_ms: float = Field(10.0, gt=0)
+    prefill_overhead: float = Field(0.35, ge=0)
+    """Fraction added for prompt processing; the seed's worked example goes 40 s -> 55 s."""
+    pre_stop_seconds: int = Field(30, ge=0)
+    safety_factor: float = Field(1.5, ge=1)
+
+
+class ResourcesConfig(Strict):
+    cpu: str = "8"
+    memory: str = "48Gi"
+    ephemeral_storage: str | None = "100Gi"
+
+
+class ModelServerConfig(Strict):
+    """One model-server Deployment (vLLM by default, as seed 001)."""
+
+    name: Name
+    runtime: Runtime = "vllm"
+    runtime_overrides: RuntimeOverrides = RuntimeOverrides()
+    model: str = Field(min_length=1)
+    """The base model (Hugging Face id for vLLM)."""
+    replicas: int = Field(1, ge=0)
+    node_pool: Name | None = None
+    """GPU node pool (by name) the pods run on; default: the first pool."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """Drives nvidia.com/gpu; must fit the pool's machine."""
+    max_loras: int = Field(2, ge=1)
+    max_cpu_loras: int = Field(12, ge=1)
+    max_lora_rank: int | None = Field(None, ge=1)
+    lora_adapters: list[LoraAdapterConfig] = []
+    extra_args: list[str] = []
+    hf_token: bool = True
+    """Read the Hugging Face token from the secret config value `hfToken`."""
+    resources: ResourcesConfig = ResourcesConfig()
+    drain: DrainConfig = DrainConfig()
+    startup_timeout_seconds: int = Field(3600, ge=60)
+    gcs_bucket: str | None = None
+    """Model weights bucket: creates a Workload Identity service account with read access."""
+
+    @field_validator("lora_adapters")
+    @classmethod
+    def _unique_adapters(cls, v: list[LoraAdapterConfig]):
+        seen: set[str] = set()
+        for a in v:
+            if a.id in seen:
+                raise ValueError(f"adapter id {a.id!r} appears twice; adapter ids must be unique")
+            seen.add(a.id)
+        return v
+
+    @model_validator(mode="after")
+    def _loras(self):
+        if self.lora_adapters and self.runtime != "vllm":
+            raise ValueError(f"lora_adapters need the vllm runtime; runtime is {self.runtime!r}")
+        if self.max_cpu_loras < self.max_loras:
+            raise ValueError(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras ({self.max_loras})")
+        return self
+
+    @property
+    def served_names(self) -> set[str]:
+        return {self.model} | {a.id for a in self.lora_adapters}
+
+
+class PickerScorerConfig(Strict):
+    type: str
+    weight: float = Field(1.0, gt=0)
+    parameters: dict = {}
+
+
+class PickerSettings(Strict):
+    """Per-pool endpoint picker settings (rendered into its ConfigMap)."""
+
+    replicas: int = Field(1, ge=1)
+    """More than one enables Lease-based leader election (active-passive)."""
+    scorers: list[PickerScorerConfig] | None = None
+    """Default: the reference weights (queue 2, kv-cache 2, prefix 3) plus LoRA affinity when
+    the pool serves adapters."""
+    picker: Literal["max-score-picker", "weighted-random-picker"] = "max-score-picker"
+    reject_unknown_models: bool = False
+    """404 for a model the pool does not serve (else the request reaches the model server)."""
+    api_keys: bool = False
+    """Require `Authorization: Bearer <key>`; keys come from the secret config value `apiKeys`."""
+    user_header: str = "x-user-id"
+    cpu: str = "2"
+    memory: str = "2Gi"
+
+
+class BackendPolicyConfig(Strict):
+    timeout_seconds: int = Field(300, ge=1, le=86400)
+    logging_sample_rate: float = Field(1.0, ge=0, le=1)
+    health_check_interval_seconds: int = Field(2, ge=1)
+    health_check_timeout_seconds: int = Field(2, ge=1)
+
+
+class InferencePoolConfig(Strict):
+    name: Name
+    model_server: Name
+    """The model server whose pods this pool selects."""
+    failure_mode: Literal["FailOpen", "FailClose"] = "FailOpen"
+    """What the gateway does when the picker is unreachable: FailOpen picks a pod itself."""
+    picker: PickerSettings = PickerSettings()
+    backend_policy: BackendPolicyConfig = BackendPolicyConfig()
+
+
+class TargetModelConfig(Strict):
+    model: str = Field(min_length=1)
+    """A model the pool serves: its base model or one of its LoRA adapter ids."""
+    weight: int = Field(100, ge=0, le=100)
+    """Traffic percentage; 0 keeps the model reachable only through the served-model route."""
+    name: Name | None = None
+    """Served-model name (seed 002 'current' / 'challenger'); default: derived from the model."""
+
+
+class RateLimitConfig(Strict):
+    """Seed 004 rate limits: calls per renewal period per user or for the whole endpoint."""
+
+    calls: int = Field(ge=1)
+    key: Literal["user", "endpoint"] = "user"
+    renewal_period: Literal["minute"] = "minute"
+
+
+class ServedModelConfig(Strict):
+    """A client-facing model name: what requests put in `model`."""
+
+    name: str = Field(min_length=1, max_length=256)
+    pool: Name
+    criticality: Criticality = "Standard"
+    targets: list[TargetModelConfig] = []
+    """Weighted traffic split (percentages summing to 100). Empty: the name itself is served."""
+    rate_limits: list[RateLimitConfig] = []
+
+    @field_validator("targets")
+    @classmethod
+    def _weights(cls, v: list[TargetModelConfig]):
+        if not v:
+            return v
+        total = sum(t.weight for t in v)
+        if total != 100:
+            raise ValueError(
+                f"weights sum to {total}; they are traffic percentages and must sum to 100 "
+                f"(got {', '.join(f'{t.model}={t.weight}' for t in v)})"
+            )
+        models = [t.model for t in v]
+        dupes = sorted({m for m in models if models.count(m) > 1})
+        if dupes:
+            raise ValueError(f"target model {dupes[0]!r} appears twice; list each model once")
+        if len(v) > 10:
+            raise ValueError(f"{len(v)} targets; at most 10 are allowed")
+        return v

@@ -1,0 +1,302 @@
+"""StackConfig: the whole stack, its cross-field rules, and the one function that reads it."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any, Literal, Mapping
+
+import pydantic
+from pydantic import Field
+
+from ..builders.machines import KNOWN_H100_ZONES
+from ._base import ConfigError, Strict, describe_validation_error
+from .infra import (
+    ApisConfig,
+    ClusterConfig,
+    GpuNodePoolConfig,
+    ModelArmorConfig,
+    NetworkConfig,
+    PickerImageConfig,
+    ProxyOnlySubnetConfig,
+)
+from .routing import GatewayConfig, ObservabilityConfig
+from .serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
+
+PROJECT = "inference-gateway"
+"""Pulumi project name: the config namespace (`inference-gateway:<key>`)."""
+
+SECRET_KEYS = ("hfToken", "apiKeys")
+"""Secret config values (`pulumi config set --secret`), read as Pulumi secrets, never plaintext."""
+
+
+class StackConfig(Strict):
+    """Everything a stack file says, validated before any resource exists."""
+
+    project: str = Field(pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+    region: str = "us-central1"
+    zones: list[str] = ["us-central1-a", "us-central1-c"]
+    environment: Literal["development", "production"] = "development"
+    """production: deletion protection on, Model Armor expected on external gateways."""
+    name_prefix: str = "igw"
+    namespace: str = "default"
+    labels: dict[str, str] = {}
+    apis: ApisConfig = ApisConfig()
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    node_pools: list[GpuNodePoolConfig] = []
+    picker_image: PickerImageConfig = PickerImageConfig()
+    model_servers: list[ModelServerConfig] = []
+    pools: list[InferencePoolConfig] = []
+    models: list[ServedModelConfig] = []
+    gateways: list[GatewayConfig] = []
+    model_armor: ModelArmorConfig | None = None
+    observability: ObservabilityConfig = ObservabilityConfig()
+
+    # -- derived values (one source per fact) --------------------------------------------------
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name or f"{self.name_prefix}-gke"
+
+    @property
+    def deletion_protection(self) -> bool:
+        if self.cluster.deletion_protection is not None:
+            return self.cluster.deletion_protection
+        return self.environment == "production"
+
+    @property
+    def proxy_only_subnets(self) -> list[ProxyOnlySubnetConfig]:
+        if self.network.proxy_only_subnets is not None:
+            return self.network.proxy_only_subnets
+        return [ProxyOnlySubnetConfig(region=self.region)]
+
+    @property
+    def gateway_regions(self) -> set[str]:
+        """Regional gateways live in the cluster's region."""
+        return {self.region} if self.gateways else set()
+
+    def node_pool_name(self, pool: GpuNodePoolConfig) -> str:
+        from ..builders.machines import pool_name
+
+        return pool.name or pool_name(pool.machine, pool.provisioning)
+
+    def node_pool_for(self, server: ModelServerConfig) -> GpuNodePoolConfig | None:
+        if server.node_pool is None:
+            return self.node_pools[0] if self.node_pools else None
+        return next((p for p in self.node_pools if self.node_pool_name(p) == server.node_pool), None)
+
+    def model_server(self, name: str) -> ModelServerConfig:
+        return next(s for s in self.model_servers if s.name == name)
+
+    def pool(self, name: str) -> InferencePoolConfig:
+        return next(p for p in self.pools if p.name == name)
+
+    def models_of_pool(self, pool: str) -> list[ServedModelConfig]:
+        return [m for m in self.models if m.pool == pool]
+
+
+def _rules(cfg: StackConfig) -> list[str]:
+    """Rules that span sections; each message starts with the YAML path it is about."""
+    problems: list[str] = []
+    add = problems.append
+
+    # -- region / zones -------------------------------------------------------------------------
+    for i, z in enumerate(cfg.zones):
+        if not z.startswith(cfg.region + "-"):
+            add(f"zones[{i}]: {z!r} is not in region {cfg.region!r}; use zones like {cfg.region}-a")
+    h100_zones = set(cfg.cluster.h100_zones_override or KNOWN_H100_ZONES)
+    pool_names: list[str] = []
+    for i, pool in enumerate(cfg.node_pools):
+        name = cfg.node_pool_name(pool)
+        if name in pool_names:
+            add(f"node_pools[{i}].name: {name!r} is used by two node pools; give one an explicit name")
+        pool_names.append(name)
+        for z in pool.node_locations or cfg.zones:
+            if not z.startswith(cfg.region + "-"):
+                add(f"node_pools[{i}].node_locations: {z!r} is not in region {cfg.region!r}")
+            elif z not in h100_zones:
+                add(
+                    f"node_pools[{i}].node_locations: {z!r} has no known H100 capacity; use one of "
+                    f"{', '.join(sorted(x for x in h100_zones if x.startswith(cfg.region)) or sorted(h100_zones))}"
+                    " or list your zones in cluster.h100_zones_override. Quota hint: H100 quota defaults to 0 "
+                    "(NVIDIA_H100_GPUS on-demand; spot and flex-start use PREEMPTIBLE_NVIDIA_H100_GPUS)"
+                )
+
+    # -- CIDR overlaps -------------------------------------------------------------------------
+    ranges: list[tuple[str, str]] = [
+        ("network.node_subnet_cidr", cfg.network.node_subnet_cidr),
+        ("network.pods_cidr", cfg.network.pods_cidr),
+        ("network.services_cidr", cfg.network.services_cidr),
+    ]
+    for i, p in enumerate(cfg.proxy_only_subnets):
+        if p.existing is None:
+            ranges.append((f"network.proxy_only_subnets[{i}].cidr", p.cidr))
+    if cfg.cluster.private_nodes:
+        ranges.append(("cluster.master_cidr", cfg.cluster.master_cidr))
+    nets = [(path, ipaddress.ip_network(c)) for path, c in ranges]
+    for a in range(len(nets)):
+        for b in range(a + 1, len(nets)):
+            if nets[a][1].overlaps(nets[b][1]):
+                add(f"{nets[b][0]}: {str(nets[b][1])!r} overlaps {nets[a][0]} ({nets[a][1]}); use disjoint ranges")
+    regions = [p.region for p in cfg.proxy_only_subnets]
+    for i, r in enumerate(regions):
+        if regions.index(r) != i:
+            add(f"network.proxy_only_subnets[{i}].region: {r!r} already has a proxy-only subnet; a VPC has one ACTIVE proxy-only subnet per region")
+    for region in sorted(cfg.gateway_regions - set(regions)):
+        add(
+            f"network.proxy_only_subnets: gateway region {region!r} has no proxy-only subnet; regional "
+            f"gateways need one (add {{region: {region}, cidr: 10.129.0.0/23}})"
+        )
+
+    # -- model servers -> node pools ----------------------------------------------------------
+    servers = [s.name for s in cfg.model_servers]
+    for i, s in enumerate(cfg.model_servers):
+        if servers.index(s.name) != i:
+            add(f"model_servers[{i}].name: {s.name!r} is used twice")
+        node_pool = cfg.node_pool_for(s)
+        if node_pool is None:
+            where = f"node pool {s.node_pool!r}" if s.node_pool else "a GPU node pool"
+            add(f"model_servers[{i}].node_pool: needs {where}; define it under node_pools (known: {', '.join(pool_names) or 'none'})")
+            continue
+        gpus = node_pool.machine.gpus
+        if s.tensor_parallel_size > gpus:
+            add(
+                f"model_servers[{i}].tensor_parallel_size: {s.tensor_parallel_size} needs {s.tensor_parallel_size} GPUs "
+                f"but {node_pool.machine_type} has {gpus}; use at most {gpus} or a larger machine type"
+            )
+        elif gpus % s.tensor_parallel_size:
+            add(
+                f"model_servers[{i}].tensor_parallel_size: {s.tensor_parallel_size} does not divide the "
+                f"{gpus} GPUs of {node_pool.machine_type}; use one of {', '.join(str(d) for d in range(1, gpus + 1) if gpus % d == 0)}"
+            )
+
+    # -- pools ---------------------------------------------------------------------------------
+    pools = [p.name for p in cfg.pools]
+    for i, p in enumerate(cfg.pools):
+        if pools.index(p.name) != i:
+            add(f"pools[{i}].name: {p.name!r} is used twice")
+        if p.model_server not in servers:
+            add(f"pools[{i}].model_server: {p.model_server!r} is not a model server; use one of {', '.join(servers) or '(none defined)'}")
+
+    # -- served models -------------------------------------------------------------------------
+    seen_names: dict[tuple[str, str], int] = {}
+    for i, m in enumerate(cfg.models):
+        if m.pool not in pools:
+            add(f"models[{i}].pool: {m.pool!r} is not an inference pool; use one of {', '.join(pools) or '(none defined)'}")
+            continue
+        key = (m.pool, m.name)
+        if key in seen_names:
+            add(f"models[{i}].name: {m.name!r} is already served by pool {m.pool!r} (models[{seen_names[key]}])")
+        seen_names[key] = i
+        pool = cfg.pool(m.pool)
+        if pool.model_server not in servers:
+            continue
+        served = cfg.model_server(pool.model_server).served_names
+        targets = [t.model for t in m.targets] or [m.name]
+        for j, t in enumerate(targets):
+            if t not in served:
+                path = f"models[{i}].targets[{j}].model" if m.targets else f"models[{i}].name"
+                add(f"{path}: {t!r} is not served by pool {m.pool!r}; use its base model or a LoRA adapter id ({', '.join(sorted(served))})")
+
+    # -- gateways ------------------------------------------------------------------------------
+    gw_names = [g.name for g in cfg.gateways]
+    for i, g in enumerate(cfg.gateways):
+        if gw_names.index(g.name) != i:
+            add(f"gateways[{i}].name: {g.name!r} is used twice")
+        for j, r in enumerate(g.routes):
+            for k, pool_name in enumerate(r.pools):
+                if pool_name not in pools:
+                    path = f"gateways[{i}].routes[{j}]." + ("pool" if r.pool else f"backends[{k}].pool")
+                    add(f"{path}: {pool_name!r} is not an inference pool; use one of {', '.join(pools) or '(none defined)'}")
+
+    # -- Model Armor ---------------------------------------------------------------------------
+    if cfg.model_armor is not None:
+        ids = [t.id for t in cfg.model_armor.templates]
+        for i, guard in enumerate(cfg.model_armor.guards):
+            for field in ("prompt_template", "response_template"):
+                if getattr(guard, field) not in ids:
+                    add(f"model_armor.guards[{i}].{field}: {getattr(guard, field)!r} is not a template; use one of {', '.join(ids) or '(none defined)'}")
+        for i, name in enumerate(cfg.model_armor.gateways or []):
+            if name not in gw_names:
+                add(f"model_armor.gateways[{i}]: {name!r} is not a gateway; use one of {', '.join(gw_names)}")
+        if not cfg.model_armor.guards and cfg.model_armor.templates:
+            add("model_armor.guards: templates exist but no guard uses them; add {model: default, prompt_template: ..., response_template: ...}")
+    return problems
+
+
+def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
+    """Validate a mapping of config keys (without the `inference-gateway:` prefix)."""
+    try:
+        cfg = StackConfig.model_validate(dict(values))
+    except pydantic.ValidationError as err:
+        raise ConfigError(describe_validation_error(StackConfig, err)) from None
+    problems = _rules(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def config_values_from_stack_file(document: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a Pulumi.<stack>.yaml `config:` map into (ours, everything as Pulumi keys).
+
+    `gcp:project` / `gcp:region` fill `project` / `region` when ours are not set, like a Pulumi
+    user would expect. Returns our values (secrets excluded) and the raw Pulumi key map.
+    """
+    raw = dict((document or {}).get("config") or {})
+    ours: dict[str, Any] = {}
+    for key, value in raw.items():
+        ns, _, name = key.partition(":")
+        if ns == PROJECT and name not in SECRET_KEYS:
+            ours[name] = value
+    if "project" not in ours and "gcp:project" in raw:
+        ours["project"] = raw["gcp:project"]
+    if "region" not in ours and "gcp:region" in raw:
+        ours["region"] = raw["gcp:region"]
+    return ours, raw
+
+
+def load_stack_config() -> StackConfig:
+    """Read the running stack's Pulumi config. The only place config is read."""
+    import pulumi
+
+    ours = pulumi.Config(PROJECT)
+    gcp = pulumi.Config("gcp")
+    values: dict[str, Any] = {}
+    for name in StackConfig.model_fields:
+        raw = ours.get(name)
+        if raw is not None:
+            # Structured values reach the program as JSON; plain strings stay as written.
+            values[name] = json.loads(raw) if raw[:1] in ("{", "[") else raw
+    values.setdefault("project", gcp.get("project"))
+    if gcp.get("region") and "region" not in values:
+        values["region"] = gcp.get("region")
+    if values.get("project") is None:
+        values.pop("project")
+    unknown = _unknown_keys()
+    if unknown:
+        allowed = ", ".join([*StackConfig.model_fields, *SECRET_KEYS])
+        raise ConfigError([f"{k}: unknown config key; allowed: {allowed}" for k in unknown])
+    return parse_stack_config(values)
+
+
+def _unknown_keys() -> list[str]:
+    import pulumi.runtime.config as rc
+
+    known = set(StackConfig.model_fields) | set(SECRET_KEYS)
+    out = []
+    for key in rc.CONFIG.get():
+        ns, _, name = key.partition(":")
+        if ns == PROJECT and name not in known:
+            out.append(name)
+    return sorted(out)
+
+
+def secret_config(name: str):
+    """A secret config value as a Pulumi secret Output, or None."""
+    import pulumi
+
+    assert name in SECRET_KEYS, name
+    return pulumi.Config(PROJECT).get_secret(name)
+
+
+

@@ -1,0 +1,22 @@
+"""igw validate --stack NAME: config only, no program run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="validate a stack's config (no resources)")
+    p.add_argument("--stack", required=True)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..stackfile import validate_stack
+
+    cfg = validate_stack(args.stack)
+    print(
+        f"stack {args.stack}: config is valid ({len(cfg.node_pools)} node pools, {len(cfg.model_servers)} model servers, "
+        f"{len(cfg.pools)} pools, {len(cfg.models)} served models, {len(cfg.gateways)} gateways)"
+    )
+    return 0

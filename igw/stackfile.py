@@ -1,0 +1,52 @@
+"""Reading stacks/Pulumi.<stack>.yaml the way Pulumi does (stackConfigDir: stacks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.config import ConfigError, StackConfig, config_values_from_stack_file, parse_stack_config
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = ROOT / "stacks"
+
+
+def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
+    return stacks_dir / f"Pulumi.{stack}.yaml"
+
+
+def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def read_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
+    """The stack file's `config:` map (Pulumi keys -> values)."""
+    path = stack_file(stack, stacks_dir)
+    if not path.exists():
+        known = ", ".join(available_stacks(stacks_dir)) or "none"
+        raise ConfigError([f"stack {stack!r}: no file {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}; known stacks: {known}"])
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError([f"{path.name}: not valid YAML ({err})"]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise ConfigError([f"{path.name}: expected a mapping with a 'config:' section"])
+    return dict(document.get("config") or {})
+
+
+def validate_stack(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    raw = read_stack(stack, stacks_dir)
+    ours, _ = config_values_from_stack_file({"config": raw})
+    from components.config.stack import PROJECT, SECRET_KEYS, StackConfig as _S
+
+    unknown = sorted(
+        k.partition(":")[2]
+        for k in raw
+        if k.partition(":")[0] == PROJECT and k.partition(":")[2] not in set(_S.model_fields) | set(SECRET_KEYS)
+    )
+    if unknown:
+        allowed = ", ".join([*_S.model_fields, *SECRET_KEYS])
+        raise ConfigError([f"{k}: unknown config key; allowed: {allowed}" for k in unknown])
+    return parse_stack_config(ours)

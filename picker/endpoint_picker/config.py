@@ -1,0 +1,149 @@
+"""PickerConfig: the `picker.yaml` schema (ConfigMap key), validated strictly.
+
+An empty config `{}` is valid and gives the reference behaviour (queue 2, kv 2, prefix 3 plus
+LoRA affinity and in-flight load at weight 1, max-score picker, 3 endpoints per decision).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluginSpec(_Strict):
+    """One filter or picker: a registered kebab-case type plus its parameters."""
+
+    type: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScorerSpec(PluginSpec):
+    """A scorer and its weight; the total score is sum(weight * clamp(score, 0, 1))."""
+
+    weight: float = Field(default=1.0, ge=0)
+
+
+def _default_scorers() -> list[ScorerSpec]:
+    return [
+        ScorerSpec(type="queue-scorer", weight=2),
+        ScorerSpec(type="kv-cache-utilization-scorer", weight=2),
+        ScorerSpec(type="prefix-cache-scorer", weight=3),
+        # Neutral (all 1.0) unless some pod reports LoRA adapters, so it is safe to keep on.
+        ScorerSpec(type="lora-affinity-scorer", weight=1),
+        # Picker-side in-flight counts: spreads bursts that all see the same stale scrape.
+        ScorerSpec(type="inflight-load-scorer", weight=1),
+    ]
+
+
+class SchedulingConfig(_Strict):
+    filters: list[PluginSpec] = Field(default_factory=list)
+    scorers: list[ScorerSpec] = Field(default_factory=_default_scorers)
+    picker: PluginSpec = Field(default_factory=lambda: PluginSpec(type="max-score-picker"))
+
+
+class SaturationConfig(_Strict):
+    """Utilization saturation detector: endpoint = max(q/queue_threshold, kv/kv_cache_threshold)."""
+
+    queue_threshold: float = Field(default=5, gt=0)
+    kv_cache_threshold: float = Field(default=0.8, gt=0, le=1)
+    # Metrics older than this count as fully saturated (fail closed for sheddable traffic).
+    metrics_staleness_ms: int = Field(default=200, gt=0)
+    # Used for endpoints without engine metrics: saturation = in-flight / max_concurrency.
+    max_concurrency: int = Field(default=100, gt=0)
+
+
+class ScrapeConfig(_Strict):
+    interval_ms: int = Field(default=50, ge=5)
+    timeout_ms: int = Field(default=1000, gt=0)
+    path: str = "/metrics"
+    # `none`: the runtime exposes no vLLM metrics; schedule and saturate on in-flight load only.
+    engine: Literal["vllm", "none"] = "vllm"
+
+
+class ModelsConfig(_Strict):
+    served: list[str] = Field(default_factory=list)
+    # 404 for a model outside `served` (after rewrites are resolved).
+    reject_unknown: bool = False
+
+
+class RateLimit(_Strict):
+    """`calls` per `renewal_period` per user (key=user) or for the whole pool (key=endpoint)."""
+
+    key: Literal["user", "endpoint"]
+    calls: int = Field(gt=0)
+    renewal_period: Literal["second", "minute", "hour", "day"] = "minute"
+    model: str | None = None
+
+
+class AuthConfig(_Strict):
+    # Identifies the user for per-user rate limits when no API key names one.
+    user_header: str = "x-user-id"
+    # Last resort identity: the client address as forwarded by the gateway.
+    client_address_header: str = "x-forwarded-for"
+
+
+class ExtProcConfig(_Strict):
+    """Must match the Envoy ext_proc filter's processing_mode."""
+
+    request_body_mode: Literal["FULL_DUPLEX_STREAMED", "BUFFERED"] = "FULL_DUPLEX_STREAMED"
+    response_body_mode: Literal["FULL_DUPLEX_STREAMED", "STREAMED", "NONE"] = "FULL_DUPLEX_STREAMED"
+    # Some Envoys cap a body message at 64 KiB; stay below it.
+    chunk_size: int = Field(default=62_000, gt=0, le=62_000)
+    drain_timeout_s: float = Field(default=30, ge=0)
+    # Bodies larger than this are rejected with 400 rather than buffered without bound.
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+
+class PickerConfig(_Strict):
+    scheduling: SchedulingConfig = Field(default_factory=SchedulingConfig)
+    saturation: SaturationConfig = Field(default_factory=SaturationConfig)
+    scrape: ScrapeConfig = Field(default_factory=ScrapeConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    rate_limits: list[RateLimit] = Field(default_factory=list)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    ext_proc: ExtProcConfig = Field(default_factory=ExtProcConfig)
+
+    @model_validator(mode="after")
+    def _plugins_exist(self) -> PickerConfig:
+        # Imported here: the registry imports plugin modules, which must not import config.
+        from .scheduling.registry import build_registry
+
+        build_registry().validate(self.scheduling)
+        return self
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {msg}" if path else msg)
+    return "; ".join(lines)
+
+
+def load_config(source: str | Path | dict[str, Any] | None) -> PickerConfig:
+    """Load and validate a config from a YAML path or a dict; raises ConfigError with the path."""
+    if source is None:
+        data: Any = {}
+    elif isinstance(source, dict):
+        data = source
+    else:
+        try:
+            data = yaml.safe_load(Path(source).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config {source}: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    try:
+        return PickerConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format(e)) from None

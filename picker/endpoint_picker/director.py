@@ -1,0 +1,163 @@
+"""Request control: authenticate → parse → rewrite → admit → schedule → account.
+
+Independent of gRPC so it can be driven directly by tests and benchmarks; the ext_proc servicer
+(server.py) only translates Envoy messages to and from these calls.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import orjson
+import xxhash
+
+from .admission import ApiKeys, RateLimiter, check_shed, pool_saturation
+from .config import PickerConfig
+from .datastore import Datastore, RewriteRule
+from .errors import BadRequest, ModelNotFound, NoEndpoints
+from .protocol import MODEL_REWRITE_HEADER, OBJECTIVE_HEADERS
+from .requests import parse_request
+from .scheduling.framework import Candidate, Scheduler, SchedulingRequest
+from .selfmetrics import SelfMetrics
+
+
+@dataclass(slots=True)
+class Routed:
+    endpoints: list[str]
+    # Body to forward (the original bytes unless the model was rewritten).
+    body: bytes
+    client_model: str | None
+    target_model: str | None
+    # In-flight accounting handles, released by release_*().
+    primary: str
+    tokens: int
+
+    @property
+    def rewritten(self) -> bool:
+        return self.client_model is not None and self.target_model is not None and self.client_model != self.target_model
+
+    @property
+    def header_value(self) -> str:
+        return ",".join(self.endpoints)
+
+
+def pick_rewrite(rule: RewriteRule, request_id: str, rng: random.Random) -> str:
+    """Weighted target; deterministic per x-request-id so retries of one request agree."""
+    total = sum(t.weight for t in rule.targets)
+    point = xxhash.xxh64_intdigest(request_id) % total if request_id else rng.randrange(total)
+    for t in rule.targets:
+        if point < t.weight:
+            return t.model
+        point -= t.weight
+    return rule.targets[-1].model
+
+
+class Director:
+    def __init__(self, config: PickerConfig, store: Datastore, scheduler: Scheduler, metrics: SelfMetrics,
+                 api_keys: ApiKeys | None = None, rng: random.Random | None = None) -> None:
+        self.cfg = config
+        self.store = store
+        self.scheduler = scheduler
+        self.metrics = metrics
+        self.api_keys = api_keys
+        self.limiter = RateLimiter(config.rate_limits)
+        self.rng = rng or random.Random()
+        self.engine = config.scrape.engine != "none"
+        self.staleness_s = config.saturation.metrics_staleness_ms / 1000.0
+        self.served = frozenset(config.models.served)
+
+    def _user(self, headers: dict[str, str]) -> str:
+        if self.api_keys is not None:
+            return self.api_keys.user_for(headers.get("authorization"))
+        auth = self.cfg.auth
+        user = headers.get(auth.user_header)
+        if user:
+            return user
+        addr = headers.get(auth.client_address_header, "")
+        return addr.split(",", 1)[0].strip() or "anonymous"
+
+    def route(self, path: str, headers: dict[str, str], body: bytes, subset: list[str] | None = None) -> Routed:
+        """Decide where a request goes. Raises a RequestError subclass to reject it."""
+        t0 = time.perf_counter()
+        user = self._user(headers)  # 401 before any work
+        parsed = parse_request(path, headers, body)
+        client_model = parsed.model
+        if client_model is None and body and parsed.api != "grpc":
+            raise BadRequest("request has no model", reason="missing-model")
+        target = client_model
+        new_body = body
+        if client_model is not None:
+            forced = headers.get(MODEL_REWRITE_HEADER)
+            if forced:
+                target = forced
+            else:
+                rule = self.store.rewrite_rule_for(client_model)
+                if rule is not None:
+                    target = pick_rewrite(rule, headers.get("x-request-id", ""), self.rng)
+            if self.cfg.models.reject_unknown and target not in self.served and client_model not in self.served:
+                raise ModelNotFound(f"model '{client_model}' is not served by this pool", reason="model-not-found")
+            if target != client_model and parsed.body is not None and parsed.model_key is not None:
+                parsed.body[parsed.model_key] = target
+                new_body = orjson.dumps(parsed.body)  # the only re-serialization
+        objective = headers.get(OBJECTIVE_HEADERS[0]) or headers.get(OBJECTIVE_HEADERS[1])
+        priority = self.store.priority_for(objective, client_model)
+        self.limiter.check(user, client_model)
+
+        candidates = self._candidates(subset)
+        if not candidates:
+            raise NoEndpoints("no eligible endpoints", reason="rejected-no-endpoints")
+        if priority < 0:  # only sheddable traffic pays for the saturation check
+            check_shed(priority, pool_saturation(((c.metrics, c.inflight) for c in candidates),
+                                                 self.cfg.saturation, self.engine))
+        req = SchedulingRequest(target_model=target or "", prompt=parsed.prompt,
+                                request_id=headers.get("x-request-id", ""), priority=priority)
+        decision = self.scheduler.schedule(req, candidates)
+        if not decision.chosen:
+            raise NoEndpoints("scheduler found no endpoint", reason="rejected-no-endpoints")
+        primary = decision.chosen[0]
+        tokens = len(parsed.prompt) // 4
+        primary.inflight.requests += 1
+        primary.inflight.tokens += tokens
+        self.metrics.decided(primary.key, "scheduled" if body or client_model else "bodyless", time.perf_counter() - t0)
+        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens)
+
+    def _candidates(self, subset: list[str] | None) -> list[Candidate]:
+        store = self.store
+        now = time.monotonic()
+        staleness = self.staleness_s
+        metrics, inflight = store.metrics, store.inflight
+        keys = store.endpoints.keys() if subset is None else [k for k in subset if k in store.endpoints]
+        out = []
+        for k in keys:
+            m = metrics[k]
+            out.append(Candidate(store.endpoints[k], m, inflight[k], now - m.updated_at <= staleness))
+        return out
+
+    def release_tokens(self, routed: Routed) -> None:
+        """Prefill is over (first response bytes): the prompt no longer loads the endpoint."""
+        if routed.tokens:
+            f = self.store.inflight.get(routed.primary)
+            if f is not None:
+                f.tokens = max(0, f.tokens - routed.tokens)
+            routed.tokens = 0
+
+    def release_request(self, routed: Routed) -> None:
+        self.release_tokens(routed)
+        f = self.store.inflight.get(routed.primary)
+        if f is not None and f.requests > 0:
+            f.requests -= 1
+
+    def moved_to(self, routed: Routed, served: str) -> None:
+        """Envoy served the request on a fallback: move the in-flight accounting there."""
+        if served == routed.primary or served not in self.store.inflight:
+            return
+        old = self.store.inflight.get(routed.primary)
+        new = self.store.inflight[served]
+        if old is not None and old.requests > 0:
+            old.requests -= 1
+            old.tokens = max(0, old.tokens - routed.tokens)
+        new.requests += 1
+        new.tokens += routed.tokens
+        routed.primary = served

@@ -1,0 +1,116 @@
+"""Request body parsers: find the model and the prompt text, parsing the body exactly once.
+
+Supported: OpenAI completions / chat completions / embeddings / responses, Caikit
+(`{model_id, inputs}` on /api/v1/task/...), KServe v2 (/v2/models/<name>/infer, model in the
+path), gRPC (model in the `mm-model-id` header, body opaque). Unknown JSON APIs fall back to
+a top-level `model` key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .errors import BadRequest
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    api: str
+    model: str | None
+    # Text used for prefix affinity and token estimates (UTF-8 bytes, built once).
+    prompt: bytes
+    # Parsed JSON body (None for bodyless / opaque bodies); mutated in place by a rewrite.
+    body: dict[str, Any] | None
+    # Key holding the model in `body` ("model" or "model_id"); None when the model is elsewhere.
+    model_key: str | None
+    stream: bool = False
+
+
+def _text(value: Any, out: list[str]) -> None:
+    """Flatten strings out of prompts / messages / content parts in document order."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, list):
+        for v in value:
+            _text(v, out)
+    elif isinstance(value, dict):
+        role = value.get("role")
+        if isinstance(role, str):
+            out.append(role)
+            out.append(":")
+        for k in ("content", "text", "input", "inputs", "prompt", "instructions"):
+            if k in value:
+                _text(value[k], out)
+
+
+def _prompt(body: dict[str, Any], keys: tuple[str, ...]) -> bytes:
+    parts: list[str] = []
+    for k in keys:
+        if k in body:
+            _text(body[k], parts)
+    return "\n".join(parts).encode("utf-8", "surrogatepass") if parts else b""
+
+
+def api_for_path(path: str) -> str:
+    p = path.split("?", 1)[0]
+    if p.endswith("/chat/completions"):
+        return "chat"
+    if p.endswith("/completions"):
+        return "completions"
+    if p.endswith("/embeddings"):
+        return "embeddings"
+    if p.endswith("/responses"):
+        return "responses"
+    if p.startswith("/api/v1/task/"):
+        return "caikit"
+    if p.startswith("/v2/models/"):
+        return "kserve"
+    return "generic"
+
+
+def kserve_model(path: str) -> str | None:
+    parts = path.split("?", 1)[0].split("/")
+    # /v2/models/<name>[/versions/<v>]/infer
+    return parts[3] if len(parts) > 3 and parts[3] else None
+
+
+_PROMPT_KEYS = {
+    "chat": ("messages",),
+    "completions": ("prompt",),
+    "embeddings": ("input",),
+    "responses": ("instructions", "input"),
+    "caikit": ("inputs",),
+    "kserve": ("inputs",),
+    "generic": ("messages", "prompt", "input", "inputs"),
+}
+
+
+def parse_request(path: str, headers: dict[str, str], body: bytes) -> ParsedRequest:
+    """Parse once. Raises BadRequest for an unparseable JSON body."""
+    content_type = headers.get("content-type", "")
+    if content_type.startswith("application/grpc"):
+        return ParsedRequest("grpc", headers.get("mm-model-id") or None, b"", None, None)
+    api = api_for_path(path)
+    if not body:
+        model = kserve_model(path) if api == "kserve" else None
+        return ParsedRequest(api, model, b"", None, None)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    prompt = _prompt(data, _PROMPT_KEYS[api])
+    stream = data.get("stream") is True
+    if api == "kserve":
+        return ParsedRequest(api, kserve_model(path), prompt, data, None, stream)
+    key = "model_id" if api == "caikit" else "model"
+    model = data.get(key)
+    if model is None and api == "generic" and "model_id" in data:
+        key, model = "model_id", data["model_id"]
+    if model is not None and not isinstance(model, str):
+        raise BadRequest(f"'{key}' must be a string")
+    return ParsedRequest(api, model or None, prompt, data, key, stream)

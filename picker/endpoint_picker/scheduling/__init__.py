@@ -1,0 +1,1 @@
+"""Filter → Score → Pick scheduling with pluggable, registry-built plugins."""

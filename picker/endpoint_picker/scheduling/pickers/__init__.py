@@ -1,0 +1,1 @@
+"""Pickers: turn scores into an ordered endpoint list (primary + fallbacks)."""

@@ -1,0 +1,133 @@
+"""The picker's own metrics in Prometheus text format, served on the metrics port (/metrics).
+
+Hand-rolled (no client library in the image): a few counters, one latency histogram, and
+gauges computed at scrape time from the datastore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from typing import Callable
+
+DECISION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Histogram:
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.sum = 0.0
+        self.count = 0
+        # Raw recent samples for exact percentiles in benchmarks (bounded ring).
+        self.samples: list[float] = []
+        self._cap = 200_000
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect.bisect_left(self.buckets, v)] += 1
+        self.sum += v
+        self.count += 1
+        if len(self.samples) < self._cap:
+            self.samples.append(v)
+
+    def render(self, name: str, out: list[str]) -> None:
+        cum = 0
+        for b, c in zip(self.buckets, self.counts):
+            cum += c
+            out.append(f'{name}_bucket{{le="{b}"}} {cum}')
+        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
+        out.append(f"{name}_sum {self.sum}")
+        out.append(f"{name}_count {self.count}")
+
+
+def _esc(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class SelfMetrics:
+    def __init__(self) -> None:
+        self.decision_seconds = Histogram(DECISION_BUCKETS)
+        self.decisions: dict[tuple[str, str], int] = {}  # (endpoint, reason) -> count
+        self.rejections: dict[tuple[int, str], int] = {}  # (status, reason) -> count
+        self.scrape_errors: dict[str, int] = {}
+        # Set by main: () -> list of (endpoint, age seconds or None, ready bool)
+        self.endpoint_state: Callable[[], list[tuple[str, float | None]]] = lambda: []
+        self.pool_saturation: Callable[[], float] = lambda: 0.0
+
+    def decided(self, endpoint: str, reason: str, seconds: float) -> None:
+        self.decision_seconds.observe(seconds)
+        k = (endpoint, reason)
+        self.decisions[k] = self.decisions.get(k, 0) + 1
+
+    def rejected(self, status: int, reason: str) -> None:
+        k = (status, reason)
+        self.rejections[k] = self.rejections.get(k, 0) + 1
+
+    def scrape_failed(self, endpoint: str) -> None:
+        self.scrape_errors[endpoint] = self.scrape_errors.get(endpoint, 0) + 1
+
+    def render(self) -> str:
+        out: list[str] = []
+        out.append("# HELP picker_decision_duration_seconds Time from full request body to routing decision.")
+        out.append("# TYPE picker_decision_duration_seconds histogram")
+        self.decision_seconds.render("picker_decision_duration_seconds", out)
+        out.append("# HELP picker_decisions_total Routing decisions by primary endpoint and reason.")
+        out.append("# TYPE picker_decisions_total counter")
+        for (ep, reason), n in sorted(self.decisions.items()):
+            out.append(f'picker_decisions_total{{endpoint="{_esc(ep)}",reason="{_esc(reason)}"}} {n}')
+        out.append("# HELP picker_rejected_requests_total Requests answered by the picker itself (shed, rate limited, errors).")
+        out.append("# TYPE picker_rejected_requests_total counter")
+        for (status, reason), n in sorted(self.rejections.items()):
+            out.append(f'picker_rejected_requests_total{{code="{status}",reason="{_esc(reason)}"}} {n}')
+        shed = sum(n for (s, r), n in self.rejections.items() if r == "rejected-saturated")
+        limited = sum(n for (s, r), n in self.rejections.items() if r == "rate-limited")
+        out.append("# TYPE picker_shed_requests_total counter")
+        out.append(f"picker_shed_requests_total {shed}")
+        out.append("# TYPE picker_rate_limited_requests_total counter")
+        out.append(f"picker_rate_limited_requests_total {limited}")
+        out.append("# HELP picker_scrape_errors_total Failed metrics scrapes per endpoint.")
+        out.append("# TYPE picker_scrape_errors_total counter")
+        for ep, n in sorted(self.scrape_errors.items()):
+            out.append(f'picker_scrape_errors_total{{endpoint="{_esc(ep)}"}} {n}')
+        state = self.endpoint_state()
+        out.append("# HELP picker_metrics_age_seconds Age of the last successful scrape per endpoint (-1 = never).")
+        out.append("# TYPE picker_metrics_age_seconds gauge")
+        for ep, age in state:
+            out.append(f'picker_metrics_age_seconds{{endpoint="{_esc(ep)}"}} {-1 if age is None else round(age, 4)}')
+        out.append("# HELP picker_ready_endpoints Endpoints currently eligible for scheduling.")
+        out.append("# TYPE picker_ready_endpoints gauge")
+        out.append(f"picker_ready_endpoints {len(state)}")
+        out.append("# TYPE picker_pool_saturation gauge")
+        out.append(f"picker_pool_saturation {round(self.pool_saturation(), 4)}")
+        return "\n".join(out) + "\n"
+
+
+async def serve_metrics(metrics: SelfMetrics, host: str, port: int) -> asyncio.base_events.Server:
+    """Plain asyncio HTTP server: GET /metrics (anything else 404). One request per connection
+    read loop with keep-alive, which is all Prometheus needs."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line = head.split(b"\r\n", 1)[0].split()
+                path = line[1].split(b"?")[0] if len(line) > 1 else b""
+                if path == b"/metrics":
+                    body = metrics.render().encode()
+                    status, ctype = b"200 OK", b"text/plain; version=0.0.4"
+                else:
+                    body, status, ctype = b"not found\n", b"404 Not Found", b"text/plain"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: " + ctype
+                             + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)
+
+
+def monotonic_age(updated_at: float) -> float | None:
+    return None if updated_at == 0 else time.monotonic() - updated_at

@@ -1,0 +1,513 @@
+"""Continuous-batching engine model of one vLLM replica.
+
+One asyncio task runs the scheduler loop.  Each iteration ("step") mirrors the
+vLLM v1 scheduler: running requests first (decode = 1 token, unfinished chunked
+prefills take more), preempting the most recently admitted running request
+when the KV cache has no free block (recompute preemption); then, if nothing
+was preempted, waiting requests FCFS while ``max_num_seqs`` and the
+``max_num_batched_tokens`` budget allow, skipping requests whose LoRA adapter
+would exceed ``max_loras`` adapters in the batch.  The step duration is
+computed arithmetically from the batch, the loop sleeps once, then applies the
+step: computed tokens advance, prompt blocks get registered in the prefix
+cache, every request whose known tokens are all computed samples one token.
+Idle = one ``await event.wait()``: no CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from typing import Callable
+
+from .config import SimConfig
+from .metrics import Metrics
+
+WAITING, RUNNING, FINISHED = 0, 1, 2
+
+
+class KVCache:
+    """Block accounting with a hash-addressed prefix cache and LRU eviction.
+
+    ``used`` counts physical blocks referenced by requests.  A prompt block whose
+    tokens are computed is registered under its chained hash; when its last
+    reference goes, it moves to ``evictable`` (free but still holding content,
+    LRU first) and is reused on a hit or evicted when a clean block is needed.
+    Usage = used / total, as vLLM reports it (cached-but-free blocks count free).
+    """
+
+    def __init__(self, num_blocks: int, enable_prefix_caching: bool = True):
+        self.total = num_blocks
+        self.used = 0
+        self.refs: dict[int, int] = {}
+        self.evictable: OrderedDict[int, None] = OrderedDict()
+        self.enable = enable_prefix_caching
+        self.evictions = 0
+
+    def available(self) -> int:
+        return self.total - self.used
+
+    def usage(self) -> float:
+        return self.used / self.total if self.total else 0.0
+
+    def match(self, hashes: list[int], max_blocks: int) -> tuple[int, int]:
+        """Consecutive leading hits (blocks) and how many of them are evictable."""
+        if not self.enable:
+            return 0, 0
+        refs, ev = self.refs, self.evictable
+        n = ne = 0
+        for h in hashes:
+            if n >= max_blocks:
+                break
+            if h in refs:
+                n += 1
+            elif h in ev:
+                n += 1
+                ne += 1
+            else:
+                break
+        return n, ne
+
+    def acquire(self, hashes) -> None:
+        refs, ev = self.refs, self.evictable
+        for h in hashes:
+            r = refs.get(h)
+            if r:
+                refs[h] = r + 1
+            else:
+                del ev[h]
+                refs[h] = 1
+                self.used += 1
+
+    def alloc(self, n: int) -> None:
+        if n <= 0:
+            return
+        clean = self.total - self.used - len(self.evictable)
+        if n > clean:
+            ev = self.evictable
+            for _ in range(n - clean):
+                ev.popitem(last=False)
+                self.evictions += 1
+        self.used += n
+
+    def register(self, h: int) -> bool:
+        if h in self.refs or h in self.evictable:
+            return False
+        self.refs[h] = 1
+        return True
+
+    def release(self, held: list[int], n_private: int) -> None:
+        refs, ev = self.refs, self.evictable
+        for h in reversed(held):
+            r = refs[h] - 1
+            if r:
+                refs[h] = r
+            else:
+                del refs[h]
+                ev[h] = None
+                self.used -= 1
+        self.used -= n_private
+
+    def reset_prefix_cache(self) -> None:
+        self.evictable.clear()
+
+
+class Request:
+    __slots__ = ("rid", "lora", "prompt_len", "hashes", "out_len", "finish_reason", "stream",
+                 "arrival", "first_token_t", "last_token_t", "num_computed", "num_output",
+                 "blocks", "held", "hash_idx", "cached_tokens", "status", "on_token", "on_done",
+                 "sched_t", "ctx")
+
+    def __init__(self, rid: str, prompt_len: int, hashes: list[int], out_len: int,
+                 finish_reason: str = "length", lora: str | None = None, stream: bool = False,
+                 on_token: Callable | None = None, on_done: Callable | None = None, ctx=None):
+        self.rid = rid
+        self.lora = lora
+        self.prompt_len = prompt_len
+        self.hashes = hashes
+        self.out_len = out_len
+        self.finish_reason = finish_reason
+        self.stream = stream
+        self.arrival = time.monotonic()
+        self.first_token_t = 0.0
+        self.last_token_t = 0.0
+        self.num_computed = 0
+        self.num_output = 0
+        self.blocks = 0
+        self.held: list[int] = []
+        self.hash_idx = 0
+        self.cached_tokens: int | None = None
+        self.status = WAITING
+        self.on_token = on_token
+        self.on_done = on_done
+        self.sched_t = 0.0
+        self.ctx = ctx
+
+
+class Engine:
+    def __init__(self, cfg: SimConfig, metrics: Metrics | None = None):
+        self.cfg = cfg
+        self.metrics = metrics or Metrics()
+        self.kv = KVCache(cfg.num_gpu_blocks, cfg.enable_prefix_caching)
+        self.running: list[Request] = []
+        self.waiting: deque[Request] = deque()
+        self.version = 0
+        self.steps = 0
+        self.sim_time = 0.0         # simulated (unscaled) seconds spent in steps
+        self.busy_wall = 0.0
+        self.lora_info_ts = time.time()
+        self.gpu_loras: OrderedDict[str, None] = OrderedDict()
+        self.cpu_loras: OrderedDict[str, None] = OrderedDict()
+        self.lora_loads = 0
+        self.stall_until = 0.0
+        self.closed = False
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self.last_step: dict = {}
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def stall(self, seconds: float) -> None:
+        self.stall_until = max(self.stall_until, time.monotonic() + seconds)
+        self._kick()
+
+    def unstall(self) -> None:
+        self.stall_until = 0.0
+        self._kick()
+
+    def add(self, req: Request) -> None:
+        req.status = WAITING
+        self.waiting.append(req)
+        self.version += 1
+        self._kick()
+
+    def abort(self, req: Request) -> None:
+        if req.status == FINISHED:
+            return
+        if req.status == WAITING:
+            try:
+                self.waiting.remove(req)
+            except ValueError:
+                pass
+        else:
+            try:
+                self.running.remove(req)
+            except ValueError:
+                pass
+            self.kv.release(req.held, req.blocks - len(req.held))
+            req.held = []
+            req.blocks = 0
+        req.status = FINISHED
+        self.metrics.success["abort"] += 1
+        self.version += 1
+
+    def cache_lora(self, name: str) -> None:
+        """Put an adapter in the CPU LRU cache (what /v1/load_lora_adapter does)."""
+        c = self.cpu_loras
+        c[name] = None
+        c.move_to_end(name)
+        while len(c) > self.cfg.max_cpu_loras:
+            c.popitem(last=False)
+
+    def drop_lora(self, name: str) -> None:
+        self.cpu_loras.pop(name, None)
+        self.gpu_loras.pop(name, None)
+        self.version += 1
+
+    # ------------------------------------------------------------------ views
+    def lora_lists(self) -> tuple[str, str]:
+        run = dict.fromkeys(r.lora for r in self.running if r.lora)
+        wait = dict.fromkeys(r.lora for r in self.waiting if r.lora)
+        return ",".join(run), ",".join(wait)
+
+    def state(self) -> dict:
+        kv = self.kv
+        run_l, wait_l = self.lora_lists()
+        m = self.metrics
+        return {
+            "running": len(self.running),
+            "waiting": len(self.waiting),
+            "running_ids": [r.rid for r in self.running],
+            "waiting_ids": [r.rid for r in self.waiting],
+            "kv_blocks_total": kv.total,
+            "kv_blocks_used": kv.used,
+            "kv_blocks_cached_free": len(kv.evictable),
+            "kv_blocks_cached": len(kv.evictable) + len(kv.refs),
+            "kv_cache_usage": kv.usage(),
+            "kv_evictions": kv.evictions,
+            "prefix_cache_queries": m.prefix_queries,
+            "prefix_cache_hits": m.prefix_hits,
+            "num_preemptions": m.preemptions,
+            "prompt_tokens_total": m.prompt_tokens,
+            "generation_tokens_total": m.generation_tokens,
+            "request_success": dict(m.success),
+            "running_lora_adapters": run_l,
+            "waiting_lora_adapters": wait_l,
+            "gpu_lora_slots": list(self.gpu_loras),
+            "cpu_lora_cache": list(self.cpu_loras),
+            "lora_loads": self.lora_loads,
+            "steps": self.steps,
+            "sim_time_s": self.sim_time,
+            "stalled": self.stall_until > time.monotonic(),
+            "last_step": self.last_step,
+        }
+
+    # ------------------------------------------------------------------ scheduler
+    def _preempt(self, victim: Request) -> None:
+        self.kv.release(victim.held, victim.blocks - len(victim.held))
+        victim.held = []
+        victim.blocks = 0
+        victim.num_computed = 0
+        victim.hash_idx = 0
+        victim.status = WAITING
+        self.waiting.appendleft(victim)
+        self.metrics.preemptions += 1
+
+    def _activate_lora(self, name: str) -> float:
+        g = self.gpu_loras
+        if name in g:
+            g.move_to_end(name)
+            return 0.0
+        cfg = self.cfg
+        cost = cfg.lora_load_gpu_s if name in self.cpu_loras else cfg.lora_load_disk_s
+        self.cache_lora(name)
+        if len(g) >= cfg.max_loras:
+            active = {r.lora for r in self.running}
+            for k in g:
+                if k not in active:
+                    del g[k]
+                    break
+            else:
+                g.popitem(last=False)
+        g[name] = None
+        self.lora_loads += 1
+        return cost
+
+    def _schedule(self):
+        cfg = self.cfg
+        kv = self.kv
+        bs = cfg.block_size
+        budget = cfg.max_num_batched_tokens
+        running = self.running
+        sched: list[tuple[Request, int]] = []
+        preempted = False
+        i = 0
+        while i < len(running) and budget > 0:
+            req = running[i]
+            n = req.prompt_len + req.num_output - req.num_computed
+            if n > budget:
+                n = budget
+            extra = -(-(req.num_computed + n) // bs) - req.blocks
+            while extra > kv.available():
+                victim = running.pop()
+                self._preempt(victim)
+                preempted = True
+                if victim is req:
+                    break
+            if req.status != RUNNING:
+                break
+            kv.alloc(extra)
+            req.blocks += extra
+            sched.append((req, n))
+            budget -= n
+            i += 1
+
+        lora_cost = 0.0
+        if not preempted and self.waiting:
+            waiting = self.waiting
+            active = {r.lora for r in running if r.lora}
+            skipped = []
+            max_loras = cfg.max_loras
+            now = time.monotonic()
+            m = self.metrics
+            while waiting and budget > 0 and len(running) < cfg.max_num_seqs:
+                req = waiting[0]
+                lora = req.lora
+                if lora and lora not in active and len(active) >= max_loras:
+                    skipped.append(waiting.popleft())
+                    continue
+                total = req.prompt_len + req.num_output
+                hit, hit_ev = kv.match(req.hashes, (total - 1) // bs) if req.hashes else (0, 0)
+                hit_tokens = hit * bs
+                n = total - hit_tokens
+                if n > budget:
+                    n = budget
+                target = -(-(hit_tokens + n) // bs)
+                new_blocks = target - hit
+                if new_blocks + hit_ev > kv.available():
+                    break
+                waiting.popleft()
+                if hit:
+                    held = req.hashes[:hit]
+                    kv.acquire(held)
+                    req.held = held
+                kv.alloc(new_blocks)
+                req.blocks = target
+                req.hash_idx = hit
+                req.num_computed = hit_tokens
+                m.prefix_queries += total
+                m.prefix_hits += hit_tokens
+                if req.cached_tokens is None:
+                    req.cached_tokens = hit_tokens
+                    req.sched_t = now
+                if lora and lora not in active:
+                    active.add(lora)
+                    lora_cost += self._activate_lora(lora)
+                elif lora:
+                    self.gpu_loras.move_to_end(lora)
+                req.status = RUNNING
+                running.append(req)
+                sched.append((req, n))
+                budget -= n
+            if skipped:
+                waiting.extendleft(reversed(skipped))
+
+        if not sched:
+            return None, 0.0
+        prefill_tokens = 0
+        attn = 0.0
+        decode = 0
+        ctx = 0
+        has_lora = False
+        for req, n in sched:
+            c0 = req.num_computed
+            if n == 1 and req.num_output and c0 + 1 == req.prompt_len + req.num_output:
+                decode += 1
+                ctx += c0 + 1
+            else:
+                prefill_tokens += n
+                c1 = c0 + n
+                attn += (c1 * c1 - c0 * c0) * 0.5
+            if req.lora:
+                has_lora = True
+        compute = (prefill_tokens * cfg.prefill_per_token_s + attn * cfg.prefill_attn_per_token_ctx_s
+                   + decode * cfg.decode_per_seq_s + ctx * cfg.kv_read_per_token_s)
+        if has_lora:
+            compute *= 1.0 + cfg.lora_step_overhead
+        dur = cfg.step_overhead_s + compute + lora_cost
+        self.last_step = {"batch": len(sched), "prefill_tokens": prefill_tokens, "decode_seqs": decode,
+                          "context_tokens": ctx, "lora_load_s": lora_cost, "duration_s": dur}
+        return sched, dur
+
+    def _apply(self, sched) -> None:
+        kv = self.kv
+        bs = self.cfg.block_size
+        m = self.metrics
+        now = time.monotonic()
+        gen = 0
+        done = []
+        prefix = kv.enable
+        for req, n in sched:
+            if req.status != RUNNING:
+                continue        # aborted (or preempted) while the step ran
+            c = req.num_computed + n
+            req.num_computed = c
+            if prefix and req.hash_idx < len(req.hashes):
+                full = c // bs
+                hashes = req.hashes
+                if full > len(hashes):
+                    full = len(hashes)
+                while req.hash_idx < full:
+                    h = hashes[req.hash_idx]
+                    if kv.register(h):
+                        req.held.append(h)
+                    req.hash_idx += 1
+            if c == req.prompt_len + req.num_output:
+                req.num_output += 1
+                gen += 1
+                if req.num_output == 1:
+                    m.ttft.observe(now - req.arrival)
+                    m.prompt_tokens += req.prompt_len
+                    req.first_token_t = now
+                else:
+                    m.itl.observe(now - req.last_token_t)
+                req.last_token_t = now
+                if req.num_output >= req.out_len:
+                    done.append(req)
+                elif req.stream:
+                    req.on_token(req)
+        m.generation_tokens += gen
+        if done:
+            for req in done:
+                req.status = FINISHED
+                kv.release(req.held, req.blocks - len(req.held))
+                req.held = []
+                req.blocks = 0
+                m.success[req.finish_reason] += 1
+                m.e2e.observe(now - req.arrival)
+            self.running = [r for r in self.running if r.status == RUNNING]
+            for req in done:
+                try:
+                    req.on_done(req)
+                except Exception:  # a broken sink must not kill the engine
+                    pass
+        self.lora_info_ts = time.time()
+        self.steps += 1
+        self.version += 1
+
+    def _fail_unschedulable(self) -> None:
+        # Nothing is running and the head of the queue cannot be admitted: it can
+        # never fit (larger than the whole KV cache).  vLLM rejects these up front.
+        req = self.waiting.popleft()
+        req.status = FINISHED
+        self.metrics.success["abort"] += 1
+        self.version += 1
+        if req.on_done:
+            try:
+                req.on_done(req, error="request does not fit in the KV cache")
+            except Exception:
+                pass
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        scale = self.cfg.time_scale
+        next_t = loop.time()
+        while not self.closed:
+            if not self.running and not self.waiting:
+                self._wake.clear()
+                await self._wake.wait()
+                next_t = loop.time()
+                continue
+            now = loop.time()
+            st = self.stall_until - time.monotonic()
+            if st > 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), st)
+                except asyncio.TimeoutError:
+                    pass
+                next_t = loop.time()
+                continue
+            sched, dur = self._schedule()
+            if sched is None:
+                if not self.running and self.waiting:
+                    self._fail_unschedulable()
+                else:
+                    await asyncio.sleep(0.001)
+                continue
+            self.sim_time += dur
+            scale = self.cfg.time_scale
+            if next_t < now - 0.05:
+                next_t = now - 0.05      # bounded catch-up after overshooting sleeps
+            next_t += dur * scale
+            delay = next_t - now
+            t0 = loop.time()
+            await asyncio.sleep(delay if delay > 0 else 0)
+            self.busy_wall += loop.time() - t0
+            self._apply(sched)

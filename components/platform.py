@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from .config import StackConfig
 
@@ -29,18 +30,38 @@ class InferencePlatform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         # --- GCP infrastructure (issue: GCP infrastructure components) ---------------------------
-        self.gcp = None
+        # Provides: kubeconfig (secret Output[str]), picker_image (Output[str] image ref by digest),
+        # model_armor_templates {template id -> Output[str] full name}, cluster_ready (resources the
+        # Kubernetes objects must wait for).
+        # PLACEHOLDER until the GCP components land: a provider with an empty kubeconfig.
+        kubeconfig: pulumi.Input[str] = pulumi.Output.secret("")
+        picker_image: pulumi.Input[str] = config.picker_image.image or "endpoint-picker:unbuilt"
+        model_armor_templates: dict[str, pulumi.Input[str]] = {
+            t.id: f"projects/{config.project}/locations/{config.region}/templates/{t.id}"
+            for t in (config.model_armor.templates if config.model_armor else [])
+        }
+        cluster_ready: list[pulumi.Resource] = []
         # --- end GCP infrastructure ---
 
+        self.k8s_provider = k8s.Provider(
+            f"{name}-gke",
+            kubeconfig=kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_ready),
+        )
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+
         # --- Kubernetes serving (issue: serving components) --------------------------------------
+        # Uses: k8s_opts, picker_image. Provides: self.serving.
         self.serving = None
         # --- end Kubernetes serving ---
 
         # --- Gateways, routes, policies, observability (issue: gateways and routes) --------------
+        # Uses: k8s_opts, self.serving, model_armor_templates. Provides: self.gateways, exports.
         self.gateways = None
         # --- end gateways ---
 
-        _ = child
+        _ = (child, k8s_opts, picker_image, model_armor_templates)
         self.register_outputs({k: v for k, v in self._exports.items()})
 
     def exports(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Discovery sources fill the Datastore: `files` (local mode, tests) or `kubernetes` (in cluster)."""

@@ -1,0 +1,147 @@
+"""Envoy bootstrap for one InferencePool fronted by this picker (public helper).
+
+Used by the tests, the overhead benchmark and the local runner (`igw up`). Routing:
+
+* The ext_proc filter sends request headers/body (FULL_DUPLEX_STREAMED) and response headers/body
+  to the picker, forwarding the `envoy.lb` and `envoy.lb.subset_hint` metadata namespaces and
+  accepting `envoy.lb` metadata back.
+* With `endpoints` given, the pool cluster is STATIC with the `override_host` load-balancing
+  policy reading the picker's ordered list from `envoy.lb/x-gateway-destination-endpoint` (then
+  the header): the first address serves the request and the next ones are used by retries (a
+  connect failure / refused stream moves on to the fallback). The served address is published as
+  `envoy.lb/x-gateway-destination-endpoint-served`. The fallback policy (round robin) is what
+  runs when the picker gave nothing usable, which is what `failure_mode_allow` relies on.
+* Without `endpoints`, an ORIGINAL_DST cluster uses the header as the single destination: it
+  takes one host only, so configure the picker with `max_endpoints: 1` for that mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+DESTINATION_HEADER = "x-gateway-destination-endpoint"
+EXT_PROC_CLUSTER = "endpoint_picker"
+POOL_CLUSTER = "inference_pool"
+
+
+def _socket(addr: str) -> dict[str, Any]:
+    host, _, port = addr.rpartition(":")
+    return {"socket_address": {"address": host.strip("[]"), "port_value": int(port)}}
+
+
+def build_bootstrap(
+    listener_port: int,
+    picker_address: str,
+    *,
+    endpoints: Sequence[str] | None = None,
+    failure_mode_allow: bool = False,
+    message_timeout_s: float = 1000.0,
+    grpc_timeout_s: float = 10.0,
+    route_timeout_s: float = 300.0,
+    retries: int = 2,
+    response_body_mode: str = "FULL_DUPLEX_STREAMED",
+    listener_address: str = "127.0.0.1",
+    admin_port: int | None = None,
+) -> dict[str, Any]:
+    """Build the bootstrap dict (serialize with json/yaml and pass to `envoy -c`).
+
+    listener_port: HTTP port clients use; picker_address: "host:port" of the picker's gRPC port;
+    endpoints: the pool's "ip:port" list for override_host (None → ORIGINAL_DST); timeouts in s.
+    """
+    ext_proc = {
+        "name": "envoy.filters.http.ext_proc",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+            "grpc_service": {
+                "envoy_grpc": {"cluster_name": EXT_PROC_CLUSTER},
+                "timeout": f"{grpc_timeout_s}s",
+            },
+            "failure_mode_allow": failure_mode_allow,
+            "allow_mode_override": False,
+            "message_timeout": f"{message_timeout_s}s",
+            "processing_mode": {
+                "request_header_mode": "SEND",
+                "request_body_mode": "FULL_DUPLEX_STREAMED",
+                "request_trailer_mode": "SEND",
+                "response_header_mode": "SEND",
+                "response_body_mode": response_body_mode,
+                "response_trailer_mode": "SEND" if response_body_mode == "FULL_DUPLEX_STREAMED" else "SKIP",
+            },
+            "metadata_options": {
+                "forwarding_namespaces": {"untyped": ["envoy.lb", "envoy.lb.subset_hint"]},
+                "receiving_namespaces": {"untyped": ["envoy.lb"]},
+            },
+        },
+    }
+    route: dict[str, Any] = {"cluster": POOL_CLUSTER, "timeout": f"{route_timeout_s}s"}
+    if retries:
+        route["retry_policy"] = {
+            "retry_on": "connect-failure,refused-stream,reset-before-request",
+            "num_retries": retries,
+        }
+    http_filters = [ext_proc, {"name": "envoy.filters.http.router",
+                               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "inference_gateway",
+        "codec_type": "AUTO",
+        "stream_idle_timeout": f"{route_timeout_s}s",
+        "route_config": {"virtual_hosts": [{"name": "pool", "domains": ["*"],
+                                            "routes": [{"match": {"prefix": "/"}, "route": route}]}]},
+        "http_filters": http_filters,
+    }
+    if endpoints:
+        pool_cluster: dict[str, Any] = {
+            "name": POOL_CLUSTER,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": POOL_CLUSTER,
+                                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(e)}} for e in endpoints]}]},
+            "load_balancing_policy": {"policies": [{"typed_extension_config": {
+                "name": "envoy.load_balancing_policies.override_host",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost",
+                    "override_host_sources": [
+                        {"metadata": {"key": "envoy.lb", "path": [{"key": DESTINATION_HEADER}]}},
+                        {"header": DESTINATION_HEADER},
+                    ],
+                    "selected_host_key": {"key": "envoy.lb", "path": [{"key": DESTINATION_HEADER + "-served"}]},
+                    "fallback_policy": {"policies": [{"typed_extension_config": {
+                        "name": "envoy.load_balancing_policies.round_robin",
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"},
+                    }}]},
+                },
+            }}]},
+        }
+    else:
+        pool_cluster = {
+            "name": POOL_CLUSTER,
+            "type": "ORIGINAL_DST",
+            "connect_timeout": "1s",
+            "lb_policy": "CLUSTER_PROVIDED",
+            "original_dst_lb_config": {"use_http_header": True, "http_header_name": DESTINATION_HEADER},
+        }
+    picker_cluster = {
+        "name": EXT_PROC_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }},
+        "load_assignment": {"cluster_name": EXT_PROC_CLUSTER,
+                            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(picker_address)}}]}]},
+    }
+    bootstrap: dict[str, Any] = {
+        "static_resources": {
+            "listeners": [{
+                "name": "http",
+                "address": {"socket_address": {"address": listener_address, "port_value": listener_port}},
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
+            }],
+            "clusters": [pool_cluster, picker_cluster],
+        },
+    }
+    if admin_port is not None:
+        bootstrap["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
+    return bootstrap

@@ -1,0 +1,180 @@
+"""`picker` command: flags, startup, SIGTERM drain.
+
+picker --pool-name NAME --pool-namespace NS --config-file PATH
+       [--discovery kubernetes|files] [--manifests-dir DIR --endpoints-file FILE]
+       [--grpc-port 9002] [--grpc-health-port 9003] [--metrics-port 9090]
+       [--bind-address 0.0.0.0] [--ha-enable-leader-election] [--api-keys-file PATH]
+       [--log-level info] [--drain-timeout SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from typing import Sequence
+
+import grpc
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2_grpc
+
+from .admission import ApiKeys, pool_saturation
+from .config import PickerConfig, load_config
+from .datastore import Datastore
+from .director import Director
+from .errors import ConfigError
+from .health import Health
+from .scheduling.registry import build_registry
+from .scrape import Scraper
+from .selfmetrics import SelfMetrics, serve_metrics
+from .server import ExternalProcessor
+
+log = logging.getLogger("endpoint_picker")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="picker", description="Envoy ext_proc endpoint picker for one InferencePool.")
+    p.add_argument("--pool-name", required=True, help="InferencePool to serve")
+    p.add_argument("--pool-namespace", default="default", help="namespace of the InferencePool")
+    p.add_argument("--config-file", help="picker.yaml (PickerConfig); omitted = defaults")
+    p.add_argument("--discovery", choices=["kubernetes", "files"], default="kubernetes")
+    p.add_argument("--manifests-dir", help="files discovery: directory of rendered Kubernetes YAML")
+    p.add_argument("--endpoints-file", help="files discovery: YAML list of pods")
+    p.add_argument("--grpc-port", type=int, default=9002)
+    p.add_argument("--grpc-health-port", type=int, default=9003)
+    p.add_argument("--metrics-port", type=int, default=9090)
+    p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument("--ha-enable-leader-election", action="store_true")
+    p.add_argument("--api-keys-file", help="YAML/JSON mapping sha256(api key) hex -> user name")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--drain-timeout", type=float, default=None,
+                   help="seconds to drain streams on SIGTERM (default: ext_proc.drain_timeout_s, 30)")
+    args = p.parse_args(argv)
+    if args.discovery == "files" and not args.manifests_dir:
+        p.error("--discovery files requires --manifests-dir (and usually --endpoints-file)")
+    return args
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class App:
+    """Wires the components; `run()` returns after a SIGTERM/SIGINT drain."""
+
+    def __init__(self, args: argparse.Namespace, config: PickerConfig) -> None:
+        self.args = args
+        self.config = config
+        self.store = Datastore()
+        self.metrics = SelfMetrics()
+        api_keys = ApiKeys.load(args.api_keys_file) if args.api_keys_file else None
+        scheduler = build_registry().build(config.scheduling)
+        self.director = Director(config, self.store, scheduler, self.metrics, api_keys)
+        self.servicer = ExternalProcessor(self.director, config.ext_proc)
+        self.health = Health()
+        self.leader = not args.ha_enable_leader_election
+        self._stop = asyncio.Event()
+        self.metrics.endpoint_state = self._endpoint_state
+        self.metrics.pool_saturation = lambda: pool_saturation(
+            ((self.store.metrics[k], self.store.inflight[k]) for k in self.store.endpoints),
+            config.saturation, config.scrape.engine != "none")
+
+    def _endpoint_state(self) -> list[tuple[str, float | None]]:
+        now = time.monotonic()
+        return [(k, None if m.updated_at == 0 else now - m.updated_at) for k, m in self.store.metrics.items()]
+
+    def _discovery(self):
+        a = self.args
+        if a.discovery == "files":
+            from .discovery.files import FileDiscovery
+
+            return FileDiscovery(self.store, pool_name=a.pool_name, pool_namespace=a.pool_namespace,
+                                 manifests_dir=a.manifests_dir, endpoints_file=a.endpoints_file)
+        from .discovery.kubernetes import KubernetesDiscovery
+
+        return KubernetesDiscovery.in_cluster(self.store, pool_name=a.pool_name, pool_namespace=a.pool_namespace,
+                                              leader_election=a.ha_enable_leader_election, on_leader=self._on_leader)
+
+    def _on_leader(self, leading: bool) -> None:
+        self.leader = leading
+
+    async def _readiness_loop(self) -> None:
+        while not self._stop.is_set():
+            await self.health.set_ready(self.store.synced and self.leader)
+            await asyncio.sleep(0.05)
+
+    async def run(self) -> int:
+        a = self.args
+        bind = a.bind_address
+        opts = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 128 * 1024 * 1024)]
+        server = grpc.aio.server(options=opts)
+        pb_grpc.add_ExternalProcessorServicer_to_server(self.servicer, server)
+        server.add_insecure_port(_bind(bind, a.grpc_port))
+        health_server = grpc.aio.server(options=opts)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, health_server)
+        health_server.add_insecure_port(_bind(bind, a.grpc_health_port))
+        await self.health.start()
+        await health_server.start()
+        metrics_server = await serve_metrics(self.metrics, bind, a.metrics_port)
+
+        discovery = self._discovery()
+        tasks = [asyncio.create_task(discovery.run(), name="discovery")]
+        if self.config.scrape.engine != "none":
+            s = self.config.scrape
+            scraper = Scraper(self.store, interval_s=s.interval_ms / 1000, timeout_s=s.timeout_ms / 1000,
+                              path=s.path, on_error=self.metrics.scrape_failed)
+            tasks.append(asyncio.create_task(scraper.run(), name="scraper"))
+        else:
+            scraper = None
+        tasks.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
+        await server.start()
+        log.info("picker for pool %s/%s: ext_proc %s, health %s, metrics %s", a.pool_namespace, a.pool_name,
+                 a.grpc_port, a.grpc_health_port, a.metrics_port)
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self._stop.wait()
+
+        # Drain: report not-ready, stop accepting, let open streams finish (bounded).
+        drain = a.drain_timeout if a.drain_timeout is not None else self.config.ext_proc.drain_timeout_s
+        log.info("shutting down: draining %d streams for up to %.0fs", self.servicer.active_streams, drain)
+        await self.health.set_ready(False)
+        await server.stop(grace=drain)
+        for t in tasks:
+            t.cancel()
+        if scraper is not None:
+            scraper.stop()
+        stop = getattr(discovery, "stop", None)
+        if stop is not None:
+            await stop()
+        metrics_server.close()
+        await health_server.stop(grace=0.5)
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config_file)
+    except ConfigError as e:
+        print(f"picker: invalid config: {e}", file=sys.stderr)
+        return 2
+
+    async def _run() -> int:
+        try:
+            app = App(args, config)
+        except ConfigError as e:
+            print(f"picker: {e}", file=sys.stderr)
+            return 2
+        return await app.run()
+
+    return asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

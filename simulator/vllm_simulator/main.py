@@ -1,0 +1,164 @@
+"""``vllm-sim`` command line (accepts vLLM's own serve flags too)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+
+from .config import SimConfig
+from .server import start
+
+
+def _bool(v: str) -> bool:
+    return str(v).lower() in ("1", "true", "yes", "on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vllm-sim", description="Simulated vLLM OpenAI-compatible server")
+    p.add_argument("positional", nargs="*", help="optional 'serve' and MODEL (as in `vllm serve MODEL`)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default=None)
+    p.add_argument("--served-model-name", nargs="+", default=None)
+    p.add_argument("--pod-name", default=None, help="x-inference-pod header (default: env POD_NAME)")
+    p.add_argument("--lora-modules", nargs="+", default=[],
+                   help="name=path or JSON {\"name\":..,\"path\":..}")
+    p.add_argument("--max-loras", type=int, default=1)
+    p.add_argument("--max-cpu-loras", type=int, default=None)
+    p.add_argument("--max-lora-rank", type=int, default=16)
+    p.add_argument("--enable-lora", action="store_true", help="accepted (LoRA is always enabled)")
+    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--max-num-batched-tokens", type=int, default=8192)
+    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--num-gpu-blocks", "--num-gpu-blocks-override", dest="num_gpu_blocks", type=int,
+                   default=None, help="KV-cache blocks (default: derived from H100/Llama-3.1-8B)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
+    p.add_argument("--max-model-len", type=int, default=131072)
+    p.add_argument("--enable-prefix-caching", dest="prefix", action="store_true", default=True)
+    p.add_argument("--no-enable-prefix-caching", dest="prefix", action="store_false")
+    p.add_argument("--time-scale", type=float, default=1.0, help="multiply all simulated durations")
+    p.add_argument("--startup-duration", type=float, default=0.0, help="seconds /health answers 503")
+    p.add_argument("--mode", choices=("random", "echo"), default="random")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--default-max-tokens", type=int, default=128)
+    p.add_argument("--embedding-dim", type=int, default=4096)
+    p.add_argument("--failure-rate", type=float, default=0.0, help="fraction 0..1 of requests failed")
+    p.add_argument("--failure-injection-rate", type=float, default=None,
+                   help="llm-d-inference-sim spelling, percent 0..100")
+    p.add_argument("--failure-types", nargs="+", default=["internal_error", "server_error"],
+                   choices=("internal_error", "server_error", "rate_limit"))
+    p.add_argument("--stall-after", type=int, default=0, help="stall the engine after N requests")
+    p.add_argument("--stall-seconds", type=float, default=0.0)
+    p.add_argument("--crash-after", type=int, default=0, help="crash on request N+1")
+    p.add_argument("--crash-mode", choices=("exit", "close"), default=None,
+                   help="exit = os._exit(1) (default for one replica), close = drop sockets")
+    p.add_argument("--listen", action="append", default=[], metavar="HOST:PORT[:POD]",
+                   help="run one more replica in this process (repeatable)")
+    p.add_argument("--replicas-file", default=None,
+                   help="JSON list of per-replica objects (host, port, pod_name, any SimConfig field)")
+    # timing-model overrides (real seconds before --time-scale)
+    p.add_argument("--step-overhead-ms", type=float, default=None)
+    p.add_argument("--decode-per-seq-ms", type=float, default=None)
+    p.add_argument("--prefill-per-token-us", type=float, default=None)
+    p.add_argument("--lora-load-ms", type=float, default=None)
+    return p
+
+
+def _lora(spec: str) -> tuple[str, str]:
+    spec = spec.strip()
+    if spec.startswith("{"):
+        d = json.loads(spec)
+        return d["name"], d.get("path", d["name"])
+    name, _, path = spec.partition("=")
+    return name, path or name
+
+
+def configs_from_args(argv: list[str] | None = None) -> list[SimConfig]:
+    p = build_parser()
+    a, unknown = p.parse_known_args(argv)
+    if unknown:
+        sys.stderr.write(f"vllm-sim: ignoring unsupported vLLM flags: {' '.join(unknown)}\n")
+    pos = list(a.positional)
+    if pos and pos[0] == "serve":
+        pos.pop(0)
+    model = a.model or (pos[0] if pos else "meta-llama/Llama-3.1-8B-Instruct")
+    fr = a.failure_rate
+    if a.failure_injection_rate is not None:
+        fr = a.failure_injection_rate / 100.0
+    kw = dict(model=model, served_model_name=a.served_model_name or [], host=a.host, port=a.port,
+              pod_name=a.pod_name or "", lora_modules=[_lora(s) for s in a.lora_modules],
+              max_loras=a.max_loras, max_cpu_loras=a.max_cpu_loras, max_lora_rank=a.max_lora_rank,
+              max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
+              block_size=a.block_size, num_gpu_blocks=a.num_gpu_blocks,
+              gpu_memory_utilization=a.gpu_memory_utilization, tensor_parallel_size=a.tensor_parallel_size,
+              max_model_len=a.max_model_len, enable_prefix_caching=a.prefix, time_scale=a.time_scale,
+              startup_duration=a.startup_duration, mode=a.mode, seed=a.seed,
+              default_max_tokens=a.default_max_tokens, embedding_dim=a.embedding_dim, failure_rate=fr,
+              failure_types=a.failure_types, stall_after=a.stall_after, stall_seconds=a.stall_seconds,
+              crash_after=a.crash_after)
+    if a.step_overhead_ms is not None:
+        kw["step_overhead_s"] = a.step_overhead_ms / 1e3
+    if a.decode_per_seq_ms is not None:
+        kw["decode_per_seq_s"] = a.decode_per_seq_ms / 1e3
+    if a.prefill_per_token_us is not None:
+        kw["prefill_per_token_s"] = a.prefill_per_token_us / 1e6
+    if a.lora_load_ms is not None:
+        kw["lora_load_disk_s"] = a.lora_load_ms / 1e3
+    extra: list[dict] = []
+    if a.replicas_file:
+        with open(a.replicas_file) as f:
+            extra.extend(json.load(f))
+    for spec in a.listen:
+        parts = spec.split(":")
+        d = {"host": parts[0], "port": int(parts[1])}
+        if len(parts) > 2 and parts[2]:
+            d["pod_name"] = parts[2]
+        extra.append(d)
+    if not extra:
+        return [SimConfig(**kw, crash_mode=a.crash_mode or "exit")]
+    cfgs = []
+    for d in extra:
+        k = dict(kw)
+        k.update(d)
+        if "lora_modules" in d:
+            k["lora_modules"] = [_lora(s) if isinstance(s, str) else tuple(s) for s in d["lora_modules"]]
+        k.setdefault("crash_mode", a.crash_mode or "close")
+        cfgs.append(SimConfig(**k))
+    return cfgs
+
+
+async def _amain(cfgs: list[SimConfig]) -> None:
+    reps = await start(cfgs)
+    for r in reps:
+        c = r.cfg
+        print(f"vllm-sim: {c.pod_name} serving {c.served_model_name[0]} on {r.url} "
+              f"(blocks={c.num_gpu_blocks}x{c.block_size}, max_num_seqs={c.max_num_seqs}, "
+              f"time_scale={c.time_scale})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(s, stop.set)
+        except NotImplementedError:
+            pass
+    await stop.wait()
+    for r in reps:
+        await r.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfgs = configs_from_args(argv)
+    try:
+        import uvloop  # type: ignore
+        uvloop.install()
+    except Exception:
+        pass
+    asyncio.run(_amain(cfgs))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from .engine import Synthesis, run_program
-from .stackfile import ROOT, read_stack, validate_stack
+from .stackfile import ROOT, STACKS_DIR, read_stack, validate_stack
 
 # Apply order for `kubectl apply -f manifests/`: definitions and namespaces before what uses them.
 _KIND_ORDER = [
@@ -75,9 +75,10 @@ def tree(synthesis: Synthesis) -> str:
     return "\n".join(lines)
 
 
-def synthesize(stack: str, out: Path | None = None) -> tuple[Synthesis, Path]:
-    validate_stack(stack)  # config errors before any resource, with our wording
-    synthesis = run_program(stack, read_stack(stack))
+def synthesize(stack: str, out: Path | None = None, stacks_dir: Path | None = None) -> tuple[Synthesis, Path]:
+    stacks_dir = stacks_dir or STACKS_DIR
+    validate_stack(stack, stacks_dir)  # config errors before any resource, with our wording
+    synthesis = run_program(stack, read_stack(stack, stacks_dir))
     out = out or ROOT / "build" / stack
     write_outputs(synthesis, out)
     return synthesis, out

@@ -39,7 +39,9 @@ def build_bootstrap(
     grpc_timeout_s: float = 10.0,
     route_timeout_s: float = 300.0,
     retries: int = 2,
+    request_body_mode: str = "FULL_DUPLEX_STREAMED",
     response_body_mode: str = "FULL_DUPLEX_STREAMED",
+    buffer_limit_bytes: int = 16 * 1024 * 1024,
     listener_address: str = "127.0.0.1",
     admin_port: int | None = None,
 ) -> dict[str, Any]:
@@ -47,6 +49,9 @@ def build_bootstrap(
 
     listener_port: HTTP port clients use; picker_address: "host:port" of the picker's gRPC port;
     endpoints: the pool's "ip:port" list for override_host (None → ORIGINAL_DST); timeouts in s.
+    request_body_mode: FULL_DUPLEX_STREAMED (Envoy then sends the body upstream chunked, without
+    content-length) or BUFFERED (content-length kept; bodies up to buffer_limit_bytes).
+    The picker's `ext_proc.request_body_mode` / `response_body_mode` must match.
     """
     ext_proc = {
         "name": "envoy.filters.http.ext_proc",
@@ -61,7 +66,7 @@ def build_bootstrap(
             "message_timeout": f"{message_timeout_s}s",
             "processing_mode": {
                 "request_header_mode": "SEND",
-                "request_body_mode": "FULL_DUPLEX_STREAMED",
+                "request_body_mode": request_body_mode,
                 "request_trailer_mode": "SEND",
                 "response_header_mode": "SEND",
                 "response_body_mode": response_body_mode,
@@ -137,6 +142,7 @@ def build_bootstrap(
             "listeners": [{
                 "name": "http",
                 "address": {"socket_address": {"address": listener_address, "port_value": listener_port}},
+                "per_connection_buffer_limit_bytes": buffer_limit_bytes,
                 "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
             }],
             "clusters": [pool_cluster, picker_cluster],

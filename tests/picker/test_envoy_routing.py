@@ -1,0 +1,236 @@
+"""Real Envoy → real picker process → fake model servers: routing decisions end to end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from endpoint_picker.testing.picker import write_endpoints
+
+CHAT = "/v1/chat/completions"
+
+
+def chat(model: str = "m", text: str = "hello", **extra):
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def test_routes_to_shortest_queue(stack):
+    s = stack({"busy": {"waiting": 9}, "idle": {"waiting": 0}, "mid": {"waiting": 4}})
+    s.wait_fresh()
+    pods = {s.pod(s.post(CHAT, json=chat(text=f"q{i}"))) for i in range(5)}
+    assert pods == {"idle"}
+
+
+def test_routes_to_free_kv_cache(stack):
+    s = stack({"full": {"kv": 0.95}, "free": {"kv": 0.05}})
+    s.wait_fresh()
+    assert {s.pod(s.post(CHAT, json=chat(text=f"k{i}"))) for i in range(5)} == {"free"}
+
+
+def test_routes_to_pod_with_lora_loaded(stack):
+    s = stack({
+        "no-room": {"max_lora": 1, "running_loras": ["other"]},
+        "loaded": {"max_lora": 2, "running_loras": ["sql-lora"]},
+        "room": {"max_lora": 2, "running_loras": ["x"]},
+    })
+    s.wait_fresh()
+    # Equal load elsewhere: loaded scores lora 1.0, room 0.8 (free slot), no-room 0.
+    assert s.pod(s.post(CHAT, json=chat(model="sql-lora"))) == "loaded"
+
+
+def test_prefix_affinity_follows_first_pick(stack):
+    s = stack({"a": {}, "b": {}, "c": {}})
+    s.wait_fresh()
+    prefix = "You are a helpful assistant. " * 200  # ~5.8 KB shared system prompt
+    first = s.pod(s.post(CHAT, json=chat(text=prefix + "question 0")))
+    later = {s.pod(s.post(CHAT, json=chat(text=prefix + f"question {i}"))) for i in range(1, 6)}
+    assert later == {first}
+
+
+def test_fallback_when_first_endpoint_refuses(stack):
+    # "dead" is listed first and is idle on paper (never scraped → neutral scores), so the picker
+    # may put it first; Envoy's override_host must then retry the next address in the list.
+    s = stack({"alive": {"waiting": 0}}, refused=("dead",))
+    time.sleep(0.3)
+    results = [s.post(CHAT, json=chat(text=f"f{i}")) for i in range(6)]
+    assert all(r.status_code == 200 for r in results), [r.text for r in results]
+    assert {s.pod(r) for r in results} == {"alive"}
+    assert "x-gateway-destination-endpoint" in results[0].json()["served_by"]["headers"]
+
+
+def test_bodyless_request_gets_an_endpoint(stack):
+    s = stack({"a": {}, "b": {}})
+    r = s.client.get(s.url + "/v1/models")
+    assert r.status_code == 200
+    assert s.pod(r) in {"a", "b"}
+
+
+def test_one_megabyte_body_is_chunked_and_forwarded_exactly(stack):
+    import hashlib
+
+    import orjson
+
+    s = stack({"a": {}})
+    body = orjson.dumps(chat(text="x" * (1024 * 1024)))
+    r = s.post(CHAT, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    seen = r.json()["served_by"]
+    assert seen["received_bytes"] == len(body)
+    assert seen["sha256"] == hashlib.sha256(body).hexdigest()
+    # FULL_DUPLEX_STREAMED: Envoy always strips content-length and sends the body chunked upstream.
+    assert seen["content_length"] is None
+
+
+def test_buffered_mode_keeps_exact_content_length_after_rewrite(stack):
+    import orjson
+
+    rewrite = {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceModelRewrite",
+               "metadata": {"name": "rw", "namespace": "default"},
+               "spec": {"poolRef": {"name": "test-pool"},
+                        "rules": [{"matches": [{"model": {"type": "Exact", "value": "public"}}],
+                                   "targets": [{"modelRewrite": "internal-model-v2", "weight": 1}]}]}}
+    s = stack({"a": {}}, objects=[rewrite], request_body_mode="BUFFERED")
+    body = orjson.dumps(chat(model="public", text="y" * 300_000))
+    r = s.post(CHAT, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    seen = r.json()["served_by"]
+    assert seen["model"] == "internal-model-v2"
+    assert int(seen["content_length"]) == seen["received_bytes"] == len(body) + len("internal-model-v2") - len("public")
+    assert r.json()["model"] == "public"  # restored for the client
+
+
+def test_sse_stream_passthrough_restores_client_model(stack):
+    rewrite = {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceModelRewrite",
+               "metadata": {"name": "rw", "namespace": "default"},
+               "spec": {"poolRef": {"name": "test-pool"},
+                        "rules": [{"targets": [{"modelRewrite": "served-model", "weight": 1}]}]}}
+    s = stack({"a": {}}, objects=[rewrite])
+    with s.client.stream("POST", s.url + CHAT, json=chat(model="client-model", stream=True)) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "text/event-stream"
+        text = "".join(r.iter_text())
+    events = [e for e in text.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    assert len(events) == 4
+    assert text.count('"model":"client-model"') == 3
+    assert "served-model" not in text
+
+
+def test_model_name_rewrite_header_bypasses_split(stack):
+    rewrite = {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceModelRewrite",
+               "metadata": {"name": "rw", "namespace": "default"},
+               "spec": {"poolRef": {"name": "test-pool"},
+                        "rules": [{"matches": [{"model": {"type": "Exact", "value": "chat"}}],
+                                   "targets": [{"modelRewrite": "v1", "weight": 100}, {"modelRewrite": "v2", "weight": 0}]}]}}
+    s = stack({"a": {}}, objects=[rewrite])
+    r = s.post(CHAT, json=chat(model="chat"), headers={"x-llm-d-model-name-rewrite": "v2"})
+    assert r.json()["served_by"]["model"] == "v2"
+    assert r.json()["model"] == "chat"
+
+
+@pytest.mark.parametrize(
+    "body,headers,status,reason",
+    [
+        pytest.param(b"{not json", {}, 400, "bad-request", id="unparseable-400"),
+        pytest.param(b'{"prompt": "hi"}', {}, 400, "missing-model", id="missing-model-400"),
+        pytest.param(b'{"model": "nope", "prompt": "hi"}', {"authorization": "Bearer k1"}, 404, "model-not-found", id="unknown-model-404"),
+        pytest.param(b'{"model": "m", "prompt": "hi"}', {}, 401, "unauthorized", id="no-key-401"),
+        pytest.param(b'{"model": "m", "prompt": "hi"}', {"authorization": "Bearer wrong"}, 401, "unauthorized", id="bad-key-401"),
+    ],
+)
+def test_rejections(stack, tmp_path, body, headers, status, reason):
+    import hashlib
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"{hashlib.sha256(b'k1').hexdigest()}: alice\n")
+    auth = {} if status == 400 else headers
+    s = stack({"a": {}}, config={"models": {"served": ["m"], "reject_unknown": True}},
+              api_keys_file=None if status == 400 else keys)
+    r = s.post("/v1/completions", content=body, headers={"content-type": "application/json", **auth})
+    assert r.status_code == status, r.text
+    assert r.headers["x-llm-d-request-dropped-reason"] == reason
+    assert r.json()["error"]["reason"] == reason
+
+
+def test_rate_limit_429_with_retry_after(stack):
+    s = stack({"a": {}}, config={"rate_limits": [{"key": "user", "calls": 3, "renewal_period": "minute"}]})
+    codes = [s.post(CHAT, json=chat(), headers={"x-user-id": "bob"}).status_code for _ in range(3)]
+    limited = s.post(CHAT, json=chat(), headers={"x-user-id": "bob"})
+    other = s.post(CHAT, json=chat(), headers={"x-user-id": "carol"})
+    assert codes == [200, 200, 200]
+    assert limited.status_code == 429
+    assert limited.headers["x-llm-d-request-dropped-reason"] == "rate-limited"
+    assert 1 <= int(limited.headers["retry-after"]) <= 20
+    assert other.status_code == 200
+    assert "picker_rate_limited_requests_total 1" in s.picker_metrics()
+
+
+def test_no_endpoints_503(stack):
+    s = stack({"a": {}})
+    write_endpoints(s.endpoints_file, [])
+    time.sleep(0.6)
+    r = s.post(CHAT, json=chat())
+    assert r.status_code == 503
+    assert r.headers["x-llm-d-request-dropped-reason"] == "rejected-no-endpoints"
+
+
+def test_stale_metrics_shed_only_sheddable(stack):
+    objs = [
+        {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective", "metadata": {"name": "batch", "namespace": "default"},
+         "spec": {"poolRef": {"name": "test-pool"}, "priority": -10}},
+        {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceObjective", "metadata": {"name": "interactive", "namespace": "default"},
+         "spec": {"poolRef": {"name": "test-pool"}, "priority": 100}},
+    ]
+    s = stack({"a": {}, "b": {}}, objects=objs)
+    s.wait_fresh()
+    assert s.post(CHAT, json=chat(), headers={"x-gateway-inference-objective": "batch"}).status_code == 200
+    for b in s.backends.values():
+        b.state.metrics_mode = "hang"  # scrapes stop returning: metrics age past 200 ms
+    time.sleep(0.6)
+    shed = s.post(CHAT, json=chat(), headers={"x-gateway-inference-objective": "batch"})
+    assert shed.status_code == 429
+    assert shed.headers["x-llm-d-request-dropped-reason"] == "rejected-saturated"
+    assert "retry-after" in shed.headers
+    assert s.post(CHAT, json=chat(), headers={"x-gateway-inference-objective": "interactive"}).status_code == 200
+    assert s.post(CHAT, json=chat()).status_code == 200  # no objective: priority 0, never shed
+    # The objective named like the model applies without a header.
+    assert s.post(CHAT, json=chat(model="batch")).status_code == 429
+
+
+def test_hot_reload_of_objects_and_endpoints(stack):
+    from endpoint_picker.testing.picker import write_manifests, pool_manifest
+
+    s = stack({"a": {}, "b": {"waiting": 5}})
+    s.wait_fresh()
+    assert s.post(CHAT, json=chat(model="alias")).json()["served_by"]["model"] == "alias"
+    rewrite = {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceModelRewrite",
+               "metadata": {"name": "rw", "namespace": "default"},
+               "spec": {"poolRef": {"name": "test-pool"},
+                        "rules": [{"matches": [{"model": {"type": "Exact", "value": "alias"}}],
+                                   "targets": [{"modelRewrite": "real", "weight": 1}]}]}}
+    write_manifests(s.manifests / "pool.yaml", [pool_manifest("test-pool", ports=(8000,)), rewrite])
+    # Only pod b stays in the pool.
+    write_endpoints(s.endpoints_file, [p for p in s.pods if p["name"] == "b"])
+    time.sleep(0.7)
+    r = s.post(CHAT, json=chat(model="alias"))
+    assert r.json()["served_by"]["model"] == "real"
+    assert s.pod(r) == "b"
+
+
+def test_failure_mode_allow_when_picker_is_down(stack):
+    s = stack({"a": {}}, failure_mode_allow=True)
+    s.picker.stop()
+    r = s.post(CHAT, json=chat())
+    assert r.status_code == 200  # Envoy's fallback policy picked a pool host itself
+    assert s.pod(r) == "a"
+
+
+def test_picker_metrics_endpoint(stack):
+    s = stack({"a": {}})
+    s.wait_fresh()
+    s.post(CHAT, json=chat())
+    text = s.picker_metrics()
+    assert "picker_decision_duration_seconds_count 1" in text
+    assert 'picker_decisions_total{endpoint="' in text
+    assert "picker_ready_endpoints 1" in text

@@ -46,7 +46,7 @@ class Routed:
 def pick_rewrite(rule: RewriteRule, request_id: str, rng: random.Random) -> str:
     """Weighted target; deterministic per x-request-id so retries of one request agree."""
     total = sum(t.weight for t in rule.targets)
-    point = xxhash.xxh64_intdigest(request_id) % total if request_id else rng.randrange(total)
+    point = xxhash.xxh64_intdigest(request_id.encode()) % total if request_id else rng.randrange(total)
     for t in rule.targets:
         if point < t.weight:
             return t.model

@@ -34,6 +34,15 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
         return P.immediate_response(e.status, e.reason, e.message, e.headers)
 
     async def Process(self, request_iterator, context):  # noqa: N802 (gRPC method name)
+        try:
+            async for msg in self._process(request_iterator):
+                yield msg
+        except Exception:  # a bug must cost one request a 500, not the gateway a broken stream
+            log.exception("ext_proc stream failed")
+            self.director.metrics.rejected(500, "internal-error")
+            yield P.immediate_response(500, "internal-error", "endpoint picker error")
+
+    async def _process(self, request_iterator):
         director = self.director
         chunk = self.cfg.chunk_size
         max_body = self.cfg.max_body_bytes

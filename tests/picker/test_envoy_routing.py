@@ -95,7 +95,7 @@ def test_buffered_mode_keeps_exact_content_length_after_rewrite(stack):
     r = s.post(CHAT, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
     seen = r.json()["served_by"]
-    assert seen["model"] == "internal-model-v2"
+    assert seen["received_model"] == "internal-model-v2"
     assert int(seen["content_length"]) == seen["received_bytes"] == len(body) + len("internal-model-v2") - len("public")
     assert r.json()["model"] == "public"  # restored for the client
 
@@ -125,7 +125,7 @@ def test_model_name_rewrite_header_bypasses_split(stack):
                                    "targets": [{"modelRewrite": "v1", "weight": 100}, {"modelRewrite": "v2", "weight": 0}]}]}}
     s = stack({"a": {}}, objects=[rewrite])
     r = s.post(CHAT, json=chat(model="chat"), headers={"x-llm-d-model-name-rewrite": "v2"})
-    assert r.json()["served_by"]["model"] == "v2"
+    assert r.json()["served_by"]["received_model"] == "v2"
     assert r.json()["model"] == "chat"
 
 
@@ -203,7 +203,7 @@ def test_hot_reload_of_objects_and_endpoints(stack):
 
     s = stack({"a": {}, "b": {"waiting": 5}})
     s.wait_fresh()
-    assert s.post(CHAT, json=chat(model="alias")).json()["served_by"]["model"] == "alias"
+    assert s.post(CHAT, json=chat(model="alias")).json()["served_by"]["received_model"] == "alias"
     rewrite = {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceModelRewrite",
                "metadata": {"name": "rw", "namespace": "default"},
                "spec": {"poolRef": {"name": "test-pool"},
@@ -214,16 +214,25 @@ def test_hot_reload_of_objects_and_endpoints(stack):
     write_endpoints(s.endpoints_file, [p for p in s.pods if p["name"] == "b"])
     time.sleep(0.7)
     r = s.post(CHAT, json=chat(model="alias"))
-    assert r.json()["served_by"]["model"] == "real"
+    assert r.json()["served_by"]["received_model"] == "real"
     assert s.pod(r) == "b"
 
 
-def test_failure_mode_allow_when_picker_is_down(stack):
-    s = stack({"a": {}}, failure_mode_allow=True)
+def test_failure_mode_allow_when_picker_is_down_buffered(stack):
+    s = stack({"a": {}}, failure_mode_allow=True, request_body_mode="BUFFERED")
     s.picker.stop()
     r = s.post(CHAT, json=chat())
-    assert r.status_code == 200  # Envoy's fallback policy picked a pool host itself
+    assert r.status_code == 200  # Envoy's override_host fallback policy picked a pool host itself
     assert s.pod(r) == "a"
+
+
+def test_full_duplex_cannot_fail_open(stack):
+    # Envoy 1.40: in FULL_DUPLEX_STREAMED the body is already handed to the (dead) processor, so
+    # failure_mode_allow cannot continue the request and it fails closed with a 500. Fail-open
+    # deployments must use BUFFERED request bodies (see README).
+    s = stack({"a": {}}, failure_mode_allow=True)
+    s.picker.stop()
+    assert s.post(CHAT, json=chat()).status_code == 500
 
 
 def test_picker_metrics_endpoint(stack):

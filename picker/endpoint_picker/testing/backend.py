@@ -115,7 +115,7 @@ class FakeBackend:
                 pass
         info = {"pod": st.name, "method": method, "path": path, "received_bytes": len(body),
                 "sha256": hashlib.sha256(body).hexdigest(), "content_length": headers.get("content-length"),
-                "model": model, "headers": {k: v for k, v in headers.items() if k.startswith("x-")}}
+                "received_model": model, "headers": {k: v for k, v in headers.items() if k.startswith("x-")}}
         if st.keep_requests:
             st.requests.append(info)
         if stream:

@@ -68,7 +68,7 @@ class EnvoyProcess:
             raise RuntimeError("envoy did not start:\n" + self.log())
 
     def log(self) -> str:
-        return Path(self.log_path).read_text(errors="replace")[-5000:]
+        return Path(self.log_path).read_text(errors="replace")[-20000:]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -29,6 +29,98 @@ def _socket(addr: str) -> dict[str, Any]:
     return {"socket_address": {"address": host.strip("[]"), "port_value": int(port)}}
 
 
+def ext_proc_filter(
+    cluster_name: str = EXT_PROC_CLUSTER,
+    *,
+    failure_mode_allow: bool = False,
+    message_timeout_s: float = 1000.0,
+    grpc_timeout_s: float = 10.0,
+    request_body_mode: str = "FULL_DUPLEX_STREAMED",
+    response_body_mode: str = "FULL_DUPLEX_STREAMED",
+    name: str = "envoy.filters.http.ext_proc",
+) -> dict[str, Any]:
+    """The HTTP filter that calls the picker at `cluster_name` (see build_bootstrap for the modes)."""
+    return {
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
+            "grpc_service": {
+                "envoy_grpc": {"cluster_name": cluster_name},
+                "timeout": f"{grpc_timeout_s}s",
+            },
+            "failure_mode_allow": failure_mode_allow,
+            "allow_mode_override": False,
+            "message_timeout": f"{message_timeout_s}s",
+            "processing_mode": {
+                "request_header_mode": "SEND",
+                "request_body_mode": request_body_mode,
+                "request_trailer_mode": "SEND",
+                "response_header_mode": "SEND",
+                "response_body_mode": response_body_mode,
+                "response_trailer_mode": "SEND" if response_body_mode == "FULL_DUPLEX_STREAMED" else "SKIP",
+            },
+            "metadata_options": {
+                "forwarding_namespaces": {"untyped": ["envoy.lb", "envoy.lb.subset_hint"]},
+                "receiving_namespaces": {"untyped": ["envoy.lb"]},
+            },
+        },
+    }
+
+
+def override_host_lb_policy() -> dict[str, Any]:
+    """`load_balancing_policy` for a pool cluster: the picker's ordered list, else round robin."""
+    return {"policies": [{"typed_extension_config": {
+        "name": "envoy.load_balancing_policies.override_host",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost",
+            "override_host_sources": [
+                {"metadata": {"key": "envoy.lb", "path": [{"key": DESTINATION_HEADER}]}},
+                {"header": DESTINATION_HEADER},
+            ],
+            "selected_host_key": {"key": "envoy.lb", "path": [{"key": DESTINATION_HEADER + "-served"}]},
+            "fallback_policy": {"policies": [{"typed_extension_config": {
+                "name": "envoy.load_balancing_policies.round_robin",
+                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"},
+            }}]},
+        },
+    }}]}
+
+
+def pool_cluster(name: str = POOL_CLUSTER, endpoints: Sequence[str] | None = None) -> dict[str, Any]:
+    """STATIC override_host cluster over `endpoints`, or ORIGINAL_DST on the header without them."""
+    if endpoints:
+        return {
+            "name": name,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": name,
+                                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(e)}} for e in endpoints]}]},
+            "load_balancing_policy": override_host_lb_policy(),
+        }
+    return {
+        "name": name,
+        "type": "ORIGINAL_DST",
+        "connect_timeout": "1s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "original_dst_lb_config": {"use_http_header": True, "http_header_name": DESTINATION_HEADER},
+    }
+
+
+def picker_cluster(name: str = EXT_PROC_CLUSTER, picker_address: str = "127.0.0.1:9002") -> dict[str, Any]:
+    """HTTP/2 (gRPC) cluster for the picker's ext_proc port."""
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }},
+        "load_assignment": {"cluster_name": name,
+                            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(picker_address)}}]}]},
+    }
+
+
 def build_bootstrap(
     listener_port: int,
     picker_address: str,
@@ -53,31 +145,9 @@ def build_bootstrap(
     content-length) or BUFFERED (content-length kept; bodies up to buffer_limit_bytes).
     The picker's `ext_proc.request_body_mode` / `response_body_mode` must match.
     """
-    ext_proc = {
-        "name": "envoy.filters.http.ext_proc",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-            "grpc_service": {
-                "envoy_grpc": {"cluster_name": EXT_PROC_CLUSTER},
-                "timeout": f"{grpc_timeout_s}s",
-            },
-            "failure_mode_allow": failure_mode_allow,
-            "allow_mode_override": False,
-            "message_timeout": f"{message_timeout_s}s",
-            "processing_mode": {
-                "request_header_mode": "SEND",
-                "request_body_mode": request_body_mode,
-                "request_trailer_mode": "SEND",
-                "response_header_mode": "SEND",
-                "response_body_mode": response_body_mode,
-                "response_trailer_mode": "SEND" if response_body_mode == "FULL_DUPLEX_STREAMED" else "SKIP",
-            },
-            "metadata_options": {
-                "forwarding_namespaces": {"untyped": ["envoy.lb", "envoy.lb.subset_hint"]},
-                "receiving_namespaces": {"untyped": ["envoy.lb"]},
-            },
-        },
-    }
+    ext_proc = ext_proc_filter(EXT_PROC_CLUSTER, failure_mode_allow=failure_mode_allow,
+                               message_timeout_s=message_timeout_s, grpc_timeout_s=grpc_timeout_s,
+                               request_body_mode=request_body_mode, response_body_mode=response_body_mode)
     route: dict[str, Any] = {"cluster": POOL_CLUSTER, "timeout": f"{route_timeout_s}s"}
     if retries:
         route["retry_policy"] = {
@@ -95,48 +165,8 @@ def build_bootstrap(
                                             "routes": [{"match": {"prefix": "/"}, "route": route}]}]},
         "http_filters": http_filters,
     }
-    if endpoints:
-        pool_cluster: dict[str, Any] = {
-            "name": POOL_CLUSTER,
-            "type": "STATIC",
-            "connect_timeout": "1s",
-            "load_assignment": {"cluster_name": POOL_CLUSTER,
-                                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(e)}} for e in endpoints]}]},
-            "load_balancing_policy": {"policies": [{"typed_extension_config": {
-                "name": "envoy.load_balancing_policies.override_host",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost",
-                    "override_host_sources": [
-                        {"metadata": {"key": "envoy.lb", "path": [{"key": DESTINATION_HEADER}]}},
-                        {"header": DESTINATION_HEADER},
-                    ],
-                    "selected_host_key": {"key": "envoy.lb", "path": [{"key": DESTINATION_HEADER + "-served"}]},
-                    "fallback_policy": {"policies": [{"typed_extension_config": {
-                        "name": "envoy.load_balancing_policies.round_robin",
-                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"},
-                    }}]},
-                },
-            }}]},
-        }
-    else:
-        pool_cluster = {
-            "name": POOL_CLUSTER,
-            "type": "ORIGINAL_DST",
-            "connect_timeout": "1s",
-            "lb_policy": "CLUSTER_PROVIDED",
-            "original_dst_lb_config": {"use_http_header": True, "http_header_name": DESTINATION_HEADER},
-        }
-    picker_cluster = {
-        "name": EXT_PROC_CLUSTER,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-            "explicit_http_config": {"http2_protocol_options": {}},
-        }},
-        "load_assignment": {"cluster_name": EXT_PROC_CLUSTER,
-                            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(picker_address)}}]}]},
-    }
+    pool = pool_cluster(POOL_CLUSTER, endpoints)
+    picker = picker_cluster(EXT_PROC_CLUSTER, picker_address)
     bootstrap: dict[str, Any] = {
         "static_resources": {
             "listeners": [{
@@ -145,7 +175,7 @@ def build_bootstrap(
                 "per_connection_buffer_limit_bytes": buffer_limit_bytes,
                 "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
             }],
-            "clusters": [pool_cluster, picker_cluster],
+            "clusters": [pool, picker],
         },
     }
     if admin_port is not None:

@@ -1,0 +1,138 @@
+"""/metrics: vLLM's exact metric names, label shapes, bucket bounds, and live values."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+
+from vllm_simulator.metrics import E2E_BUCKETS, ITL_BUCKETS, TTFT_BUCKETS
+
+from .conftest import MODEL
+
+_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse(text: str):
+    """-> (types {family: type}, samples [(name, labels dict, value)])."""
+    types, samples = {}, []
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# TYPE "):
+            _, _, fam, typ = line.split(" ", 3)
+            types[fam] = typ
+            continue
+        if line.startswith("#"):
+            continue
+        m = _LINE.match(line)
+        assert m, f"unparseable exposition line: {line!r}"
+        name, lbls, val = m.groups()
+        labels = dict(_LABEL.findall(lbls or ""))
+        samples.append((name, labels, float(val)))
+    return types, samples
+
+
+def one(samples, name, **match):
+    found = [(lb, v) for n, lb, v in samples if n == name and all(lb.get(k) == x for k, x in match.items())]
+    assert len(found) == 1, (name, match, found)
+    return found[0]
+
+
+def test_metric_families_names_and_types(sim):
+    types, _ = parse(httpx.get(sim.url + "/metrics").text)
+    expected = {
+        "vllm:num_requests_running": "gauge", "vllm:num_requests_waiting": "gauge",
+        "vllm:kv_cache_usage_perc": "gauge", "vllm:gpu_cache_usage_perc": "gauge",
+        "vllm:lora_requests_info": "gauge", "vllm:cache_config_info": "gauge",
+        "vllm:prefix_cache_hits_total": "counter", "vllm:prefix_cache_queries_total": "counter",
+        "vllm:prompt_tokens_total": "counter", "vllm:generation_tokens_total": "counter",
+        "vllm:request_success_total": "counter", "vllm:num_preemptions_total": "counter",
+        "vllm:time_to_first_token_seconds": "histogram", "vllm:inter_token_latency_seconds": "histogram",
+        "vllm:time_per_output_token_seconds": "histogram", "vllm:e2e_request_latency_seconds": "histogram",
+    }
+    for fam, typ in expected.items():
+        assert types.get(fam) == typ, fam
+
+
+def test_label_shapes_match_vllm(sim):
+    r = httpx.get(sim.url + "/metrics")
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    _, s = parse(r.text)
+    lb, _ = one(s, "vllm:num_requests_running")
+    assert lb == {"model_name": MODEL}
+    lb, v = one(s, "vllm:lora_requests_info")
+    assert set(lb) == {"max_lora", "running_lora_adapters", "waiting_lora_adapters"}
+    assert lb["max_lora"] == "2"
+    assert abs(v - time.time()) < 3600  # value is a wall-clock timestamp
+    lb, v = one(s, "vllm:cache_config_info")
+    assert v == 1.0 and lb["block_size"] == "16" and int(lb["num_gpu_blocks"]) > 20000
+    reasons = sorted(lb["finished_reason"] for n, lb, _ in s if n == "vllm:request_success_total")
+    assert reasons == ["abort", "length", "stop"]
+
+
+def test_histogram_buckets_are_vllms(sim):
+    _, s = parse(httpx.get(sim.url + "/metrics").text)
+    for fam, bounds in (("vllm:time_to_first_token_seconds", TTFT_BUCKETS),
+                        ("vllm:inter_token_latency_seconds", ITL_BUCKETS),
+                        ("vllm:e2e_request_latency_seconds", E2E_BUCKETS)):
+        les = [lb["le"] for n, lb, _ in s if n == fam + "_bucket"]
+        assert les == [repr(float(b)) for b in bounds] + ["+Inf"], fam
+        assert all(lb["model_name"] == MODEL for n, lb, _ in s if n.startswith(fam))
+    assert TTFT_BUCKETS[:8] == (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1)
+    assert E2E_BUCKETS[-1] == 7680.0 and ITL_BUCKETS[-1] == 80.0
+
+
+def test_counters_and_histograms_follow_requests(sim, client):
+    for _ in range(3):
+        client.post("/v1/completions", json={"model": MODEL, "prompt": "abcdefgh" * 10, "max_tokens": 5,
+                                             "ignore_eos": True})
+    _, s = parse(client.get("/metrics").text)
+    assert one(s, "vllm:prompt_tokens_total")[1] == 3 * 20
+    assert one(s, "vllm:generation_tokens_total")[1] == 15
+    assert one(s, "vllm:request_success_total", finished_reason="length")[1] == 3
+    assert one(s, "vllm:time_to_first_token_seconds_count")[1] == 3
+    assert one(s, "vllm:inter_token_latency_seconds_count")[1] == 12
+    assert one(s, "vllm:e2e_request_latency_seconds_count")[1] == 3
+    assert one(s, "vllm:time_to_first_token_seconds_bucket", le="+Inf")[1] == 3
+    # 80 bytes = 20 tokens = 1 full block; repeats hit it ((20-1)//16 = 1 block)
+    assert one(s, "vllm:prefix_cache_queries_total")[1] == 60
+    assert one(s, "vllm:prefix_cache_hits_total")[1] == 2 * 16
+
+
+def test_gauges_show_running_waiting_kv_and_lora_lists(make_sim):
+    s = make_sim(max_num_seqs=1, time_scale=0.1, lora_modules=[("a", "/a"), ("b", "/b")], max_loras=1)
+    import threading
+    def fire(model):
+        httpx.post(s.url + "/v1/completions", json={"model": model, "prompt": "x" * 64, "max_tokens": 300,
+                                                    "ignore_eos": True}, timeout=10)
+    ts = [threading.Thread(target=fire, args=(m,)) for m in ("a", "b", MODEL)]
+    for t in ts:
+        t.start()
+        time.sleep(0.01)
+    seen = None
+    for _ in range(100):
+        _, smp = parse(httpx.get(s.url + "/metrics").text)
+        run = one(smp, "vllm:num_requests_running")[1]
+        wait = one(smp, "vllm:num_requests_waiting")[1]
+        if run == 1 and wait == 2:
+            seen = smp
+            break
+        time.sleep(0.01)
+    for t in ts:
+        t.join()
+    assert seen is not None
+    kv = one(seen, "vllm:kv_cache_usage_perc")[1]
+    assert kv > 0 and kv == one(seen, "vllm:gpu_cache_usage_perc")[1]
+    lb, _ = one(seen, "vllm:lora_requests_info")
+    assert lb["running_lora_adapters"] == "a" and lb["waiting_lora_adapters"] == "b"
+
+
+def test_metrics_scrape_is_cheap(sim, client):
+    t = time.perf_counter()
+    for _ in range(200):
+        assert client.get("/metrics").status_code == 200
+    per = (time.perf_counter() - t) / 200
+    assert per < 0.005, f"{per * 1e3:.2f} ms per scrape"

@@ -33,14 +33,14 @@ class InferencePlatform(pulumi.ComponentResource):
         # Provides: kubeconfig (secret Output[str]), picker_image (Output[str] image ref by digest),
         # model_armor_templates {template id -> Output[str] full name}, cluster_ready (resources the
         # Kubernetes objects must wait for).
-        # PLACEHOLDER until the GCP components land: a provider with an empty kubeconfig.
-        kubeconfig: pulumi.Input[str] = pulumi.Output.secret("")
-        picker_image: pulumi.Input[str] = config.picker_image.image or "endpoint-picker:unbuilt"
-        model_armor_templates: dict[str, pulumi.Input[str]] = {
-            t.id: f"projects/{config.project}/locations/{config.region}/templates/{t.id}"
-            for t in (config.model_armor.templates if config.model_armor else [])
-        }
-        cluster_ready: list[pulumi.Resource] = []
+        from .gcp_infrastructure import build_gcp_infrastructure
+
+        self.gcp = build_gcp_infrastructure(name, config, child)
+        kubeconfig: pulumi.Input[str] = self.gcp.kubeconfig
+        picker_image: pulumi.Input[str] = self.gcp.picker_image
+        model_armor_templates: dict[str, pulumi.Input[str]] = self.gcp.model_armor_templates
+        cluster_ready: list[pulumi.Resource] = self.gcp.cluster_ready
+        self._exports.update(self.gcp.exports)
         # --- end GCP infrastructure ---
 
         self.k8s_provider = k8s.Provider(

@@ -56,11 +56,22 @@ class NetworkConfig(Strict):
     services_cidr: Cidr = "10.8.0.0/20"
     proxy_only_subnets: list[ProxyOnlySubnetConfig] | None = None
     """Default: one /23 (10.129.0.0/23) in the stack's region."""
+    nat: bool | None = None
+    """Cloud Router + NAT for the node subnet (egress for private nodes: Hugging Face, other
+    registries). Default: on when cluster.private_nodes. Set false when the adopted VPC already
+    gives the subnet egress (a subnet range can be served by only one NAT)."""
 
     @model_validator(mode="after")
     def _adopt_needs_network(self):
         if self.existing_subnet and not self.existing_network:
-            raise ValueError("existing_subnet needs existing_network: name the VPC the subnet belongs to")
+            raise ValueError(
+                f"existing_subnet {self.existing_subnet!r} needs existing_network: name the VPC the subnet belongs to"
+            )
+        if self.pods_range_name == self.services_range_name:
+            raise ValueError(
+                f"pods_range_name and services_range_name are both {self.pods_range_name!r}; "
+                "the pod and service secondary ranges need different names"
+            )
         return self
 
 
@@ -109,6 +120,8 @@ class ClusterConfig(Strict):
     def _private(self):
         if self.private_endpoint and not self.private_nodes:
             raise ValueError("private_endpoint needs private_nodes: true")
+        if self.master_global_access and not self.private_nodes:
+            raise ValueError("master_global_access applies to private clusters only; set private_nodes: true or remove it")
         if int(self.master_cidr.split("/")[1]) != 28:
             raise ValueError(f"master_cidr {self.master_cidr!r} must be a /28")
         if self.system_pool_min_nodes > self.system_pool_max_nodes:
@@ -206,11 +219,26 @@ class GpuNodePoolConfig(Strict):
             raise ValueError("max_run_duration applies to flex-start, spot or on-demand VMs, not reservations")
         if self.secondary_boot_disk and not self.image_streaming:
             raise ValueError("secondary_boot_disk needs image_streaming: true (GKE requires gcfs for it)")
+        if self.secondary_boot_disk and not _DISK_IMAGE.match(self.secondary_boot_disk):
+            raise ValueError(
+                f"secondary_boot_disk {self.secondary_boot_disk!r} is not a disk image; "
+                "use 'global/images/NAME' or 'projects/PROJECT/global/images/NAME'"
+            )
+        bundled = self.machine.local_ssds
+        if self.local_ssd_count not in (None, 0, bundled):
+            raise ValueError(
+                f"local_ssd_count {self.local_ssd_count} does not match {self.machine_type}, which comes with "
+                f"{bundled} local SSDs; use {bundled} (all of them as ephemeral storage) or 0"
+            )
         return self
 
     @property
     def machine(self) -> GpuMachine:
         return gpu_machine(self.machine_type)
+
+
+_DISK_IMAGE = re.compile(r"^(projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/)?global/images/[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_IMAGE_REF = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
 
 
 class PickerImageConfig(Strict):
@@ -221,6 +249,16 @@ class PickerImageConfig(Strict):
     repository_id: Name = "inference-gateway"
     """Artifact Registry Docker repository created for the build."""
     push: bool = True
+    """false builds without pushing (CI checks); the cluster then cannot pull it."""
+
+    @field_validator("image")
+    @classmethod
+    def _ref(cls, v):
+        if v is not None and not _IMAGE_REF.match(v):
+            raise ValueError(
+                f"{v!r} is not an image reference; use REGISTRY/PATH/NAME:TAG or REGISTRY/PATH/NAME@sha256:DIGEST"
+            )
+        return v
 
 
 RaiFilter = Literal["SEXUALLY_EXPLICIT", "HATE_SPEECH", "HARASSMENT", "DANGEROUS"]
@@ -250,6 +288,14 @@ class ModelArmorTemplateConfig(Strict):
 
     @model_validator(mode="after")
     def _sdp(self):
+        if self.sdp_advanced is not None:
+            for field, kind in (("inspect_template", "inspectTemplates"), ("deidentify_template", "deidentifyTemplates")):
+                value = getattr(self.sdp_advanced, field)
+                if value is not None and not re.match(rf"^(projects|organizations)/[^/]+/locations/[^/]+/{kind}/[^/]+$", value):
+                    raise ValueError(
+                        f"sdp_advanced.{field} {value!r} is not a DLP template name; use "
+                        f"projects/PROJECT/locations/LOCATION/{kind}/NAME"
+                    )
         if self.sdp == "advanced" and self.sdp_advanced is None:
             raise ValueError("sdp 'advanced' needs sdp_advanced.inspect_template (a DLP template name)")
         if self.sdp != "advanced" and self.sdp_advanced is not None:
@@ -274,3 +320,13 @@ class ModelArmorConfig(Strict):
     fail_open: bool = False
     floor_setting: bool = False
     """Also set a project floor setting from the first template's filters."""
+
+    @model_validator(mode="after")
+    def _templates(self):
+        ids = [t.id for t in self.templates]
+        for i, t in enumerate(ids):
+            if ids.index(t) != i:
+                raise ValueError(f"templates[{i}].id {t!r} is used twice; template ids are unique per location")
+        if self.floor_setting and not self.templates:
+            raise ValueError("floor_setting needs at least one template (its filters become the floor)")
+        return self

@@ -101,9 +101,14 @@ def _rules(cfg: StackConfig) -> list[str]:
     add = problems.append
 
     # -- region / zones -------------------------------------------------------------------------
+    if not cfg.zones:
+        add(f"zones: [] is empty; list the zones of region {cfg.region!r} for nodes, e.g. [{cfg.region}-a, {cfg.region}-c]")
     for i, z in enumerate(cfg.zones):
         if not z.startswith(cfg.region + "-"):
             add(f"zones[{i}]: {z!r} is not in region {cfg.region!r}; use zones like {cfg.region}-a")
+        elif cfg.zones.index(z) != i:
+            add(f"zones[{i}]: {z!r} is listed twice")
+    problems.extend(_gcp_name_rules(cfg))
     h100_zones = set(cfg.cluster.h100_zones_override or KNOWN_H100_ZONES)
     pool_names: list[str] = []
     for i, pool in enumerate(cfg.node_pools):
@@ -221,6 +226,33 @@ def _rules(cfg: StackConfig) -> list[str]:
                 add(f"model_armor.gateways[{i}]: {name!r} is not a gateway; use one of {', '.join(gw_names)}")
         if not cfg.model_armor.guards and cfg.model_armor.templates:
             add("model_armor.guards: templates exist but no guard uses them; add {model: default, prompt_template: ..., response_template: ...}")
+    return problems
+
+
+GKE_NAME_MAX = 40
+"""GKE cluster and node pool names are at most 40 characters."""
+
+
+def _gcp_name_rules(cfg: StackConfig) -> list[str]:
+    """Names the GCP components derive from the config (issue 3: GCP infrastructure)."""
+    from ..builders.gke import node_service_account_id
+
+    problems: list[str] = []
+    try:
+        node_service_account_id(cfg.name_prefix)
+    except ValueError as err:
+        problems.append(f"name_prefix: {err}")
+    if len(cfg.cluster_name) > GKE_NAME_MAX:
+        path = "cluster.name" if cfg.cluster.name else "name_prefix"
+        problems.append(
+            f"{path}: cluster name {cfg.cluster_name!r} has {len(cfg.cluster_name)} characters; GKE allows at most {GKE_NAME_MAX}"
+        )
+    for i, pool in enumerate(cfg.node_pools):
+        name = cfg.node_pool_name(pool)
+        if name == "system":
+            problems.append(f"node_pools[{i}].name: 'system' is the CPU system pool's name; use another name")
+        if len(name) > GKE_NAME_MAX:
+            problems.append(f"node_pools[{i}].name: {name!r} has {len(name)} characters; GKE allows at most {GKE_NAME_MAX}")
     return problems
 
 

@@ -1,0 +1,113 @@
+"""The GCP half of InferencePlatform, in dependency order:
+
+APIs -> node service account -> network -> GKE cluster (+ system pool) -> H100 node pools ->
+picker image -> Model Armor. Every component is a child of the platform (`child` options).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+from .apis import Apis, ApisArgs
+from .config import StackConfig
+from .gke_cluster import GkeCluster, GkeClusterArgs
+from .gpu_node_pool import GpuNodePool, GpuNodePoolArgs
+from .model_armor import ModelArmor, ModelArmorArgs
+from .network import Network, NetworkArgs
+from .node_service_account import NodeServiceAccount, NodeServiceAccountArgs
+from .picker_image import PickerImage, PickerImageArgs
+
+
+@dataclass
+class GcpInfrastructure:
+    """What the Kubernetes side of the platform uses."""
+
+    apis: Apis
+    network: Network
+    cluster: GkeCluster
+    node_pools: list[GpuNodePool]
+    picker: PickerImage
+    model_armor: ModelArmor | None
+    kubeconfig: pulumi.Output[str]
+    """Secret; exec-based (gke-gcloud-auth-plugin)."""
+    picker_image: pulumi.Output[str]
+    """Image reference by digest (or the configured prebuilt reference)."""
+    model_armor_templates: dict[str, pulumi.Output[str]]
+    """Template id -> projects/P/locations/L/templates/T."""
+    cluster_ready: list[pulumi.Resource]
+    """Cluster, system pool and GPU pools: the Kubernetes provider waits for them."""
+    exports: dict[str, Any] = field(default_factory=dict)
+
+
+def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.ResourceOptions) -> GcpInfrastructure:
+    apis = Apis(f"{name}-apis", ApisArgs(project=cfg.project, config=cfg.apis), opts=child)
+    by_api = {s.service: s for s in apis.services}
+
+    def after(*services: str) -> list[pulumi.Resource]:
+        return [by_api[f"{s}.googleapis.com"] for s in services if f"{s}.googleapis.com" in by_api]
+
+    node_sa = NodeServiceAccount(
+        f"{name}-nodes",
+        NodeServiceAccountArgs(project=cfg.project, name_prefix=cfg.name_prefix, depends_on=after("iam")),
+        opts=child,
+    )
+    network = Network(f"{name}-network", NetworkArgs(config=cfg, depends_on=after("compute")), opts=child)
+    cluster = GkeCluster(
+        f"{name}-gke",
+        GkeClusterArgs(
+            config=cfg,
+            network=network.network_self_link,
+            subnetwork=network.subnet_self_link,
+            node_service_account=node_sa.email,
+            depends_on=[*after("container", "compute"), *network.resources, *node_sa.ready],
+        ),
+        opts=child,
+    )
+    pools = [
+        GpuNodePool(
+            f"{name}-{cfg.node_pool_name(pool)}",
+            GpuNodePoolArgs(
+                config=cfg,
+                pool=pool,
+                cluster=cluster.cluster.id,
+                service_account=node_sa.email,
+                depends_on=node_sa.ready,
+            ),
+            opts=child,
+        )
+        for pool in cfg.node_pools
+    ]
+    picker = PickerImage(f"{name}-picker-image", PickerImageArgs(config=cfg, depends_on=after("artifactregistry")), opts=child)
+    armor = None
+    templates: dict[str, pulumi.Output[str]] = {}
+    if cfg.model_armor is not None:
+        armor = ModelArmor(
+            f"{name}-model-armor",
+            ModelArmorArgs(config=cfg, model_armor=cfg.model_armor, depends_on=after("modelarmor")),
+            opts=child,
+        )
+        templates = armor.templates
+
+    exports: dict[str, Any] = {
+        "clusterEndpoint": cluster.endpoint,
+        "clusterLocation": cluster.location,
+        "networkName": network.network_name,
+        "nodePools": [p.name for p in pools],
+        "pickerImage": picker.ref,
+    }
+    return GcpInfrastructure(
+        apis=apis,
+        network=network,
+        cluster=cluster,
+        node_pools=pools,
+        picker=picker,
+        model_armor=armor,
+        kubeconfig=cluster.kubeconfig,
+        picker_image=picker.ref,
+        model_armor_templates=templates,
+        cluster_ready=[*cluster.ready, *(p.node_pool for p in pools)],
+        exports=exports,
+    )

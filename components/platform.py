@@ -52,8 +52,12 @@ class InferencePlatform(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
 
         # --- Kubernetes serving (issue: serving components) --------------------------------------
-        # Uses: k8s_opts, picker_image. Provides: self.serving.
-        self.serving = None
+        # Uses: k8s_opts, picker_image. Provides: self.serving (Serving; .pools: pool name ->
+        # PoolEndpoint with the InferencePool, picker Service and runtime preset).
+        from .serving import Serving
+
+        self.serving = Serving(f"{name}-serving", config, picker_image, opts=k8s_opts)
+        self._exports.update(self.serving.exports())
         # --- end Kubernetes serving ---
 
         # --- Gateways, routes, policies, observability (issue: gateways and routes) --------------

@@ -21,18 +21,30 @@ class LoraAdapterConfig(Strict):
     """Hugging Face repo or a path the LoRA syncer can load."""
 
 
+class RouteOverride(Strict):
+    path: str = Field(pattern=r"^/")
+    match: Literal["Exact", "PathPrefix"] = "Exact"
+    protocol: Literal["http", "grpc"] = "http"
+
+
 class RuntimeOverrides(Strict):
     """Override any field of the runtime preset (components/builders/runtimes.py)."""
 
     image: str | None = None
     command: list[str] | None = None
     args: list[str] | None = None
+    """Replaces the preset's whole argument list (extra_args is then not appended)."""
     port: int | None = Field(None, ge=1, le=65535)
     grpc_port: int | None = Field(None, ge=1, le=65535)
-    health_path: str | None = None
-    readiness_path: str | None = None
-    metrics_path: str | None = None
+    health_path: str | None = Field(None, pattern=r"^/")
+    readiness_path: str | None = Field(None, pattern=r"^/")
+    metrics_path: str | None = Field(None, pattern=r"^/")
     protocol: Literal["http", "grpc"] | None = None
+    routes: list[RouteOverride] | None = None
+    picker_signals: list[Literal["queue", "kv", "lora", "prefix"]] | None = None
+    """Which vLLM-style metrics the server exposes; [] schedules on in-flight load only."""
+    env: dict[str, str] | None = None
+    """Merged over the preset's environment."""
 
 
 class DrainConfig(Strict):
@@ -65,6 +77,9 @@ class ModelServerConfig(Strict):
     """GPU node pool (by name) the pods run on; default: the first pool."""
     tensor_parallel_size: int = Field(1, ge=1)
     """Drives nvidia.com/gpu; must fit the pool's machine."""
+    enable_lora: bool | None = None
+    """vLLM LoRA serving plus the LoRA syncer sidecar. Default: on for runtimes that support it,
+    so adding an adapter later only changes the adapters ConfigMap (no pod restart)."""
     max_loras: int = Field(2, ge=1)
     max_cpu_loras: int = Field(12, ge=1)
     max_lora_rank: int | None = Field(None, ge=1)
@@ -90,11 +105,29 @@ class ModelServerConfig(Strict):
 
     @model_validator(mode="after")
     def _loras(self):
+        from ..builders.runtimes import PRESETS
+
         if self.lora_adapters and self.runtime != "vllm":
             raise ValueError(f"lora_adapters need the vllm runtime; runtime is {self.runtime!r}")
+        if self.enable_lora and not PRESETS[self.runtime].supports_lora:
+            raise ValueError(f"enable_lora needs the vllm runtime; runtime is {self.runtime!r}")
+        if self.lora_adapters and self.enable_lora is False:
+            raise ValueError("lora_adapters are set but enable_lora is false; remove the adapters or enable LoRA")
+        protocol = self.runtime_overrides.protocol or PRESETS[self.runtime].protocol
+        grpc_port = self.runtime_overrides.grpc_port or PRESETS[self.runtime].grpc_port
+        if protocol == "grpc" and grpc_port is None:
+            raise ValueError(f"runtime_overrides.protocol is grpc but runtime {self.runtime!r} has no gRPC port; set runtime_overrides.grpc_port")
         if self.max_cpu_loras < self.max_loras:
             raise ValueError(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras ({self.max_loras})")
         return self
+
+    @property
+    def lora_enabled(self) -> bool:
+        from ..builders.runtimes import PRESETS
+
+        if self.enable_lora is None:
+            return PRESETS[self.runtime].supports_lora
+        return self.enable_lora
 
     @property
     def served_names(self) -> set[str]:

@@ -1,0 +1,304 @@
+"""InferencePool (v1) and its endpoint picker (pure): config, Deployment, RBAC, Service, PDB.
+
+Names follow the inferencepool Helm chart: pool ``R``, picker ``R-epp`` (Deployment, Service,
+ServiceAccount, Role, RoleBinding, ConfigMap), so operators who know the chart find everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+
+from .runtimes import RuntimePreset
+
+POOL_GROUP = "inference.networking.k8s.io"
+POOL_API_VERSION = f"{POOL_GROUP}/v1"
+LLMD_GROUP = "llm-d.ai"
+
+GRPC_PORT = 9002
+HEALTH_PORT = 9003
+METRICS_PORT = 9090
+PICKER_UID = 65532
+"""Numeric non-root user (the distroless 'nonroot' uid) so runAsNonRoot is checkable by the kubelet."""
+PICKER_GRACE_SECONDS = 130
+"""As the inferencepool chart: the picker drains in-flight ext_proc streams (30 s) well within it."""
+CONFIG_KEY = "picker.yaml"
+API_KEYS_DIR = "/etc/picker/api-keys"
+API_KEYS_KEY = "keys.yaml"
+SYSTEM_POOL_SELECTOR = {"inference-gateway.dev/pool": "system"}
+CONFIG_HASH_ANNOTATION = "inference-gateway.dev/config-hash"
+
+# Reference EPP default weights (llm-d-router loader defaults): prefix 3, queue 2, kv 2.
+REFERENCE_SCORERS = (("queue", "queue-scorer", 2), ("kv", "kv-cache-utilization-scorer", 2), ("prefix", "prefix-cache-scorer", 3))
+
+
+def picker_name(pool_name: str) -> str:
+    return f"{pool_name}-epp"
+
+
+def api_keys_secret_name(pool_name: str) -> str:
+    return f"{picker_name(pool_name)}-api-keys"
+
+
+def picker_labels(pool_name: str) -> dict[str, str]:
+    return {"app": picker_name(pool_name), "inferencepool": picker_name(pool_name)}
+
+
+def _meta(name: str, namespace: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        meta["labels"] = labels
+    return meta
+
+
+# -- the pool --------------------------------------------------------------------------------------
+def inference_pool(pool, server_name: str, preset: RuntimePreset, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": POOL_API_VERSION,
+        "kind": "InferencePool",
+        "metadata": _meta(pool.name, namespace),
+        "spec": {
+            "selector": {"matchLabels": {"app": server_name}},
+            "targetPorts": [{"number": preset.target_port}],
+            # Always explicit: the reader does not need to know the CRD default (http).
+            "appProtocol": preset.app_protocol,
+            "endpointPickerRef": {
+                "group": "",
+                "kind": "Service",
+                "name": picker_name(pool.name),
+                "port": {"number": GRPC_PORT},
+                # Explicit: the CRD defaults to FailClose while the chart defaults to FailOpen.
+                "failureMode": pool.failure_mode,
+            },
+        },
+    }
+
+
+# -- picker config (picker/endpoint_picker/config.py PickerConfig) -----------------------------
+def default_scorers(preset: RuntimePreset, has_adapters: bool) -> list[dict[str, Any]]:
+    """Reference weights for the signals the runtime exposes; LoRA affinity when adapters exist;
+    in-flight load alone when the runtime exposes no usable metrics."""
+    scorers = [{"type": t, "weight": w} for signal, t, w in REFERENCE_SCORERS if signal in preset.picker_signals]
+    if has_adapters and "lora" in preset.picker_signals:
+        scorers.append({"type": "lora-affinity-scorer", "weight": 1})
+    if not scorers:
+        scorers.append({"type": "inflight-load-scorer", "weight": 1})
+    return scorers
+
+
+def picker_config(pool, server, preset: RuntimePreset, models: list) -> dict[str, Any]:
+    settings = pool.picker
+    if settings.scorers is not None:
+        scorers = [
+            {"type": s.type, "weight": s.weight, **({"parameters": dict(s.parameters)} if s.parameters else {})}
+            for s in settings.scorers
+        ]
+    else:
+        scorers = default_scorers(preset, bool(server.lora_adapters))
+    served = sorted(server.served_names | {m.name for m in models})
+    rate_limits = [
+        {"key": r.key, "calls": r.calls, "renewal_period": r.renewal_period, "model": m.name}
+        for m in models
+        for r in m.rate_limits
+    ]
+    config: dict[str, Any] = {
+        "scheduling": {"filters": [], "scorers": scorers, "picker": {"type": settings.picker}},
+        "scrape": {"engine": preset.scrape_engine, "path": preset.metrics_path or "/metrics"},
+        "models": {"served": served, "reject_unknown": settings.reject_unknown_models},
+        "rate_limits": rate_limits,
+        "auth": {"user_header": settings.user_header},
+    }
+    return config
+
+
+def picker_configmap(pool, config: dict[str, Any], namespace: str) -> dict[str, Any]:
+    name = picker_name(pool.name)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(name, namespace, picker_labels(pool.name)),
+        "data": {CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
+    }
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- picker workload -------------------------------------------------------------------------------
+def picker_args(pool, namespace: str) -> list[str]:
+    args = [
+        "--pool-name", pool.name,
+        "--pool-namespace", namespace,
+        "--config-file", f"/config/{CONFIG_KEY}",
+        "--discovery", "kubernetes",
+        "--grpc-port", str(GRPC_PORT),
+        "--grpc-health-port", str(HEALTH_PORT),
+        "--metrics-port", str(METRICS_PORT),
+    ]
+    if pool.picker.replicas > 1:
+        args.append("--ha-enable-leader-election")
+    if pool.picker.api_keys:
+        args += ["--api-keys-file", f"{API_KEYS_DIR}/{API_KEYS_KEY}"]
+    return args
+
+
+def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) -> dict[str, Any]:
+    name = picker_name(pool.name)
+    labels = picker_labels(pool.name)
+    settings = pool.picker
+    mounts = [{"name": "config", "mountPath": "/config", "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": name}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    if settings.api_keys:
+        mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
+        volumes.append({"name": "api-keys", "secret": {"secretName": api_keys_secret_name(pool.name)}})
+    container = {
+        "name": "epp",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": picker_args(pool, namespace),
+        "ports": [
+            {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+            {"name": "grpc-health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        # liveness: SERVING while the process is up (also while draining); readiness: SERVING only
+        # on the synced leader, so the Service sends ext_proc streams to the active replica.
+        "livenessProbe": {
+            "grpc": {"port": HEALTH_PORT, "service": "liveness"},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "grpc": {"port": HEALTH_PORT, "service": "readiness"},
+            "periodSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": settings.cpu, "memory": settings.memory},
+            "limits": {"memory": settings.memory},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": PICKER_UID,
+            "runAsGroup": PICKER_UID,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": mounts,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "replicas": settings.replicas,
+            "selector": {"matchLabels": labels},
+            # Surge first: a new picker is ready (or the old leader keeps serving) before the old
+            # one stops.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                # The picker reads its config at startup: a changed config rolls the pods.
+                "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config)}},
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": True,  # it watches pods and pools
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": PICKER_GRACE_SECONDS,
+                    "nodeSelector": dict(SYSTEM_POOL_SELECTOR),
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": PICKER_UID,
+                        "fsGroup": PICKER_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def picker_service_account(pool, namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(picker_name(pool.name), namespace, picker_labels(pool.name))}
+
+
+def picker_role(pool, namespace: str) -> dict[str, Any]:
+    read = ["get", "list", "watch"]
+    rules: list[dict[str, Any]] = [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": read},
+        {"apiGroups": [POOL_GROUP], "resources": ["inferencepools"], "verbs": read},
+        {"apiGroups": [LLMD_GROUP], "resources": ["inferenceobjectives", "inferencemodelrewrites"], "verbs": read},
+    ]
+    if pool.picker.replicas > 1:
+        rules += [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        ]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _meta(picker_name(pool.name), namespace, picker_labels(pool.name)),
+        "rules": rules,
+    }
+
+
+def picker_role_binding(pool, namespace: str) -> dict[str, Any]:
+    name = picker_name(pool.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _meta(name, namespace, picker_labels(pool.name)),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+
+
+def picker_service(pool, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(picker_name(pool.name), namespace, picker_labels(pool.name)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": picker_labels(pool.name),
+            "ports": [
+                {"name": "grpc-ext-proc", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP"},
+                {"name": "http-metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT, "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def picker_pdb(pool, namespace: str) -> dict[str, Any] | None:
+    """Only with replicas > 1: a PDB on a single replica would block node drains forever."""
+    if pool.picker.replicas <= 1:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(picker_name(pool.name), namespace, picker_labels(pool.name)),
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": picker_labels(pool.name)}},
+    }
+
+
+def api_keys_secret(pool, namespace: str, keys: Any) -> dict[str, Any]:
+    """``keys`` is the secret config value ``apiKeys`` (a Pulumi secret Output): a YAML/JSON
+    mapping of sha256(api key) hex -> user name, the picker's --api-keys-file format."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(api_keys_secret_name(pool.name), namespace, picker_labels(pool.name)),
+        "type": "Opaque",
+        "stringData": {API_KEYS_KEY: keys},
+    }

@@ -1,0 +1,230 @@
+"""Model-server manifests (pure): the Deployment, its LoRA adapters ConfigMap, its identity.
+
+The Deployment is seed 001's vLLM Deployment with the seed's reasoning kept next to each field.
+Other runtimes reuse the same pod shape with their preset's command, ports and health paths.
+Only ``adapters_configmap`` depends on the LoRA adapter list, so adding or removing an adapter
+changes the ConfigMap alone: the syncer sidecar picks it up and vLLM is not restarted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from .runtimes import MODELS_DIR, RuntimePreset
+
+LORA_SYNCER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/lora-syncer:v1.2.1"
+"""Seed 001 used the moving staging tag ``k8s-staging-images/...:main``; v1.2.1 is the release
+image on the production registry published with vllm-openai v0.19.0 for GKE Inference Gateway."""
+
+GPU_RESOURCE = "nvidia.com/gpu"
+ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
+
+
+def pod_labels(server_name: str) -> dict[str, str]:
+    """``app: <server>``: the Deployment selector and what the InferencePool selects (seed 001)."""
+    return {"app": server_name}
+
+
+def adapters_configmap_name(server_name: str) -> str:
+    return f"{server_name}-adapters"
+
+
+def lora_syncer_config(server, port: int) -> dict[str, Any]:
+    """The syncer's ``vLLMLoRAConfig`` document (key ``configmap.yaml``)."""
+    return {
+        "vLLMLoRAConfig": {
+            "name": server.name,
+            "port": port,
+            "defaultBaseModel": server.model,
+            "ensureExist": {"models": [{"id": a.id, "source": a.source} for a in server.lora_adapters]},
+        }
+    }
+
+
+def adapters_configmap(server, namespace: str, preset: RuntimePreset) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": adapters_configmap_name(server.name), "namespace": namespace, "labels": pod_labels(server.name)},
+        "data": {"configmap.yaml": yaml.safe_dump(lora_syncer_config(server, preset.port), sort_keys=False)},
+    }
+
+
+def hf_token_secret(name: str, namespace: str, token: Any) -> dict[str, Any]:
+    """``token`` is a Pulumi secret Output: the component passes it through untouched."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {"token": token},
+    }
+
+
+def service_account(name: str, namespace: str, gsa_email: Any | None = None) -> dict[str, Any]:
+    """Workload Identity KSA: ``iam.gke.io/gcp-service-account`` names the GSA it acts as."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if gsa_email is not None:
+        meta["annotations"] = {"iam.gke.io/gcp-service-account": gsa_email}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
+
+
+def _probe(path: str, **timing: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http", "scheme": "HTTP"}, **timing}
+
+
+def deployment(
+    server,
+    namespace: str,
+    preset: RuntimePreset,
+    accelerator: str,
+    grace_period_seconds: int,
+    hf_secret_name: str | None,
+    service_account_name: str | None,
+) -> dict[str, Any]:
+    labels = pod_labels(server.name)
+    env: list[dict[str, Any]] = [{"name": "PORT", "value": str(preset.port)}]
+    if hf_secret_name:
+        env.append({"name": "HUGGING_FACE_HUB_TOKEN", "valueFrom": {"secretKeyRef": {"name": hf_secret_name, "key": "token"}}})
+    for key, value in preset.env.items():
+        if key == "VLLM_ALLOW_RUNTIME_LORA_UPDATING" and not server.lora_enabled:
+            continue
+        env.append({"name": key, "value": value})
+    if preset.name == "vllm":
+        # Model weights go to the /data emptyDir (counted against ephemeral-storage) instead of
+        # the container's writable layer.
+        env.append({"name": "HF_HOME", "value": "/data"})
+
+    ports = [{"containerPort": preset.port, "name": "http", "protocol": "TCP"}]
+    if preset.grpc_port is not None:
+        ports.append({"containerPort": preset.grpc_port, "name": "grpc", "protocol": "TCP"})
+
+    gpus = server.tensor_parallel_size
+    requests: dict[str, Any] = {"cpu": server.resources.cpu, "memory": server.resources.memory, GPU_RESOURCE: gpus}
+    if server.resources.ephemeral_storage:
+        requests["ephemeral-storage"] = server.resources.ephemeral_storage
+    # GPUs cannot be overcommitted: requests = limits. Memory limit = request so a leaking worker
+    # is OOM-killed instead of starving the node; no CPU limit (throttling hurts token latency).
+    limits = {GPU_RESOURCE: gpus, "memory": server.resources.memory}
+
+    mounts = [{"mountPath": "/data", "name": "data"}, {"mountPath": "/dev/shm", "name": "shm"}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "data", "emptyDir": {}},
+        # NCCL / tensor parallel workers exchange data through shared memory; the container
+        # runtime's default 64 MiB /dev/shm is far too small.
+        {"name": "shm", "emptyDir": {"medium": "Memory"}},
+    ]
+    if server.lora_enabled:
+        mounts.append({"name": "adapters", "mountPath": "/adapters"})
+        volumes += [
+            {"name": "adapters", "emptyDir": {}},
+            {"name": "config-volume", "configMap": {"name": adapters_configmap_name(server.name)}},
+        ]
+    pod_annotations: dict[str, str] = {}
+    if server.gcs_bucket:
+        mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
+        volumes.append(
+            {
+                "name": "models",
+                "csi": {
+                    "driver": GCSFUSE_DRIVER,
+                    "readOnly": True,
+                    "volumeAttributes": {"bucketName": server.gcs_bucket, "mountOptions": "implicit-dirs"},
+                },
+            }
+        )
+        # The GKE Cloud Storage FUSE driver injects its sidecar only into annotated pods.
+        pod_annotations["gke-gcsfuse/volumes"] = "true"
+
+    container: dict[str, Any] = {
+        "name": "vllm" if preset.name == "vllm" else "model-server",
+        "image": preset.image,
+        # Pinned tags never move, so the kubelet's cache is correct (seed 001 used :latest + Always).
+        "imagePullPolicy": "IfNotPresent",
+    }
+    if preset.command is not None:
+        container["command"] = list(preset.command)
+    container.update(
+        {
+            "args": preset.build_args(server),
+            "env": env,
+            "ports": ports,
+            "lifecycle": {
+                "preStop": {
+                    # vLLM stops accepting connections when it receives SIGTERM, so we sleep to give
+                    # upstream gateways a chance to take us out of rotation. Older or simpler load
+                    # balancers might take upwards of 30s; behind a modern gateway like Envoy, which
+                    # probes readiness aggressively, the default 30s is generous.
+                    "sleep": {"seconds": server.drain.pre_stop_seconds}
+                }
+            },
+            # vLLM's health check is simple and any failure likely significant: probe aggressively.
+            "livenessProbe": _probe(preset.health_path, periodSeconds=1, successThreshold=1, failureThreshold=5, timeoutSeconds=1),
+            # Readiness endpoints must suit aggressive probing; vLLM's /health has one failure = out.
+            "readinessProbe": _probe(preset.readiness_path, periodSeconds=1, successThreshold=1, failureThreshold=1, timeoutSeconds=1),
+            # No traffic or liveness checks until the model is loaded. failureThreshold is the
+            # longest we believe loading can take (download from Hugging Face + load onto the
+            # accelerator); if loading takes longer the pod crash-loops forever, so size
+            # startup_timeout_seconds to the model. A low initial delay keeps small models fast.
+            # vLLM only serves /health once the model is loaded (not true of every server).
+            "startupProbe": _probe(
+                preset.health_path, failureThreshold=server.startup_timeout_seconds, initialDelaySeconds=2, periodSeconds=1
+            ),
+            "resources": {"limits": limits, "requests": requests},
+            "volumeMounts": mounts,
+        }
+    )
+
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "restartPolicy": "Always",
+        # A Service named e.g. 'vllm' in the namespace injects VLLM_PORT=tcp://<ip>:<port>, which
+        # vLLM reads as its port and crash-loops. Service environment injection stays off.
+        "enableServiceLinks": False,
+        # Model servers never call the Kubernetes API: no token in the pod.
+        "automountServiceAccountToken": False,
+        # Seed 001's drain formula (builders/grace.py): worst-case request (max output tokens x
+        # slowest time per output token, + prefill overhead) + preStop, x safety factor, rounded
+        # up to 10 s. Long enough to finish the slowest request, short enough that a hung GPU
+        # process is killed in proportionate time. Queued requests at shutdown are an accepted
+        # overload failure mode; raise drain.safety_factor for periodic traffic.
+        "terminationGracePeriodSeconds": grace_period_seconds,
+        "nodeSelector": {ACCELERATOR_LABEL: accelerator},
+        # GKE taints GPU nodes nvidia.com/gpu=present:NoSchedule.
+        "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+        "volumes": volumes,
+    }
+    if service_account_name:
+        pod_spec["serviceAccountName"] = service_account_name
+    if server.lora_enabled:
+        pod_spec["initContainers"] = [
+            {
+                # A native sidecar (restartPolicy: Always): starts before vLLM, keeps running, and
+                # reloads adapters whenever the ConfigMap changes.
+                "name": "lora-adapter-syncer",
+                "tty": True,
+                "stdin": True,
+                "image": LORA_SYNCER_IMAGE,
+                "restartPolicy": "Always",
+                "imagePullPolicy": "IfNotPresent",
+                "env": [{"name": "DYNAMIC_LORA_ROLLOUT_CONFIG", "value": "/config/configmap.yaml"}],
+                # DO NOT USE subPath: dynamic ConfigMap updates don't reach subPath mounts.
+                "volumeMounts": [{"name": "config-volume", "mountPath": "/config"}],
+            }
+        ]
+    template_meta: dict[str, Any] = {"labels": labels}
+    if pod_annotations:
+        template_meta["annotations"] = pod_annotations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": server.name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": server.replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": template_meta, "spec": pod_spec},
+        },
+    }

@@ -1,0 +1,290 @@
+"""Model-server runtime presets: one table, one row per runtime (seed 003's catalogue).
+
+A preset says how to start the server and how the platform talks to it: image, command/args,
+ports, health/readiness/metrics paths, protocol (http, or grpc -> the InferencePool's
+``appProtocol: kubernetes.io/h2c``), the routes it serves (the gateway builds HTTPRoutes from
+``preset.routes``) and the picker signals its metrics provide (none -> the picker schedules on
+its own in-flight counts only). ``runtime_overrides`` in stack config replaces any field.
+
+Images (public registries, pinned tags; override ``image`` to pin by digest):
+
+- vllm: ``vllm/vllm-openai:v0.19.0``, published together with lora-syncer v1.2.1 in the
+  GKE Inference Gateway image lists (seed 001 used ``:latest``).
+- caikit-tgis: ``quay.io/opendatahub/caikit-tgis-serving:stable-4d0134e``, the Caikit runtime
+  image built on TGIS that Open Data Hub's single-container runtime manifests use.
+- caikit-standalone: ``quay.io/opendatahub/caikit-nlp:stable`` (Open Data Hub publishes only
+  channel tags for it: pin by digest through ``runtime_overrides.image``).
+- tgis: ``quay.io/opendatahub/text-generation-inference:stable-bafd218`` (deprecated upstream
+  in OpenShift AI, seed 003; kept for existing gRPC clients).
+- openvino: ``openvino/model_server:2024.4``.
+- triton: ``nvcr.io/nvidia/tritonserver:24.08-py3``.
+
+Non-vLLM runtimes read weights from ``/mnt/models`` (KServe's convention): mount them with
+``gcs_bucket`` (Cloud Storage FUSE) or bake them into the image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Literal
+
+if TYPE_CHECKING:  # builders stay importable without pydantic models at runtime
+    from ..config.serving import ModelServerConfig
+
+Protocol = Literal["http", "grpc"]
+Signal = Literal["queue", "kv", "lora", "prefix"]
+MODELS_DIR = "/mnt/models"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path a runtime serves. ``match`` is the Gateway API path match type."""
+
+    path: str
+    match: Literal["Exact", "PathPrefix"] = "Exact"
+    protocol: Protocol = "http"
+    """grpc routes are HTTP/2 paths ``/<package.Service>/<Method>``."""
+
+
+ArgsBuilder = Callable[["ModelServerConfig", "RuntimePreset"], list[str]]
+
+
+@dataclass(frozen=True)
+class RuntimePreset:
+    name: str
+    image: str
+    command: list[str] | None
+    """None: the image's entrypoint."""
+    args: ArgsBuilder | list[str]
+    """A function of (server config, resolved preset) or a fixed list (an override)."""
+    port: int
+    """HTTP port: health, readiness, metrics and (for http runtimes) inference."""
+    grpc_port: int | None
+    health_path: str
+    readiness_path: str
+    metrics_path: str | None
+    protocol: Protocol
+    routes: tuple[Route, ...]
+    picker_signals: frozenset[str]
+    """Which vLLM-style metrics exist (queue/kv/lora/prefix); empty: in-flight load only."""
+    env: dict[str, str] = field(default_factory=dict)
+    supports_lora: bool = False
+    api: str = ""
+    """The API family, for docs: openai, caikit, kserve-v2, tgis-grpc."""
+
+    @property
+    def target_port(self) -> int:
+        """The port the InferencePool sends inference traffic to."""
+        if self.protocol == "grpc":
+            if self.grpc_port is None:
+                raise ValueError(f"runtime {self.name!r} uses grpc but has no grpc_port")
+            return self.grpc_port
+        return self.port
+
+    @property
+    def app_protocol(self) -> str:
+        """InferencePool ``spec.appProtocol``: gRPC needs cleartext HTTP/2 to the pods."""
+        return "kubernetes.io/h2c" if self.protocol == "grpc" else "http"
+
+    @property
+    def scrape_engine(self) -> str:
+        return "vllm" if self.picker_signals else "none"
+
+    def build_args(self, server: "ModelServerConfig") -> list[str]:
+        return list(self.args) if isinstance(self.args, list) else self.args(server, self)
+
+
+# -- args builders --------------------------------------------------------------------------------
+def vllm_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+    """Seed 001's vLLM flags; LoRA flags whenever LoRA is enabled (even with no adapters yet) so
+    that adding an adapter never changes the pod template."""
+    args = [
+        "--model", server.model,
+        "--tensor-parallel-size", str(server.tensor_parallel_size),
+        "--port", str(preset.port),
+    ]
+    if server.lora_enabled:
+        args += ["--enable-lora", "--max-loras", str(server.max_loras), "--max-cpu-loras", str(server.max_cpu_loras)]
+        if server.max_lora_rank is not None:
+            args += ["--max-lora-rank", str(server.max_lora_rank)]
+    return args + list(server.extra_args)
+
+
+def tgis_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+    return [
+        f"--model-name={server.model}",
+        f"--num-shard={server.tensor_parallel_size}",
+        f"--port={preset.port}",
+        f"--grpc-port={preset.grpc_port}",
+        *server.extra_args,
+    ]
+
+
+def extra_only(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+    return list(server.extra_args)
+
+
+def openvino_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+    return [
+        f"--model_name={server.name}",
+        f"--model_path={MODELS_DIR}",
+        f"--port={preset.grpc_port}",
+        f"--rest_port={preset.port}",
+        "--grpc_bind_address=0.0.0.0",
+        "--rest_bind_address=0.0.0.0",
+        "--file_system_poll_wait_seconds=0",
+        "--metrics_enable",
+        *server.extra_args,
+    ]
+
+
+def triton_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+    return [
+        f"--model-repository={MODELS_DIR}",
+        f"--http-port={preset.port}",
+        f"--grpc-port={preset.grpc_port}",
+        "--allow-http=true",
+        "--allow-grpc=true",
+        *server.extra_args,
+    ]
+
+
+# -- the table --------------------------------------------------------------------------------------
+_OPENAI = tuple(
+    Route(p)
+    for p in ("/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/tokenize", "/detokenize", "/version")
+)
+_KSERVE_V2_REST = (Route("/v2/models/", "PathPrefix"),)  # /v2/models/<name>[/versions/<v>]/infer
+_KSERVE_V2_GRPC = tuple(
+    Route(f"/inference.GRPCInferenceService/{m}", protocol="grpc")
+    for m in ("ModelInfer", "ModelReady", "ModelMetadata", "ServerReady", "ServerLive", "ServerMetadata")
+)
+
+PRESETS: dict[str, RuntimePreset] = {
+    p.name: p
+    for p in (
+        RuntimePreset(
+            name="vllm",
+            image="vllm/vllm-openai:v0.19.0",
+            command=["python3", "-m", "vllm.entrypoints.openai.api_server"],
+            args=vllm_args,
+            port=8000,
+            grpc_port=None,
+            health_path="/health",
+            readiness_path="/health",
+            metrics_path="/metrics",
+            protocol="http",
+            routes=_OPENAI,
+            picker_signals=frozenset({"queue", "kv", "lora", "prefix"}),
+            env={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true"},
+            supports_lora=True,
+            api="openai",
+        ),
+        RuntimePreset(
+            name="caikit-tgis",
+            image="quay.io/opendatahub/caikit-tgis-serving:stable-4d0134e",
+            command=None,
+            args=extra_only,
+            port=8080,
+            grpc_port=8085,
+            health_path="/health",
+            readiness_path="/health",
+            metrics_path=None,
+            protocol="http",
+            routes=(Route("/api/v1/task/text-generation"), Route("/api/v1/task/server-streaming-text-generation")),
+            picker_signals=frozenset(),
+            env={"RUNTIME_LOCAL_MODELS_DIR": MODELS_DIR},
+            api="caikit",
+        ),
+        RuntimePreset(
+            name="caikit-standalone",
+            image="quay.io/opendatahub/caikit-nlp:stable",
+            command=["python", "-m", "caikit.runtime"],
+            args=extra_only,
+            port=8080,
+            grpc_port=8085,
+            health_path="/health",
+            readiness_path="/health",
+            metrics_path=None,
+            protocol="http",
+            routes=tuple(
+                Route(f"/api/v1/task/{t}")
+                for t in ("embedding", "embedding-tasks", "sentence-similarity", "sentence-similarity-tasks", "rerank", "rerank-tasks")
+            )
+            + (Route("/info/models"),),
+            picker_signals=frozenset(),
+            env={"RUNTIME_LOCAL_MODELS_DIR": MODELS_DIR, "RUNTIME_HTTP_ENABLED": "true"},
+            api="caikit",
+        ),
+        RuntimePreset(
+            name="tgis",
+            image="quay.io/opendatahub/text-generation-inference:stable-bafd218",
+            command=["text-generation-launcher"],
+            args=tgis_args,
+            port=3000,
+            grpc_port=8033,
+            health_path="/health",
+            readiness_path="/health",
+            metrics_path="/metrics",
+            protocol="grpc",
+            routes=(
+                Route("/fmaas.GenerationService/Generate", protocol="grpc"),
+                Route("/fmaas.GenerationService/GenerateStream", protocol="grpc"),
+            ),
+            picker_signals=frozenset(),
+            api="tgis-grpc",
+        ),
+        RuntimePreset(
+            name="openvino",
+            image="openvino/model_server:2024.4",
+            command=["/ovms/bin/ovms"],
+            args=openvino_args,
+            port=8888,
+            grpc_port=8001,
+            health_path="/v2/health/live",
+            readiness_path="/v2/health/ready",
+            metrics_path="/metrics",
+            protocol="http",
+            routes=_KSERVE_V2_REST + _KSERVE_V2_GRPC,
+            picker_signals=frozenset(),
+            api="kserve-v2",
+        ),
+        RuntimePreset(
+            name="triton",
+            image="nvcr.io/nvidia/tritonserver:24.08-py3",
+            command=["tritonserver"],
+            args=triton_args,
+            port=8000,
+            grpc_port=8001,
+            health_path="/v2/health/live",
+            readiness_path="/v2/health/ready",
+            metrics_path="/metrics",
+            protocol="http",
+            routes=_KSERVE_V2_REST + (Route("/v2/health/ready"), Route("/v2/health/live")) + _KSERVE_V2_GRPC,
+            picker_signals=frozenset(),
+            api="kserve-v2",
+        ),
+    )
+}
+
+
+def resolve_preset(server: "ModelServerConfig") -> RuntimePreset:
+    """The server's runtime preset with its ``runtime_overrides`` applied."""
+    preset = PRESETS[server.runtime]
+    ov = server.runtime_overrides
+    changes: dict = {}
+    for f in ("image", "command", "args", "port", "grpc_port", "health_path", "readiness_path", "metrics_path", "protocol"):
+        value = getattr(ov, f)
+        if value is not None:
+            changes[f] = list(value) if isinstance(value, list) else value
+    if ov.routes is not None:
+        changes["routes"] = tuple(Route(r.path, r.match, r.protocol) for r in ov.routes)
+    if ov.picker_signals is not None:
+        changes["picker_signals"] = frozenset(ov.picker_signals)
+    if ov.env is not None:
+        changes["env"] = {**preset.env, **ov.env}
+    resolved = dataclasses.replace(preset, **changes)
+    if resolved.protocol == "grpc" and resolved.grpc_port is None:
+        raise ValueError(f"runtime {resolved.name!r}: protocol grpc needs a grpc_port")
+    return resolved

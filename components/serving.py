@@ -1,0 +1,152 @@
+"""Serving: everything Kubernetes-side that serves models, composed from one StackConfig.
+
+CRDs the cluster lacks -> Hugging Face token Secret -> per model server a ModelServer ->
+per pool an InferencePool (+ picker) and its ModelRouting objects.
+
+For the gateway side, ``pools`` maps each pool name to a ``PoolEndpoint``: the InferencePool to
+reference from HTTPRoutes, the picker Service, and the runtime preset (routes, health path,
+port, protocol) of the model server behind it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .builders import crds as crd_builders
+from .builders.inference_pool import GRPC_PORT, POOL_GROUP
+from .builders.model_server import hf_token_secret
+from .builders.runtimes import RuntimePreset
+from .config import StackConfig, secret_config
+from .inference_pool import InferencePool, InferencePoolArgs
+from .model_routing import ModelRouting, ModelRoutingArgs
+from .model_server import ModelServer, ModelServerArgs
+
+
+@dataclass(frozen=True)
+class PoolEndpoint:
+    """What the gateway needs to route to one pool."""
+
+    name: str
+    """InferencePool name (HTTPRoute backendRef: group inference.networking.k8s.io, kind InferencePool)."""
+    namespace: str
+    group: str
+    picker_service: str
+    """The picker's ClusterIP Service (port ``picker_port``, gRPC ext_proc)."""
+    picker_port: int
+    model_server: str
+    preset: RuntimePreset
+    """Routes (``preset.routes``), health path, protocol of the model server runtime."""
+    port: int
+    """Target port on the model server pods."""
+    health_path: str
+    protocol: str
+    app_protocol: str
+    served_models: tuple[str, ...]
+    resource: pulumi.Resource
+    """The InferencePool custom resource (depends_on for routes and policies)."""
+
+
+class Serving(pulumi.ComponentResource):
+    def __init__(self, name: str, config: StackConfig, picker_image: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("inference-gateway:serving:Serving", name, None, opts)
+        ns = config.namespace
+        child = pulumi.ResourceOptions(parent=self)
+
+        # -- CRDs the cluster lacks -------------------------------------------------------------------
+        self.crds: dict[str, k8s.apiextensions.v1.CustomResourceDefinition] = {}
+        for crd in crd_builders.crds_to_install(config.cluster.min_master_version):
+            self.crds[crd["spec"]["names"]["kind"]] = k8s.apiextensions.v1.CustomResourceDefinition(
+                crd["metadata"]["name"], metadata=crd["metadata"], spec=crd["spec"], opts=child
+            )
+        pool_crds = [self.crds[k] for k in ("InferencePool",) if k in self.crds]
+        llmd_crds = [self.crds[k] for k in ("InferenceObjective", "InferenceModelRewrite")]
+
+        # -- Hugging Face token: one Secret per stack, from the secret config value hfToken ----------
+        self.hf_secret_name: str | None = None
+        users = [s for s in config.model_servers if s.hf_token]
+        hf_deps: list[pulumi.Resource] = []
+        if users:
+            token = secret_config("hfToken")
+            if token is None:
+                i = config.model_servers.index(users[0])
+                raise ValueError(
+                    f"model_servers[{i}].hf_token: true needs the secret config value hfToken; run "
+                    "`pulumi config set --secret hfToken <token>` or set hf_token: false"
+                )
+            self.hf_secret_name = f"{config.name_prefix}-hf-token"
+            sec = hf_token_secret(self.hf_secret_name, ns, token)
+            hf_deps.append(
+                k8s.core.v1.Secret(
+                    self.hf_secret_name,
+                    metadata=sec["metadata"],
+                    type=sec["type"],
+                    string_data=pulumi.Output.secret(sec["stringData"]),
+                    opts=child,
+                )
+            )
+
+        # -- model servers ----------------------------------------------------------------------------
+        self.model_servers: dict[str, ModelServer] = {}
+        for server in config.model_servers:
+            node_pool = config.node_pool_for(server)
+            assert node_pool is not None  # StackConfig rules guarantee it
+            self.model_servers[server.name] = ModelServer(
+                server.name,
+                ModelServerArgs(
+                    server=server,
+                    namespace=ns,
+                    accelerator=node_pool.machine.accelerator,
+                    project=config.project,
+                    hf_secret_name=self.hf_secret_name if server.hf_token else None,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=hf_deps),
+            )
+
+        # -- pools, pickers, routing objects ----------------------------------------------------------
+        api_keys = secret_config("apiKeys") if any(p.picker.api_keys for p in config.pools) else None
+        self.pools: dict[str, PoolEndpoint] = {}
+        self.inference_pools: dict[str, InferencePool] = {}
+        self.routing: dict[str, ModelRouting] = {}
+        for pool in config.pools:
+            server = config.model_server(pool.model_server)
+            ms = self.model_servers[server.name]
+            models = config.models_of_pool(pool.name)
+            ip = InferencePool(
+                pool.name,
+                InferencePoolArgs(
+                    pool=pool, server=server, preset=ms.preset, models=models, namespace=ns,
+                    picker_image=picker_image, api_keys=api_keys, crds=pool_crds,
+                ),
+                opts=child,
+            )
+            self.inference_pools[pool.name] = ip
+            self.routing[pool.name] = ModelRouting(
+                f"{pool.name}-models",
+                ModelRoutingArgs(models=models, namespace=ns, depends_on=[*llmd_crds, ip.pool]),
+                opts=child,
+            )
+            self.pools[pool.name] = PoolEndpoint(
+                name=pool.name,
+                namespace=ns,
+                group=POOL_GROUP,
+                picker_service=ip.picker_service_name,
+                picker_port=GRPC_PORT,
+                model_server=server.name,
+                preset=ms.preset,
+                port=ms.preset.target_port,
+                health_path=ms.preset.health_path,
+                protocol=ms.preset.protocol,
+                app_protocol=ms.preset.app_protocol,
+                served_models=tuple(m.name for m in models),
+                resource=ip.pool,
+            )
+        self.register_outputs({"pools": list(self.pools), "pickerServices": {k: v.picker_service for k, v in self.pools.items()}})
+
+    def exports(self) -> dict:
+        return {
+            "inferencePools": list(self.pools),
+            "pickerServices": {k: v.picker_service for k, v in self.pools.items()},
+        }

@@ -1,0 +1,20 @@
+"""inference-gateway guardrails: the policies of the `policy/` pack, importable without the engine.
+
+`policy/__main__.py` builds the PolicyPack from `POLICIES`; `igw policy` runs the same policy
+objects offline over `igw synth` output (igw/policy_checks.py); tests call them directly with
+`ResourceValidationArgs` / `StackValidationArgs` built from rendered resources.
+"""
+
+from . import gke, routing, workloads
+from .drain import DrainInputs, drain_seconds
+
+PACK_NAME = "inference-gateway-guardrails"
+PACK_DESCRIPTION = (
+    "GKE Inference Gateway guardrails: cluster version and networking, H100 pools, model-server probes "
+    "and drain, endpoint pickers, gateway classes, proxy-only subnets, Model Armor, secrets."
+)
+
+POLICIES = [*gke.POLICIES, *workloads.POLICIES, *routing.POLICIES]
+"""Every policy, in the order reports list them."""
+
+__all__ = ["PACK_NAME", "PACK_DESCRIPTION", "POLICIES", "DrainInputs", "drain_seconds"]

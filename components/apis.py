@@ -38,21 +38,24 @@ class Apis(pulumi.ComponentResource):
     stack alone. With `apis.enable: false` (a platform team manages APIs) nothing is created.
     """
 
-    services: list[gcp.projects.Service]
+    services: dict[str, gcp.projects.Service]
+    """API name (e.g. container.googleapis.com) -> its Service; empty with apis.enable false."""
+
+    def after(self, *apis: str) -> list[pulumi.Resource]:
+        """The Services for short API names ("container", "compute"), to use in depends_on."""
+        return [self.services[f"{a}.googleapis.com"] for a in apis if f"{a}.googleapis.com" in self.services]
 
     def __init__(self, name: str, args: ApisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("inference-gateway:gcp:Apis", name, None, opts)
-        self.services = []
+        self.services = {}
         if args.config.enable:
             for service in SERVICES:
-                self.services.append(
-                    gcp.projects.Service(
-                        f"{name}-{service.split('.')[0]}",
-                        project=args.project,
-                        service=service,
-                        disable_on_destroy=args.config.disable_on_destroy,
-                        disable_dependent_services=False,
-                        opts=pulumi.ResourceOptions(parent=self),
-                    )
+                self.services[service] = gcp.projects.Service(
+                    f"{name}-{service.split('.')[0]}",
+                    project=args.project,
+                    service=service,
+                    disable_on_destroy=args.config.disable_on_destroy,
+                    disable_dependent_services=False,
+                    opts=pulumi.ResourceOptions(parent=self),
                 )
-        self.register_outputs({"services": [s.service for s in self.services]})
+        self.register_outputs({"services": list(self.services)})

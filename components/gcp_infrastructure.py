@@ -38,16 +38,14 @@ class GcpInfrastructure:
     model_armor_templates: dict[str, pulumi.Output[str]]
     """Template id -> projects/P/locations/L/templates/T."""
     cluster_ready: list[pulumi.Resource]
-    """Cluster, system pool and GPU pools: the Kubernetes provider waits for them."""
+    """Cluster, system pool, GPU pools and the networkservices API: the Kubernetes provider
+    waits for them."""
     exports: dict[str, Any] = field(default_factory=dict)
 
 
 def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.ResourceOptions) -> GcpInfrastructure:
     apis = Apis(f"{name}-apis", ApisArgs(project=cfg.project, config=cfg.apis), opts=child)
-    by_api = {s.service: s for s in apis.services}
-
-    def after(*services: str) -> list[pulumi.Resource]:
-        return [by_api[f"{s}.googleapis.com"] for s in services if f"{s}.googleapis.com" in by_api]
+    after = apis.after
 
     node_sa = NodeServiceAccount(
         f"{name}-nodes",
@@ -62,7 +60,7 @@ def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.Resource
             network=network.network_self_link,
             subnetwork=network.subnet_self_link,
             node_service_account=node_sa.email,
-            depends_on=[*after("container", "compute"), *network.resources, *node_sa.ready],
+            depends_on=[*after("container", "compute", "monitoring", "logging"), *network.resources, *node_sa.ready],
         ),
         opts=child,
     )
@@ -108,6 +106,7 @@ def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.Resource
         kubeconfig=cluster.kubeconfig,
         picker_image=picker.ref,
         model_armor_templates=templates,
-        cluster_ready=[*cluster.ready, *(p.node_pool for p in pools)],
+        # The gateways' load balancers and service extensions need the networkservices API.
+        cluster_ready=[*cluster.ready, *(p.node_pool for p in pools), *after("networkservices")],
         exports=exports,
     )

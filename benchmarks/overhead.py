@@ -1,0 +1,204 @@
+"""Overhead scenario: what the picker adds on top of Envoy, with zero-work backends.
+
+For every load level the same client drives each gateway in turn (all gateways stay up for the
+whole scenario, so each ratio comes from back-to-back runs in one process):
+fixed open-loop Poisson rates, a closed-loop saturation run, and a 220 KB-prompt run at
+concurrency 150. CPU is read from /proc for the Envoy and picker processes; the picker's own
+decision latency comes from its `picker_decision_duration_seconds` histogram (difference of two
+scrapes around each run). A last step measures the picker's idle CPU with 100 metric endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from . import stats
+from .httpclient import Pool
+from .loadgen import closed_loop, open_loop, poisson_offsets
+from .procs import Proc, free_port, python, wait_port
+from .scenario import Scenario, picker_config
+from .stacks import Gateway, NotRun, pod_addresses
+
+DECISION_HIST = "picker_decision_duration_seconds"
+
+
+def _body(prompt_bytes: int) -> bytes:
+    prompt = ("hello world " * (prompt_bytes // 12 + 1))[:prompt_bytes]
+    return orjson.dumps({"model": "m", "prompt": prompt, "max_tokens": 16, "stream": False})
+
+
+def _start_backends(addresses: list[str]) -> Proc:
+    p = Proc("zero-backends", [python(), "-m", "benchmarks.backends", "--listen", ",".join(addresses)])
+    p.wait_line("ready", 30)
+    return p
+
+
+async def _scrape(port: int | None) -> str:
+    if port is None:
+        return ""
+    pool = Pool("127.0.0.1", port, 2)
+    try:
+        r = await pool.request("GET", "/metrics", timeout=5)
+        return r.body.decode(errors="replace")
+    finally:
+        pool.close()
+
+
+class Level:
+    """One measured run against one gateway."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def run(self, kind: str, params: dict[str, Any], body: bytes) -> dict[str, Any]:
+        gw = self.gw
+        pool = Pool(gw.host, gw.port, limit=int(params.get("max_connections", 512)))
+        procs = gw.procs()
+        before_hist = stats.parse_histogram(await _scrape(gw.metrics_port), DECISION_HIST)
+        cpu0 = {k: p.cpu() for k, p in procs.items()}
+
+        async def send(_item: Any):
+            return await pool.request("POST", "/v1/completions", body, timeout=params.get("timeout_s", 30))
+
+        t0 = time.monotonic()
+        if kind == "rate":
+            offs = poisson_offsets(params["rate"], params["duration_s"], seed=params.get("seed", 7))
+            samples, start, _ = await open_loop(offs, [None] * len(offs), send, drain_s=params.get("drain_s", 15))
+            window = params["duration_s"]
+        else:
+            samples, start, end = await closed_loop(params["concurrency"], params["duration_s"], lambda n: None, send,
+                                                    max_requests=params.get("requests", 1_000_000))
+            window = end - start
+        wall = time.monotonic() - t0
+        cpu1 = {k: p.cpu() for k, p in procs.items()}
+        after_hist = stats.parse_histogram(await _scrape(gw.metrics_port), DECISION_HIST)
+        pool.close()
+        ok = [s for s in samples if s.ok]
+        lat = stats.summarize([s.latency for s in ok])
+        out: dict[str, Any] = {
+            "requests": len(samples), "ok": len(ok), "errors": len(samples) - len(ok),
+            "error_examples": sorted({(s.error or f"HTTP {s.status}") for s in samples if not s.ok})[:3],
+            "throughput_rps": len(ok) / window if window > 0 else 0.0,
+            "latency_s": lat,
+            "cpu_s": {k: cpu1[k] - cpu0[k] for k in procs},
+            "wall_s": wall,
+        }
+        out["cpu_cores"] = {k: v / wall for k, v in out["cpu_s"].items()}
+        out["cpu_s_per_1000_requests"] = {k: (v / len(ok) * 1000 if ok else None) for k, v in out["cpu_s"].items()}
+        if after_hist:
+            d = stats.diff_buckets(after_hist, before_hist)
+            out["decision_latency_s"] = {"p50": stats.histogram_quantile(0.5, d), "p99": stats.histogram_quantile(0.99, d),
+                                         "count": d[-1][1] if d else 0}
+        return out
+
+
+async def _idle_cpu(gw: Gateway, seconds: float) -> dict[str, Any]:
+    procs = gw.procs()
+    await asyncio.sleep(1.0)  # let the scraper settle
+    c0 = {k: p.cpu() for k, p in procs.items()}
+    t0 = time.monotonic()
+    await asyncio.sleep(seconds)
+    wall = time.monotonic() - t0
+    c1 = {k: p.cpu() for k, p in procs.items()}
+    text = await _scrape(gw.metrics_port)
+    ages = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("picker_metrics_age_seconds{")]
+    return {"cores": {k: (c1[k] - c0[k]) / wall for k in procs}, "seconds": wall,
+            "endpoints_with_metrics": sum(1 for a in ages if a >= 0), "max_metrics_age_s": max(ages) if ages else None}
+
+
+def run(sc: Scenario, log=print) -> dict[str, Any]:
+    return asyncio.run(_run(sc, log))
+
+
+async def _run(sc: Scenario, log) -> dict[str, Any]:
+    o = sc.overhead
+    n = int(o.get("endpoints", 16))
+    port = free_port()
+    addrs = pod_addresses(n, port)
+    backends = _start_backends(addrs)
+    gateways: dict[str, Gateway] = {}
+    result: dict[str, Any] = {"strategies": {}, "levels": [], "not_run": {}}
+    try:
+        for st in sc.strategies:
+            try:
+                gateways[st.name] = Gateway(st, addrs, picker_config(st) if st.type != "envoy" else None)
+                result["strategies"][st.name] = {"type": st.type, "lb": st.lb, "description": st.description,
+                                                 "config": picker_config(st) if st.type != "envoy" else None}
+            except NotRun as e:
+                result["not_run"][st.name] = str(e)
+                log(f"  {st.name}: {e}")
+        await asyncio.sleep(1.5)  # picker: discovery + first scrapes
+        small = _body(int(o.get("small_prompt_bytes", 240)))
+        levels: list[tuple[str, str, dict[str, Any], bytes]] = []
+        for rate in o.get("rates", [100, 500, 1000]):
+            levels.append((f"{rate} req/s", "rate", {"rate": rate, "duration_s": o.get("duration_s", 6)}, small))
+        sat = o.get("saturation") or {}
+        levels.append(("saturation", "closed", {"concurrency": sat.get("concurrency", 64),
+                                                "duration_s": sat.get("duration_s", 6)}, small))
+        lg = o.get("large_prompt") or {}
+        if lg:
+            levels.append((f"{lg.get('bytes', 220000) // 1000} KB prompt, c={lg.get('concurrency', 150)}", "closed",
+                           {"concurrency": lg.get("concurrency", 150), "duration_s": lg.get("duration_s", 8),
+                            "requests": lg.get("requests", 100000), "timeout_s": 60}, _body(int(lg.get("bytes", 220000)))))
+        for label, kind, params, body in levels:
+            entry: dict[str, Any] = {"level": label, "kind": kind, "params": params, "prompt_bytes": len(body), "runs": {}}
+            for name, gw in gateways.items():
+                # Warm the connection pools so the first run does not pay for connects.
+                await Level(gw).run("closed", {"concurrency": 8, "duration_s": 0.3}, body)
+                r = await Level(gw).run(kind, params, body)
+                entry["runs"][name] = r
+                log(f"  {label:>22} {name:>20}: {r['throughput_rps']:8.1f} req/s  p50 {_ms(r['latency_s']['p50'])}  "
+                    f"p99 {_ms(r['latency_s']['p99'])}  errors {r['errors']}"
+                    + (f"  decision p50 {_ms(r['decision_latency_s']['p50'])} p99 {_ms(r['decision_latency_s']['p99'])}"
+                       if "decision_latency_s" in r else ""))
+            result["levels"].append(entry)
+        for gw in gateways.values():
+            gw.stop()
+        gateways.clear()
+        scr = o.get("scrape") or {}
+        if scr:
+            result["scrape"] = await _scrape_cost(sc, scr, log)
+    finally:
+        for gw in gateways.values():
+            gw.stop()
+        backends.stop()
+    return result
+
+
+async def _scrape_cost(sc: Scenario, scr: dict[str, Any], log) -> dict[str, Any]:
+    n = int(scr.get("endpoints", 100))
+    interval = int(scr.get("interval_ms", 50))
+    port = free_port()
+    addrs = pod_addresses(n, port)
+    backends = _start_backends(addrs)
+    out: dict[str, Any] = {"endpoints": n, "interval_ms": interval, "runs": {}}
+    try:
+        for st in sc.strategies:
+            if st.type not in ("picker", "upstream-epp"):
+                continue
+            cfg = picker_config(st)
+            cfg = {**cfg, "scrape": {**(cfg.get("scrape") or {}), "interval_ms": interval}}
+            try:
+                gw = Gateway(st, addrs, cfg)
+            except NotRun as e:
+                out["runs"][st.name] = {"not_run": str(e)}
+                continue
+            try:
+                r = await _idle_cpu(gw, float(scr.get("measure_s", 8)))
+                r["backends_cores"] = None
+                out["runs"][st.name] = r
+                log(f"  scrape {n} endpoints @{interval} ms {st.name}: picker {r['cores'].get('picker', 0):.3f} cores, "
+                    f"{r['endpoints_with_metrics']} endpoints fresh, max age {r['max_metrics_age_s']}")
+            finally:
+                gw.stop()
+    finally:
+        backends.stop()
+    return out
+
+
+def _ms(v: float | None) -> str:
+    return "   -   " if v is None else f"{v * 1000:7.2f} ms"

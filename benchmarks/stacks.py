@@ -1,0 +1,213 @@
+"""Start what a strategy needs: simulated replicas, Envoy (direct LB or + a picker), upstream EPP.
+
+Replicas listen on their own loopback addresses (127.0.3.1, 127.0.3.2, ...: one "pod IP" each,
+same port), like pods behind an InferencePool; Linux routes all of 127/8 to lo without setup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from endpoint_picker.envoy_bootstrap import build_bootstrap
+from endpoint_picker.testing.picker import pool_manifest, write_endpoints, write_manifests
+
+from .procs import Proc, direct_bootstrap, envoy_binary, free_port, python, raise_circuit_breakers, wait_port
+
+POD_NET = "127.0.3."
+POOL = "bench-pool"
+UPSTREAM_NOT_RUN = ("not run: no binary (set IGW_UPSTREAM_EPP); the Go module proxy here answers 403 "
+                    "'This module version is not available' for github.com/llm-d/llm-d-router and "
+                    "sigs.k8s.io/gateway-api-inference-extension, so the reference EPP cannot be built here")
+UPSTREAM_SIM_NOT_RUN = ("not run: no binary (set IGW_UPSTREAM_SIM); the Go module proxy here answers 403 for "
+                        "github.com/llm-d/llm-d-inference-sim, so every quality run uses our simulator")
+
+
+class NotRun(Exception):
+    """A strategy that cannot run on this machine; the message is the reason for the report."""
+
+
+def pod_addresses(n: int, port: int) -> list[str]:
+    if n > 250:
+        raise ValueError("at most 250 replicas")
+    return [f"{POD_NET}{i + 1}:{port}" for i in range(n)]
+
+
+def free_pod_port() -> int:
+    # A port free on 127.0.0.1 is almost surely free on 127.0.3.x too; we bind-check below.
+    return free_port()
+
+
+class SimCluster:
+    """N simulated vLLM replicas (ours, in `processes` processes; or the upstream binary)."""
+
+    def __init__(self, cluster: dict[str, Any], model: str) -> None:
+        self.n = int(cluster["replicas"])
+        self.port = free_pod_port()
+        self.addresses = pod_addresses(self.n, self.port)
+        self.procs: list[Proc] = []
+        self.cluster = cluster
+        self.model = model
+        upstream = os.environ.get("IGW_UPSTREAM_SIM") if cluster.get("simulator") == "upstream" else None
+        try:
+            if upstream:
+                self._start_upstream(upstream)
+            else:
+                self._start_ours()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _common(self) -> list[str]:
+        c = self.cluster
+        args = ["--model", self.model, "--time-scale", str(c["time_scale"]), "--block-size", str(c.get("block_size", 16)),
+                "--max-num-seqs", str(c.get("max_num_seqs", 256)), "--seed", str(c.get("seed", 0))]
+        if c.get("num_gpu_blocks"):
+            args += ["--num-gpu-blocks", str(c["num_gpu_blocks"])]
+        if c.get("max_num_batched_tokens"):
+            args += ["--max-num-batched-tokens", str(c["max_num_batched_tokens"])]
+        if c.get("lora_modules"):
+            args += ["--lora-modules", *[f"{m}={m}" for m in c["lora_modules"]], "--max-loras", str(c.get("max_loras", 1))]
+            if c.get("max_cpu_loras"):
+                args += ["--max-cpu-loras", str(c["max_cpu_loras"])]
+        return args
+
+    def _start_ours(self) -> None:
+        k = max(1, min(int(self.cluster.get("sim_processes", 2)), self.n))
+        for p in range(k):
+            listen: list[str] = []
+            for i in range(p, self.n, k):
+                listen += ["--listen", f"{self.addresses[i]}:sim-{i}"]
+            proc = Proc(f"sim{p}", [python(), "-m", "vllm_simulator.main", *self._common(), *listen])
+            self.procs.append(proc)
+        for a in self.addresses:
+            h, _, port = a.rpartition(":")
+            wait_port(h, int(port), 30)
+
+    def _start_upstream(self, binary: str) -> None:
+        tmpl = os.environ.get("IGW_UPSTREAM_SIM_ARGS",
+                              "--port {port} --model {model} --max-num-seqs {max_num_seqs} --enable-kvcache "
+                              "--kv-cache-size {num_gpu_blocks} --block-size {block_size}")
+        for i, a in enumerate(self.addresses):
+            h, _, port = a.rpartition(":")
+            args = tmpl.format(port=port, host=h, model=self.model, max_num_seqs=self.cluster.get("max_num_seqs", 256),
+                               num_gpu_blocks=self.cluster.get("num_gpu_blocks", 1024),
+                               block_size=self.cluster.get("block_size", 16))
+            self.procs.append(Proc(f"upstream-sim{i}", [binary, *shlex.split(args)], env={"POD_NAME": f"sim-{i}"},
+                                   wait_for=(h, int(port))))
+
+    def cpu(self) -> float:
+        return sum(p.cpu() for p in self.procs)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
+
+
+class Gateway:
+    """Envoy (+ picker) in front of `endpoints`; `host`/`port` is where clients send requests."""
+
+    def __init__(self, strategy: Any, endpoints: Sequence[str], picker_config: dict[str, Any] | None = None,
+                 envoy_concurrency: int = 1) -> None:
+        self.strategy = strategy
+        self.endpoints = list(endpoints)
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.envoy: Proc | None = None
+        self.picker: Proc | None = None
+        self.metrics_port: int | None = None
+        self.dir = Path(tempfile.mkdtemp(prefix="igw-bench-", dir=_tmp()))
+        try:
+            if strategy.type == "envoy":
+                boot = direct_bootstrap(self.port, self.endpoints, strategy.lb)
+            elif strategy.type == "picker":
+                grpc_port = self._start_picker(picker_config or {})
+                boot = raise_circuit_breakers(build_bootstrap(self.port, f"127.0.0.1:{grpc_port}", endpoints=self.endpoints,
+                                                              route_timeout_s=600.0))
+            elif strategy.type == "upstream-epp":
+                grpc_port = self._start_upstream_epp(picker_config or {})
+                boot = raise_circuit_breakers(build_bootstrap(self.port, f"127.0.0.1:{grpc_port}", endpoints=self.endpoints,
+                                                              route_timeout_s=600.0))
+            else:
+                raise ValueError(f"no gateway for strategy type {strategy.type}")
+            self._start_envoy(boot, envoy_concurrency)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _pods(self) -> list[dict[str, Any]]:
+        return [{"name": f"pod-{i}", "namespace": "default", "address": e.rpartition(":")[0],
+                 "labels": {"app": POOL}, "ready": True} for i, e in enumerate(self.endpoints)]
+
+    def _write_discovery(self) -> tuple[Path, Path]:
+        port = int(self.endpoints[0].rpartition(":")[2])
+        if any(int(e.rpartition(":")[2]) != port for e in self.endpoints):
+            raise ValueError("all endpoints must share one port (InferencePool targetPorts)")
+        mdir = self.dir / "manifests"
+        mdir.mkdir()
+        write_manifests(mdir / "pool.yaml", [pool_manifest(POOL, ports=(port,))])
+        ep = self.dir / "endpoints.yaml"
+        write_endpoints(ep, self._pods())
+        return mdir, ep
+
+    def _start_picker(self, config: dict[str, Any]) -> int:
+        mdir, ep = self._write_discovery()
+        cfg = self.dir / "picker.yaml"
+        cfg.write_text(yaml.safe_dump(config))
+        grpc_port, health_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.picker = Proc("picker", [python(), "-m", "endpoint_picker.main", "--pool-name", POOL,
+                                      "--pool-namespace", "default", "--config-file", str(cfg), "--discovery", "files",
+                                      "--manifests-dir", str(mdir), "--endpoints-file", str(ep),
+                                      "--grpc-port", str(grpc_port), "--grpc-health-port", str(health_port),
+                                      "--metrics-port", str(self.metrics_port), "--bind-address", "127.0.0.1",
+                                      "--log-level", "warning"], wait_for=("127.0.0.1", grpc_port))
+        return grpc_port
+
+    def _start_upstream_epp(self, config: dict[str, Any]) -> int:
+        binary = os.environ.get("IGW_UPSTREAM_EPP")
+        if not binary:
+            raise NotRun(UPSTREAM_NOT_RUN)
+        mdir, ep = self._write_discovery()
+        cfg = self.dir / "epp-config.yaml"
+        cfg.write_text(yaml.safe_dump(config))
+        grpc_port, health_port, self.metrics_port = free_port(), free_port(), free_port()
+        tmpl = os.environ.get("IGW_UPSTREAM_EPP_ARGS",
+                              "--pool-name {pool} --pool-namespace default --grpc-port {grpc_port} "
+                              "--grpc-health-port {health_port} --metrics-port {metrics_port} "
+                              "--config-file {config_file}")
+        args = tmpl.format(pool=POOL, grpc_port=grpc_port, health_port=health_port, metrics_port=self.metrics_port,
+                           config_file=cfg, manifests_dir=mdir, endpoints_file=ep,
+                           endpoints=",".join(self.endpoints))
+        self.picker = Proc("upstream-epp", [binary, *shlex.split(args)], wait_for=("127.0.0.1", grpc_port))
+        return grpc_port
+
+    def _start_envoy(self, boot: dict[str, Any], concurrency: int) -> None:
+        path = self.dir / "envoy.json"
+        path.write_text(json.dumps(boot))
+        self.envoy = Proc("envoy", [envoy_binary(), "-c", str(path), "--concurrency", str(concurrency), "-l", "error",
+                                    "--base-id", str(self.port), "--disable-hot-restart"],
+                          wait_for=("127.0.0.1", self.port))
+
+    def procs(self) -> dict[str, Proc]:
+        out = {}
+        if self.envoy:
+            out["envoy"] = self.envoy
+        if self.picker:
+            out["picker"] = self.picker
+        return out
+
+    def stop(self) -> None:
+        for p in (self.envoy, self.picker):
+            if p is not None:
+                p.stop()
+
+
+def _tmp() -> str:
+    d = Path(__file__).parent / ".work" / "tmp"
+    d.mkdir(parents=True, exist_ok=True)
+    return str(d)

@@ -236,9 +236,8 @@ def test_max_loras_limits_adapters_per_batch(make_sim):
 
 def test_two_lora_slots_run_two_adapters_together(make_sim):
     s = make_sim(lora_modules=[("a", "/a"), ("b", "/b")], max_loras=2, time_scale=0.1)
-    _, running, waiting = _lora_run(s.url, ["a", "b"], 3)
+    _, running, _ = _lora_run(s.url, ["a", "b"], 3)
     assert "a,b" in running or "b,a" in running
-    assert not waiting
 
 
 def test_lora_load_cost_disk_vs_cpu_cache(make_sim):

@@ -150,7 +150,12 @@ class AutoscalingConfig(Strict):
         per_zone = self.min_nodes is not None or self.max_nodes is not None
         total = self.total_min_nodes is not None or self.total_max_nodes is not None
         if per_zone and total:
-            raise ValueError("set per-zone min_nodes/max_nodes or total_min_nodes/total_max_nodes, not both")
+            given = ", ".join(
+                f"{k}={getattr(self, k)}"
+                for k in ("min_nodes", "max_nodes", "total_min_nodes", "total_max_nodes")
+                if getattr(self, k) is not None
+            )
+            raise ValueError(f"{given}: set per-zone min_nodes/max_nodes or total_min_nodes/total_max_nodes, not both")
         if not per_zone and not total:
             raise ValueError("set max_nodes (per zone) or total_max_nodes (whole pool)")
         lo, hi = (self.min_nodes, self.max_nodes) if per_zone else (self.total_min_nodes, self.total_max_nodes)
@@ -191,7 +196,11 @@ class GpuNodePoolConfig(Strict):
     @field_validator("machine_type")
     @classmethod
     def _h100(cls, v: str) -> str:
-        gpu_machine(v)  # raises with the allowed list
+        try:
+            gpu_machine(v)
+        except ValueError as err:
+            msg = str(err)
+            raise ValueError(f"{v!r} {msg}" if msg.startswith("is not") else msg) from None
         return v
 
     @field_validator("max_run_duration")

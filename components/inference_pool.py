@@ -70,13 +70,13 @@ class InferencePool(pulumi.ComponentResource):
                     f"pools: {pool.name!r} sets picker.api_keys but the secret config value apiKeys is not set; "
                     "run `pulumi config set --secret apiKeys <yaml: sha256 hex -> user>`"
                 )
-            sec = b.api_keys_secret(pool, ns, args.api_keys)
+            sec = b.api_keys_secret(pool, ns, pulumi.Output.secret(args.api_keys))
             deps.append(
                 k8s.core.v1.Secret(
                     f"{epp}-api-keys",
                     metadata=sec["metadata"],
                     type=sec["type"],
-                    string_data=pulumi.Output.secret(sec["stringData"]),
+                    string_data=sec["stringData"],
                     opts=child,
                 )
             )

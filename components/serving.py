@@ -77,13 +77,14 @@ class Serving(pulumi.ComponentResource):
                     "`pulumi config set --secret hfToken <token>` or set hf_token: false"
                 )
             self.hf_secret_name = f"{config.name_prefix}-hf-token"
-            sec = hf_token_secret(self.hf_secret_name, ns, token)
+            # The leaf stays a Pulumi secret: state and previews never hold the plaintext token.
+            sec = hf_token_secret(self.hf_secret_name, ns, pulumi.Output.secret(token))
             hf_deps.append(
                 k8s.core.v1.Secret(
                     self.hf_secret_name,
                     metadata=sec["metadata"],
                     type=sec["type"],
-                    string_data=pulumi.Output.secret(sec["stringData"]),
+                    string_data=sec["stringData"],
                     opts=child,
                 )
             )

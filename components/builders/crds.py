@@ -140,7 +140,7 @@ def inference_pool_crd() -> dict[str, Any]:
                 {
                     "matchLabels": {
                         "type": "object",
-                        "additionalProperties": _str(maxLength=63, pattern=_LABEL_VALUE_PATTERN),
+                        "additionalProperties": _str(minLength=0, maxLength=63, pattern=_LABEL_VALUE_PATTERN),
                         "minProperties": 1,
                         "maxProperties": 64,
                     }
@@ -161,7 +161,7 @@ def inference_pool_crd() -> dict[str, Any]:
             "appProtocol": _str(enum=["http", "kubernetes.io/h2c"], default="http"),
             "endpointPickerRef": _obj(
                 {
-                    "group": _str(default="", maxLength=253, pattern=_GROUP_PATTERN),
+                    "group": _str(default="", minLength=0, maxLength=253, pattern=_GROUP_PATTERN),
                     "kind": _str(default="Service", minLength=1, maxLength=63, pattern=_KIND_PATTERN),
                     "name": _str(minLength=1, maxLength=253),
                     "port": _port(),

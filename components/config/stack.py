@@ -185,6 +185,8 @@ def _rules(cfg: StackConfig) -> list[str]:
 
     # -- served models -------------------------------------------------------------------------
     seen_names: dict[tuple[str, str], int] = {}
+    seen_names_before: set[tuple[str, str]] = set()
+    object_names: dict[str, int] = {}
     for i, m in enumerate(cfg.models):
         if m.pool not in pools:
             add(f"models[{i}].pool: {m.pool!r} is not an inference pool; use one of {', '.join(pools) or '(none defined)'}")
@@ -193,6 +195,18 @@ def _rules(cfg: StackConfig) -> list[str]:
         if key in seen_names:
             add(f"models[{i}].name: {m.name!r} is already served by pool {m.pool!r} (models[{seen_names[key]}])")
         seen_names[key] = i
+        # Routing objects are named after the model (DNS-safe) and share the namespace.
+        from ..builders.model_routing import dns_name
+
+        object_name = dns_name(m.name)
+        if object_name in object_names and key not in seen_names_before:
+            j = object_names[object_name]
+            add(
+                f"models[{i}].name: {m.name!r} and models[{j}].name {cfg.models[j].name!r} both name their routing "
+                f"objects {object_name!r} in namespace {cfg.namespace!r}; rename one"
+            )
+        object_names.setdefault(object_name, i)
+        seen_names_before.add(key)
         pool = cfg.pool(m.pool)
         if pool.model_server not in servers:
             continue

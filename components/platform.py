@@ -62,7 +62,13 @@ class InferencePlatform(pulumi.ComponentResource):
 
         # --- Gateways, routes, policies, observability (issue: gateways and routes) --------------
         # Uses: k8s_opts, self.serving, model_armor_templates. Provides: self.gateways, exports.
-        self.gateways = None
+        from .gateways import build_gateway_layer
+
+        self.gateway_layer = build_gateway_layer(
+            name, config, k8s_opts, self.serving, model_armor_templates, network=getattr(getattr(self, "gcp", None), "network", None)
+        )
+        self.gateways = self.gateway_layer.gateways
+        self._exports.update(self.gateway_layer.exports)
         # --- end gateways ---
 
         _ = (child, k8s_opts, picker_image, model_armor_templates)

@@ -25,6 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "policy"
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
+OFFLINE_TAGS = {"pulumi:project": "inference-gateway", "igw:secrets": "masked"}
+"""Stack tags offline: `igw:secrets: masked` tells `no-plaintext-secrets` that secret inputs show
+as "[secret]" (see policy/inference_gateway_policies/workloads.py)."""
 
 
 def policies_module():
@@ -143,11 +146,7 @@ def check(
     names = [p.name for p in policies]
     set_levels, settings = _normalize(config or {}, names)
     resources = list(resources)
-    tags = {
-        "environment": environment or "development",
-        "pulumi:project": "inference-gateway",
-        "igw:secrets": "masked",
-    }
+    tags = {**OFFLINE_TAGS, "environment": environment or "development"}
 
     def opts(parent: str | None) -> PolicyResourceOptions:
         return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], parent or None)
@@ -203,6 +202,52 @@ def check(
 
             run(policy, stack_args, "")
     return report
+
+
+def stack_policy_config(stack_config: Any) -> dict[str, Any]:
+    """Policy config a stack's own config implies: each model server's drain inputs (the pack reads
+    the same `model_servers[].drain` from the stack config under the engine)."""
+    drain = {
+        s.name: {
+            "maxOutputTokens": s.drain.max_output_tokens,
+            "timePerOutputTokenMs": s.drain.time_per_output_token_ms,
+            "prefillOverhead": s.drain.prefill_overhead,
+            "safetyFactor": s.drain.safety_factor,
+        }
+        for s in stack_config.model_servers
+    }
+    return {"model-server-graceful-drain": {"drain": drain}} if drain else {}
+
+
+def merge_config(implied: Mapping[str, Any], explicit: Mapping[str, Any]) -> dict[str, Any]:
+    """Explicit policy config wins over what the stack implies (per policy, per key)."""
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in implied.items()}
+    for key, value in explicit.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = {**out[key], **value}
+        elif isinstance(value, str) and isinstance(out.get(key), Mapping):
+            out[key] = {**out[key], "enforcementLevel": value}
+        else:
+            out[key] = value
+    return out
+
+
+def check_stack(
+    stack: str,
+    resources: Iterable[Mapping[str, Any]],
+    config: Mapping[str, Any] | None = None,
+    environment: str | None = None,
+) -> PolicyReport:
+    """`check` with what the stack file says: its environment and its model servers' drain inputs."""
+    from .stackfile import validate_stack
+
+    cfg = validate_stack(stack)
+    return check(
+        resources,
+        stack=stack,
+        environment=environment or cfg.environment,
+        config=merge_config(stack_policy_config(cfg), config or {}),
+    )
 
 
 def resources_of(synthesis: Any) -> list[dict[str, Any]]:

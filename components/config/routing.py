@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -85,10 +86,14 @@ class RouteConfig(Strict):
     path_prefix: str = "/"
     """Used when neither predict_route nor invoke_route_prefix is set (seed 001: '/')."""
     matches: list[MatchConfig] = []
-    """Extra matches (path and headers) as users configure them; each becomes its own rule."""
+    """Narrow the endpoint: each match becomes its own rule in place of the plain one. A match
+    without a path keeps the endpoint's path (predict_route, /invoke/ or path_prefix) and adds
+    its headers / method; on plain path_prefix routes a match may also set its own path."""
     hostnames: list[str] = []
     served_model_routes: bool = True
-    """Add /served-models/<name>/invocations per served model of the pool (bypasses the split)."""
+    """Reach one served model directly, bypassing its traffic split: on path_prefix routes
+    POST /served-models/<served name>/invocations (seed 002); on predict_route / invoke routes
+    the header `x-deployed-model-id: <served name>` (seed 000), which exposes no new path."""
     invocations_path: str = "/v1/chat/completions"
     """Where /served-models/<name>/invocations lands on the model server."""
 
@@ -109,7 +114,33 @@ class RouteConfig(Strict):
             raise ValueError("set exactly one of pool or backends")
         if self.backends and sum(b.weight for b in self.backends) == 0:
             raise ValueError("backends weights sum to 0; at least one pool must receive traffic")
+        pools = [b.pool for b in self.backends]
+        for p in sorted({p for p in pools if pools.count(p) > 1}):
+            raise ValueError(f"backends list pool {p!r} twice; list each pool once with its weight")
+        if not self.path_prefix.startswith("/"):
+            raise ValueError(f"path_prefix {self.path_prefix!r} must start with '/'")
+        if not self.invocations_path.startswith("/"):
+            raise ValueError(f"invocations_path {self.invocations_path!r} must start with '/'")
+        if self.predict_route or self.invoke_route_prefix:
+            kind = "predict_route" if self.predict_route else "invoke_route_prefix"
+            for i, m in enumerate(self.matches):
+                if m.path_prefix or m.path_exact:
+                    raise ValueError(
+                        f"matches[{i}] sets a path but the route uses {kind}, which fixes the path; "
+                        "use headers or method only"
+                    )
+        if len(self.matches) > 8:
+            raise ValueError(f"{len(self.matches)} matches; at most 8 are allowed per route")
         return self
+
+    @property
+    def shape(self) -> str:
+        """predict | invoke | prefix: how requests reach the model server."""
+        if self.predict_route:
+            return "predict"
+        if self.invoke_route_prefix:
+            return "invoke"
+        return "prefix"
 
     @property
     def pools(self) -> list[str]:
@@ -152,7 +183,74 @@ class GatewayConfig(Strict):
 
 
 class ObservabilityConfig(Strict):
+    """Managed Prometheus scraping, a Cloud Monitoring dashboard and alert policies."""
+
+    pod_monitoring: bool = True
+    """PodMonitoring objects for model servers and pickers (Google Cloud Managed Prometheus)."""
+    scrape_interval: str = Field("15s", pattern=r"^[1-9][0-9]*(s|m)$")
     dashboard: bool = True
     alerts: bool = True
     notification_channels: list[str] = []
+    """Existing channels by full name: projects/<project>/notificationChannels/<id>."""
+    notification_emails: list[str] = []
+    """E-mail addresses: an e-mail notification channel is created for each."""
     saturation_alert_minutes: int = Field(10, ge=1)
+    """How long saturation must last before the alert fires."""
+    queue_depth_threshold: float = Field(10, gt=0)
+    """Waiting requests per model-server pod counted as saturated."""
+    kv_cache_threshold: float = Field(0.9, gt=0, le=1)
+    """KV-cache use (0-1) per pod counted as saturated."""
+    picker_unavailable_minutes: int = Field(3, ge=1)
+
+    @field_validator("notification_channels")
+    @classmethod
+    def _channel_names(cls, v: list[str]):
+        for c in v:
+            if not re.match(r"^projects/[^/]+/notificationChannels/[^/]+$", c):
+                raise ValueError(f"{c!r} is not a channel name; use projects/<project>/notificationChannels/<id>")
+        return v
+
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, v: list[str]):
+        for e in v:
+            if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", e):
+                raise ValueError(f"{e!r} is not an e-mail address")
+        return v
+
+
+def gateway_rules(cfg) -> list[str]:
+    """Cross-field rules for gateways (called from stack._rules once pools and models are valid):
+    served-model names unique per gateway, HTTPRoute size limits, Model Armor wiring."""
+    from ..builders.model_armor_extension import METADATA_VALUE_MAX, guarded_gateways, model_armor_settings, template_name
+    from ..builders.routes import MAX_RULES, rule_count, served_target_conflicts, served_targets
+
+    problems: list[str] = []
+    for i, g in enumerate(cfg.gateways):
+        pools = [p for r in g.routes if r.served_model_routes for p in r.pools]
+        for a, b in served_target_conflicts(served_targets(cfg.models, pools)):
+            problems.append(
+                f"gateways[{i}]: served name {a.name!r} means {a.model!r} (pool {a.pool!r}) and {b.model!r} "
+                f"(pool {b.pool!r}); give the targets distinct names (models[].targets[].name)"
+            )
+        for j, r in enumerate(g.routes):
+            n = rule_count(r, cfg.models)
+            if n > MAX_RULES:
+                problems.append(
+                    f"gateways[{i}].routes[{j}]: needs {n} HTTPRoute rules (one per served model plus the "
+                    f"endpoint); at most {MAX_RULES} are allowed. Set served_model_routes: false or split the route"
+                )
+        if g.model_armor and (cfg.model_armor is None or not cfg.model_armor.guards):
+            problems.append(f"gateways[{i}].model_armor: true needs model_armor with templates and guards")
+    ma = cfg.model_armor
+    if ma is not None and ma.guards and guarded_gateways(cfg.gateways, ma):
+        ids = {t.id for t in ma.templates}
+        if all(g.prompt_template in ids and g.response_template in ids for g in ma.guards):
+            names = {t: template_name(cfg.project, cfg.region, t) for t in ids}
+            size = len(model_armor_settings(ma, names))
+            if size > METADATA_VALUE_MAX:
+                problems.append(
+                    f"model_armor.guards: the model_armor_settings value would be {size} characters; the "
+                    f"GCPTrafficExtension allows {METADATA_VALUE_MAX}. Use fewer guards (model: default covers every other model)"
+                )
+    return problems

@@ -24,7 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..policy_checks import PolicyConfigError, check, descriptions, format_report, load_config, load_resources, resources_of
+    from ..policy_checks import (
+        PolicyConfigError,
+        check,
+        check_stack,
+        descriptions,
+        format_report,
+        load_config,
+        load_resources,
+        resources_of,
+    )
 
     if not args.stack and not args.from_dir:
         print("error: give --stack NAME (render and check) or --from DIR (check an igw synth output)", file=sys.stderr)
@@ -34,11 +43,6 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, PolicyConfigError) as err:
         print(f"error: policy config: {err}", file=sys.stderr)
         return 2
-    environment = args.environment
-    if environment is None and args.stack:
-        from ..stackfile import validate_stack
-
-        environment = validate_stack(args.stack).environment
     if args.from_dir:
         try:
             resources = load_resources(args.from_dir)
@@ -52,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
         synthesis, _ = synthesize(args.stack, args.out)
         resources, stack = resources_of(synthesis), args.stack
     try:
-        report = check(resources, stack=stack, environment=environment or "development", config=config)
+        if args.stack:
+            report = check_stack(args.stack, resources, config, args.environment)
+        else:
+            report = check(resources, stack=stack, environment=args.environment or "development", config=config)
     except PolicyConfigError as err:
         print(f"error: policy config {args.config}: {err}", file=sys.stderr)
         return 2

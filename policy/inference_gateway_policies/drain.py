@@ -41,7 +41,7 @@ def _builder() -> Callable[[DrainInputs], int] | None:
         from components.builders import grace  # type: ignore[import-not-found]
     except Exception:
         return None
-    fn = getattr(grace, "termination_grace_seconds", None) or getattr(grace, "grace_period_seconds", None)
+    fn = getattr(grace, "termination_grace_period_seconds", None)
     if fn is None:
         return None
 

@@ -77,13 +77,47 @@ def validate_probes(args: ResourceValidationArgs, report: ReportViolation) -> No
             )
 
 
+_STACK_DRAIN_KEYS = {
+    "max_output_tokens": "maxOutputTokens",
+    "time_per_output_token_ms": "timePerOutputTokenMs",
+    "prefill_overhead": "prefillOverhead",
+    "safety_factor": "safetyFactor",
+}
+
+
+def _stack_drain(server: str) -> dict[str, Any]:
+    """model_servers[name=server].drain from the stack's own config (what the program computed the
+    grace period from), when the pack runs under the engine with the stack's config."""
+    try:
+        import pulumi
+
+        servers = pulumi.Config("inference-gateway").get_object("model_servers") or []
+    except Exception:
+        return {}
+    for s in servers if isinstance(servers, list) else []:
+        if isinstance(s, dict) and s.get("name") == server and isinstance(s.get("drain"), dict):
+            return {_STACK_DRAIN_KEYS[k]: v for k, v in s["drain"].items() if k in _STACK_DRAIN_KEYS}
+    return {}
+
+
 def drain_inputs(args: ResourceValidationArgs, pre_stop: float) -> DrainInputs:
+    """Drain inputs for this model server: policy config `drain.<deployment name>`, else the stack's
+    model_servers[].drain, else the policy-wide values (the program's defaults)."""
+    name = k8s_name(args.props, args.name)
+    per_server = config(args, "drain", {})
+    own = dict(per_server.get(name) or {}) if is_map(per_server) else {}
+    if not own:
+        own = _stack_drain(name)
+
+    def value(key: str, default: Any) -> Any:
+        return own[key] if own.get(key) is not None else config(args, key, default)
+
     return DrainInputs(
-        max_output_tokens=int(config(args, "maxOutputTokens", 4096)),
-        time_per_output_token_ms=float(config(args, "timePerOutputTokenMs", 10.0)),
-        prefill_overhead=float(config(args, "prefillOverhead", 0.35)),
+        max_output_tokens=int(value("maxOutputTokens", 4096)),
+        time_per_output_token_ms=float(value("timePerOutputTokenMs", 10.0)),
+        prefill_overhead=float(value("prefillOverhead", 0.35)),
         pre_stop_seconds=pre_stop,
-        safety_factor=float(config(args, "safetyFactor", 1.5)),
+        safety_factor=float(value("safetyFactor", 1.5)),
     )
 
 
@@ -160,20 +194,44 @@ def validate_model_server_non_root(args: ResourceValidationArgs, report: ReportV
         )
 
 
-def validate_resource_requests(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if not _is_workload(args) or _excluded(args):
-        return
+def _missing_requests(args: ResourceValidationArgs, sidecars: bool) -> list[tuple[str, list[str]]]:
     wanted = list(config(args, "resources", ["cpu", "memory"]))
-    for c in containers(pod_spec(args.props) or {}):
+    spec = pod_spec(args.props) or {}
+    chosen = (
+        [c for c in items(spec.get("initContainers")) if is_map(c) and c.get("restartPolicy") == "Always"]
+        if sidecars
+        else items(spec.get("containers"))
+    )
+    out = []
+    for c in chosen:
         requests = get(c, "resources.requests") or {}
         missing = [r for r in wanted if r not in requests]
         if missing:
-            report(
-                f"{_who(args)}: container {c.get('name')!r} requests no {' or '.join(missing)}, so the scheduler "
-                "can pack it anywhere and it is first to be evicted. Fix: set "
-                f"resources.requests.{{{', '.join(missing)}}}.",
-                None,
-            )
+            out.append((str(c.get("name")), missing))
+    return out
+
+
+def validate_resource_requests(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not _is_workload(args) or _excluded(args):
+        return
+    for name, missing in _missing_requests(args, sidecars=False):
+        report(
+            f"{_who(args)}: container {name!r} requests no {' or '.join(missing)}, so the scheduler can pack it "
+            f"anywhere and it is first to be evicted. Fix: set resources.requests.{{{', '.join(missing)}}}.",
+            None,
+        )
+
+
+def validate_sidecar_requests(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not _is_workload(args) or _excluded(args):
+        return
+    for name, missing in _missing_requests(args, sidecars=True):
+        report(
+            f"{_who(args)}: sidecar {name!r} (initContainers, restartPolicy: Always) requests no "
+            f"{' or '.join(missing)}, so the pod's scheduling ignores what it uses. Fix: set "
+            f"resources.requests.{{{', '.join(missing)}}} on the sidecar.",
+            None,
+        )
 
 
 # -- secrets ---------------------------------------------------------------------------------
@@ -252,6 +310,12 @@ POLICIES = [
                 "timePerOutputTokenMs": {"type": "number", "default": 10.0, "exclusiveMinimum": 0},
                 "prefillOverhead": {"type": "number", "default": 0.35, "minimum": 0},
                 "safetyFactor": {"type": "number", "default": 1.5, "minimum": 1},
+                "drain": {
+                    "type": "object",
+                    "default": {},
+                    "description": "Per model server (Deployment name): {maxOutputTokens, timePerOutputTokenMs, "
+                    "prefillOverhead, safetyFactor}. Default: the stack's model_servers[].drain.",
+                },
             }
         ),
     ),
@@ -273,10 +337,23 @@ POLICIES = [
     ),
     ResourceValidationPolicy(
         name="workloads-request-resources",
-        description="Every container of a workload requests CPU and memory.",
+        description="Every container of a workload (the picker, model servers, ...) requests CPU and memory.",
         validate=validate_resource_requests,
         enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.MEDIUM,
+        config_schema=PolicyConfigSchema(
+            {
+                "exclude": EXCLUDE_SCHEMA,
+                "resources": {"type": "array", "items": {"type": "string"}, "default": ["cpu", "memory"]},
+            }
+        ),
+    ),
+    ResourceValidationPolicy(
+        name="sidecars-request-resources",
+        description="Native sidecars (e.g. the LoRA adapter syncer) request CPU and memory (advisory: upstream sidecars).",
+        validate=validate_sidecar_requests,
+        enforcement_level=EnforcementLevel.ADVISORY,
+        severity=Severity.LOW,
         config_schema=PolicyConfigSchema(
             {
                 "exclude": EXCLUDE_SCHEMA,

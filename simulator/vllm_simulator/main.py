@@ -18,7 +18,6 @@ def _bool(v: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-sim", description="Simulated vLLM OpenAI-compatible server")
-    p.add_argument("positional", nargs="*", help="optional 'serve' and MODEL (as in `vllm serve MODEL`)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default=None)
@@ -79,13 +78,16 @@ def _lora(spec: str) -> tuple[str, str]:
 
 def configs_from_args(argv: list[str] | None = None) -> list[SimConfig]:
     p = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pos_model = None
+    if argv and argv[0] == "serve":          # `vllm-sim serve MODEL ...` like `vllm serve MODEL ...`
+        argv.pop(0)
+    if argv and not argv[0].startswith("-"):
+        pos_model = argv.pop(0)
     a, unknown = p.parse_known_args(argv)
     if unknown:
         sys.stderr.write(f"vllm-sim: ignoring unsupported vLLM flags: {' '.join(unknown)}\n")
-    pos = list(a.positional)
-    if pos and pos[0] == "serve":
-        pos.pop(0)
-    model = a.model or (pos[0] if pos else "meta-llama/Llama-3.1-8B-Instruct")
+    model = a.model or pos_model or "meta-llama/Llama-3.1-8B-Instruct"
     fr = a.failure_rate
     if a.failure_injection_rate is not None:
         fr = a.failure_injection_rate / 100.0

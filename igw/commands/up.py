@@ -1,0 +1,176 @@
+"""igw up --stack local [--port 8080] [--time-scale 0.05] [--detach] [--from-manifests DIR]
+
+Renders the stack (igw synth) and runs its data plane on this machine: Envoy from the Gateway /
+HTTPRoutes, one endpoint picker per InferencePool, one simulated vLLM replica per model-server pod
+(127.0.1.x). Foreground by default (Ctrl-C stops everything); --detach returns once ready and
+`igw down` stops it. Run it again while the stack runs to apply a changed stack file in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("up", help="run a stack's data plane locally (Envoy, pickers, simulated vLLM replicas)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stack", required=True)
+    p.add_argument("--stacks-dir", type=Path, default=None, help="where Pulumi.<stack>.yaml files live (default stacks/)")
+    p.add_argument("--port", type=int, default=None,
+                   help="local port for the gateway's first HTTP listener (its port 80); default 8080")
+    p.add_argument("--time-scale", type=float, default=None,
+                   help="simulated model-server durations x this factor (default 0.05: 20x faster than an H100)")
+    p.add_argument("--detach", action="store_true", help="run in the background; stop with `igw down`")
+    p.add_argument("--from-manifests", type=Path, default=None, metavar="DIR",
+                   help="run an already rendered manifests directory instead of synthesizing the stack")
+    p.add_argument("--state-dir", type=Path, default=None, help="default .igw/local/<stack>")
+    p.add_argument("--address-base", default="127.0.1.10", help="first loopback address for pods (default 127.0.1.10)")
+    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for everything to be ready")
+    p.set_defaults(run=run)
+
+
+def _render(args: argparse.Namespace, state_dir: Path) -> Path:
+    if args.from_manifests is not None:
+        if not args.from_manifests.is_dir():
+            raise SystemExit(f"error: --from-manifests {args.from_manifests}: not a directory")
+        return args.from_manifests
+    from ..synth import synthesize
+
+    t = time.monotonic()
+    synthesis, out = synthesize(args.stack, state_dir / "render", stacks_dir=args.stacks_dir)
+    n = len(list((out / "manifests").glob("*.yaml")))
+    print(f"  synth     stack {args.stack}: {len(synthesis.resources)} resources, {n} Kubernetes objects "
+          f"({time.monotonic() - t:.1f}s)", flush=True)
+    return out / "manifests"
+
+
+def _check_plan(manifests: Path, port: int) -> bool:
+    from ..local.plan import PlanError, build_plan, load_manifests
+
+    try:
+        build_plan(load_manifests(manifests), port=port)
+    except PlanError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return False
+    return True
+
+
+def _reload(args: argparse.Namespace, state_dir: Path, state: dict, manifests: Path) -> int:
+    import yaml
+
+    from ..local.report import summary
+    from ..local.state import read_state
+
+    before = int(state.get("generation", 0))
+    req = {"manifests": str(manifests.resolve())}
+    if args.port is not None:
+        req["port"] = args.port
+    if args.time_scale is not None:
+        req["time_scale"] = args.time_scale
+    (state_dir / "reload.json").write_text(yaml.safe_dump(req))
+    print(f"  apply     stack {args.stack} is running (pid {state['supervisor_pid']}): applying the new render ...",
+          flush=True)
+    os.kill(state["supervisor_pid"], signal.SIGHUP)
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        cur = read_state(state_dir) or {}
+        if int(cur.get("generation", 0)) > before and cur.get("status") == "ready":
+            res = cur.get("last_reload") or {}
+            if not res.get("ok"):
+                print(f"error: the change was not applied; the running stack is unchanged: {res.get('error')}",
+                      file=sys.stderr)
+                return 1
+            for line in res.get("summary") or []:
+                print(f"            {line}")
+            print(summary(cur))
+            return 0
+        time.sleep(0.1)
+    print("error: the running stack did not confirm the change in time", file=sys.stderr)
+    return 1
+
+
+def _detach(args: argparse.Namespace, opts, manifests: Path) -> int:
+    from ..local.report import summary
+    from ..local.state import alive, read_state
+
+    logs = opts.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / "supervisor.log"
+    log_path.write_text("")
+    argv = [sys.executable, "-m", "igw.local.supervisor", "--stack", opts.stack, "--state-dir", str(opts.state_dir),
+            "--manifests", str(manifests.resolve()), "--port", str(opts.port), "--time-scale", str(opts.time_scale),
+            "--address-base", opts.address_base]
+    if opts.upstream_sim:
+        argv += ["--upstream-sim", opts.upstream_sim]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    shown = 0
+    deadline = time.monotonic() + args.timeout + 10
+    try:
+        while True:
+            text = log_path.read_text(errors="replace")
+            if len(text) > shown:
+                sys.stdout.write(text[shown:])
+                sys.stdout.flush()
+                shown = len(text)
+            st = read_state(opts.state_dir) or {}
+            if st.get("supervisor_pid") == proc.pid and st.get("status") == "ready":
+                print(summary(st))
+                print(f"  Running in the background (supervisor pid {proc.pid}). Stop it with: "
+                      f"uv run igw down --stack {opts.stack}" + (f" --state-dir {opts.state_dir}" if args.state_dir else ""))
+                return 0
+            if proc.poll() is not None or not alive(proc.pid):
+                print(f"error: the local stack failed to start (see {log_path})", file=sys.stderr)
+                return 1
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            time.sleep(0.1)
+    except (KeyboardInterrupt, TimeoutError):
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        print("error: interrupted or timed out while starting; stopped", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..local.runner import UPSTREAM_SIM_ENV, Options
+    from ..local.state import default_state_dir, kill_recorded, read_state, supervisor_alive
+
+    state_dir = (args.state_dir or default_state_dir(args.stack)).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state = read_state(state_dir)
+    running = supervisor_alive(state)
+    print(f"igw up --stack {args.stack}", flush=True)
+    # Render next to the running generation (the supervisor copies it when applying).
+    manifests = _render(args, state_dir if not running else state_dir / "next")
+    port = args.port if args.port is not None else 8080
+    if not _check_plan(manifests, port):
+        return 1
+    if running:
+        return _reload(args, state_dir, state, manifests)
+    if state:
+        leftovers = kill_recorded(state)  # a supervisor that died hard: leave nothing behind
+        if leftovers:
+            print(f"  cleanup   stopped leftovers of a previous run: {', '.join(leftovers)}")
+    opts = Options(stack=args.stack, state_dir=state_dir, port=port,
+                   time_scale=args.time_scale if args.time_scale is not None else 0.05,
+                   address_base=args.address_base, startup_timeout=args.timeout,
+                   upstream_sim=os.environ.get(UPSTREAM_SIM_ENV) or None)
+    if args.detach:
+        return _detach(args, opts, manifests)
+
+    from ..local.report import summary
+    from ..local.supervisor import run_supervisor
+
+    def on_ready(st: dict) -> None:
+        print(summary(st))
+        print("  Press Ctrl-C to stop.", flush=True)
+
+    return run_supervisor(opts, manifests, progress=lambda m: print(m, flush=True), on_ready=on_ready)

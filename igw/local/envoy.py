@@ -1,0 +1,276 @@
+"""Envoy configuration for a LocalPlan: a bootstrap plus file-based xDS (LDS/RDS/CDS/EDS).
+
+Layout (under the state dir):
+
+    envoy/bootstrap.yaml   admin port, node, dynamic_resources → xds/lds.yaml, xds/cds.yaml
+    envoy/xds/lds.yaml     one listener per Gateway HTTP listener; HCM routes come from RDS
+    envoy/xds/rds.yaml     one route config per listener (HTTPRoute rules, Gateway API order)
+    envoy/xds/cds.yaml     per pool: `pool.<pool>` (EDS, override_host LB) and `picker.<pool>` (gRPC)
+    envoy/xds/eds-<pool>.yaml   the pool's ready pods
+
+Every file is replaced atomically (write + rename inside the watched directory), so Envoy picks up
+a change without a restart: a route/weight change only swaps the route table (in-flight requests
+keep the one they started with), endpoint changes only touch EDS.
+
+Per pool the HCM has one ext_proc filter (`igw.ext_proc.<pool>`, built by the picker's
+`envoy_bootstrap.ext_proc_filter`), disabled by default and enabled by the routes (or the weighted
+cluster entries) that send traffic to that pool, with the pool's `failureMode` as
+`failure_mode_allow`. Route-level RequestHeaderModifier runs in a header_mutation filter *before*
+ext_proc, so the picker sees the headers the route sets (e.g. the served-model rewrite header).
+
+FailOpen: the pool cluster uses override_host (picker's ordered endpoint list from `envoy.lb`
+metadata, then the header) with a round-robin fallback over the pool's ready pods. When the picker
+is unreachable Envoy continues without its answer (failure_mode_allow) and the fallback picks a
+ready pod; retries (connect failure / reset before response headers) move to another pod.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from endpoint_picker.envoy_bootstrap import ext_proc_filter, override_host_lb_policy, picker_cluster
+
+from .plan import Listener, LocalPlan, RouteEntry
+
+_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+_HM = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+_HM_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute"
+_FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
+_EXT_PROC_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
+HEADER_MUTATION = "igw.header_mutation"
+BUFFER_LIMIT = 16 * 1024 * 1024
+_BIG = {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000, "max_retries": 10000}
+
+
+def ext_proc_name(pool: str) -> str:
+    return f"igw.ext_proc.{pool}"
+
+
+def pool_cluster_name(pool: str) -> str:
+    return f"pool.{pool}"
+
+
+def picker_cluster_name(pool: str) -> str:
+    return f"picker.{pool}"
+
+
+def listener_name(lst: Listener) -> str:
+    return f"{lst.gateway}/{lst.name}"
+
+
+def _source(xds_dir: Path, filename: str) -> dict[str, Any]:
+    return {"resource_api_version": "V3",
+            "path_config_source": {"path": str(xds_dir / filename), "watched_directory": {"path": str(xds_dir)}}}
+
+
+def bootstrap(xds_dir: Path, admin_port: int, node_id: str) -> dict[str, Any]:
+    return {
+        "node": {"id": node_id, "cluster": "igw-local"},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "dynamic_resources": {"lds_config": _source(xds_dir, "lds.yaml"), "cds_config": _source(xds_dir, "cds.yaml")},
+    }
+
+
+# --------------------------------------------------------------------------- routes
+
+def _match(e: RouteEntry) -> dict[str, Any]:
+    m: dict[str, Any]
+    if e.path_type == "Exact":
+        m = {"path": e.path}
+    elif e.path_type == "RegularExpression":
+        m = {"safe_regex": {"regex": e.path}}
+    elif e.path.rstrip("/") == "":
+        m = {"prefix": "/"}
+    else:
+        m = {"path_separated_prefix": e.path.rstrip("/")}
+    headers = []
+    for h in e.headers:
+        sm = {"exact": h.value} if h.type == "Exact" else {"safe_regex": {"regex": h.value}}
+        headers.append({"name": h.name.lower(), "string_match": sm})
+    if e.method:
+        headers.append({"name": ":method", "string_match": {"exact": e.method}})
+    if headers:
+        m["headers"] = headers
+    return m
+
+
+def _rewrite(e: RouteEntry) -> dict[str, Any]:
+    """URLRewrite → regex_rewrite (query strings are preserved by Envoy)."""
+    if e.rewrite_full is not None:
+        return {"regex_rewrite": {"pattern": {"regex": "^.*$"}, "substitution": e.rewrite_full}}
+    if e.rewrite_prefix is None:
+        return {}
+    prefix = e.path.rstrip("/") if e.path_type == "PathPrefix" else e.path
+    repl = e.rewrite_prefix.rstrip("/")
+    if repl == "":
+        # /invoke/foo/bar → /foo/bar, /invoke → /
+        return {"regex_rewrite": {"pattern": {"regex": f"^{re.escape(prefix)}/*(.*)$"}, "substitution": "/\\1"}}
+    return {"regex_rewrite": {"pattern": {"regex": f"^{re.escape(prefix)}(/.*)?$"}, "substitution": repl + "\\1"}}
+
+
+def _enable_ext_proc(pool: str) -> dict[str, Any]:
+    return {ext_proc_name(pool): {"@type": _FILTER_CONFIG, "config": {"@type": _EXT_PROC_ROUTE, "overrides": {}}}}
+
+
+def _route(e: RouteEntry, plan: LocalPlan, retries: int) -> dict[str, Any]:
+    r: dict[str, Any] = {"name": f"{e.route}#{e.rule}", "match": _match(e)}
+    backends = [(p, w) for p, w in e.backends if w > 0]
+    if not backends:
+        r["direct_response"] = {"status": 500, "body": {"inline_string": "no backend for this route\n"}}
+        return r
+    timeout = e.timeout_s if e.timeout_s is not None else max(plan.pools[p].timeout_s for p, _ in backends)
+    action: dict[str, Any] = {"timeout": f"{timeout:g}s", **_rewrite(e)}
+    if e.rewrite_host:
+        action["host_rewrite_literal"] = e.rewrite_host
+    per_filter: dict[str, Any] = {}
+    if len(backends) == 1:
+        action["cluster"] = pool_cluster_name(backends[0][0])
+        per_filter.update(_enable_ext_proc(backends[0][0]))
+    else:
+        action["weighted_clusters"] = {"clusters": [
+            {"name": pool_cluster_name(p), "weight": w, "typed_per_filter_config": _enable_ext_proc(p)}
+            for p, w in backends]}
+    if retries:
+        action["retry_policy"] = {
+            # Only failures before any response byte: the request never started streaming.
+            "retry_on": "connect-failure,refused-stream,reset-before-request,reset",
+            "num_retries": retries,
+            "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+            "host_selection_retry_max_attempts": 5,
+        }
+    mutations = [{"append": {"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}
+                 for k, v in e.set_headers]
+    mutations += [{"append": {"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"}}
+                  for k, v in e.add_headers]
+    mutations += [{"remove": k} for k in e.remove_headers]
+    if mutations:
+        per_filter[HEADER_MUTATION] = {"@type": _HM_ROUTE, "mutations": {"request_mutations": mutations}}
+    r["route"] = action
+    if per_filter:
+        r["typed_per_filter_config"] = per_filter
+    return r
+
+
+def route_config(lst: Listener, plan: LocalPlan, retries: int = 3) -> dict[str, Any]:
+    """Virtual hosts by hostname set (routes without hostnames join every host), routes in
+    Gateway API precedence order (the plan sorted them)."""
+    named: dict[tuple[str, ...], list[RouteEntry]] = {}
+    anyhost = [e for e in lst.routes if not e.hostnames]
+    for e in lst.routes:
+        if e.hostnames:
+            named.setdefault(tuple(sorted(e.hostnames)), []).append(e)
+    from .plan import precedence
+
+    vhosts = []
+    for i, (hosts, entries) in enumerate(sorted(named.items())):
+        routes = sorted(entries + anyhost, key=precedence)
+        vhosts.append({"name": f"hosts-{i}", "domains": list(hosts), "routes": [_route(e, plan, retries) for e in routes]})
+    vhosts.append({"name": "any", "domains": ["*"], "routes": [_route(e, plan, retries) for e in anyhost]})
+    return {"name": listener_name(lst), "virtual_hosts": vhosts}
+
+
+# --------------------------------------------------------------------------- listeners / clusters
+
+def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = [{"name": HEADER_MUTATION, "typed_config": {"@type": _HM}}]
+    for pool in sorted(plan.pools.values(), key=lambda p: p.name):
+        f = ext_proc_filter(picker_cluster_name(pool.name), failure_mode_allow=pool.fail_open,
+                            name=ext_proc_name(pool.name))
+        f["disabled"] = True  # enabled per route for the routes that reach this pool
+        filters.append(f)
+    filters.append({"name": "envoy.filters.http.router", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
+    max_timeout = max([p.timeout_s for p in plan.pools.values()] + [e.timeout_s or 0 for e in lst.routes])
+    hcm = {
+        "@type": _HCM,
+        "stat_prefix": re.sub(r"[^a-zA-Z0-9_]", "_", listener_name(lst)),
+        "codec_type": "AUTO",
+        "stream_idle_timeout": f"{max_timeout:g}s",
+        "rds": {"route_config_name": listener_name(lst), "config_source": _source(xds_dir, "rds.yaml")},
+        "http_filters": filters,
+    }
+    return {
+        "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "name": listener_name(lst),
+        "address": {"socket_address": {"address": address, "port_value": lst.local_port}},
+        "per_connection_buffer_limit_bytes": BUFFER_LIMIT,
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}],
+    }
+
+
+def clusters(plan: LocalPlan, xds_dir: Path, picker_ports: dict[str, int]) -> list[dict[str, Any]]:
+    out = []
+    for pool in sorted(plan.pools.values(), key=lambda p: p.name):
+        out.append({
+            "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            "name": pool_cluster_name(pool.name),
+            "type": "EDS",
+            "eds_cluster_config": {"eds_config": _source(xds_dir, f"eds-{pool.name}.yaml")},
+            "connect_timeout": "1s",
+            "load_balancing_policy": override_host_lb_policy(),
+            "circuit_breakers": {"thresholds": [_BIG]},
+        })
+        pc = picker_cluster(picker_cluster_name(pool.name), f"127.0.0.1:{picker_ports[pool.name]}")
+        pc["@type"] = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+        pc["circuit_breakers"] = {"thresholds": [_BIG]}
+        out.append(pc)
+    return out
+
+
+def load_assignment(pool: str, endpoints: list[str]) -> dict[str, Any]:
+    eps = []
+    for e in endpoints:
+        host, _, port = e.rpartition(":")
+        eps.append({"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}})
+    return {"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+            "cluster_name": pool_cluster_name(pool), "endpoints": [{"lb_endpoints": eps}] if eps else []}
+
+
+# --------------------------------------------------------------------------- files
+
+def _write(path: Path, resources: list[dict[str, Any]], version: str) -> None:
+    """Atomic replace inside the watched directory: Envoy sees a complete file or none."""
+    body = yaml.safe_dump({"version_info": version, "resources": resources}, sort_keys=False, width=160)
+    if path.exists() and path.read_text() == body:
+        return
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(body)
+    os.replace(tmp, path)
+
+
+class EnvoyFiles:
+    """Writes and rewrites the xDS files for one running stack."""
+
+    def __init__(self, envoy_dir: Path) -> None:
+        self.dir = envoy_dir
+        self.xds = envoy_dir / "xds"
+        self.xds.mkdir(parents=True, exist_ok=True)
+        self.version = 0
+
+    def write_bootstrap(self, admin_port: int, node_id: str) -> Path:
+        p = self.dir / "bootstrap.yaml"
+        p.write_text(yaml.safe_dump(bootstrap(self.xds, admin_port, node_id), sort_keys=False))
+        return p
+
+    def write_endpoints(self, pool: str, endpoints: list[str]) -> None:
+        self.version += 1
+        _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints)], str(self.version))
+
+    def write_config(self, plan: LocalPlan, picker_ports: dict[str, int], endpoints: dict[str, list[str]],
+                     address: str = "127.0.0.1") -> None:
+        """Order matters for a live Envoy: endpoints and clusters before the routes that use them,
+        listeners last."""
+        self.version += 1
+        v = str(self.version)
+        for pool in plan.pools:
+            _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints.get(pool, []))], v)
+        _write(self.xds / "cds.yaml", clusters(plan, self.xds, picker_ports), v)
+        _write(self.xds / "rds.yaml", [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+                                        **route_config(lst, plan)} for lst in plan.listeners], v)
+        _write(self.xds / "lds.yaml", [listener(lst, plan, self.xds, address) for lst in plan.listeners], v)

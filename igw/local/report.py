@@ -1,0 +1,69 @@
+"""What `igw up` prints once the stack is ready: where to send requests and what is running."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*headers), fmt.format(*["-" * w for w in widths])]
+    out += [fmt.format(*[str(x) for x in r]).rstrip() for r in rows]
+    return ["  " + line for line in out]
+
+
+def summary(state: dict[str, Any]) -> str:
+    url = state["gateway_url"]
+    procs = state.get("processes") or {}
+    lines = [f"\nLocal stack '{state['stack']}' is {state['status']} (generation {state.get('generation', 0)})", ""]
+    lines.append(f"  Gateway  {url}")
+    for lst in state.get("listeners") or []:
+        lines.append(f"           listener {lst['gateway']} {lst['name']}:{lst['port']} -> 127.0.0.1:{lst['local_port']}")
+    lines.append(f"  Envoy admin http://127.0.0.1:{state.get('admin_port')}   logs {state['state_dir']}/logs/")
+    lines.append("")
+    rows = []
+    for name, pool in (state.get("pools") or {}).items():
+        picker = procs.get(pool.get("picker") or "", {})
+        rows.append([name, pool["failure_mode"], f"{pool['timeout_s']:g}s",
+                     f"{picker.get('name', '-')} grpc :{picker.get('grpc_port', '-')} metrics :{picker.get('metrics_port', '-')}",
+                     str(len(pool["replicas"]))])
+    lines += _table(["POOL", "FAILURE MODE", "TIMEOUT", "PICKER", "PODS"], rows)
+    lines.append("")
+    rows = []
+    for p in procs.values():
+        if p["kind"] != "simulator":
+            continue
+        rows.append([p["name"], f"{p['address']}:{','.join(map(str, p['ports']))}", "yes" if p.get("ready") else "no",
+                     ", ".join(p.get("adapters") or []) or "-", str(p.get("restarts", 0))])
+    lines += _table(["POD", "ADDRESS", "READY", "ADAPTERS", "RESTARTS"], rows)
+    lines.append("")
+    rows = []
+    for m in state.get("models") or []:
+        split = ", ".join(f"{t}={w}" for t, w in m["targets"]) if m["targets"] else "-"
+        rows.append([m["name"], m["pool"], f"{m['criticality']} ({m['priority']})", split])
+    if rows:
+        lines += _table(["MODEL", "POOL", "CRITICALITY", "TRAFFIC SPLIT"], rows)
+        lines.append("")
+    skipped = state.get("skipped") or []
+    if skipped:
+        lines.append("  Skipped (cloud-only or nothing to run locally):")
+        for ref, why in skipped:
+            lines.append(f"    - {ref}: {why}")
+        lines.append("")
+    for w in state.get("warnings") or []:
+        lines.append(f"  warning: {w}")
+    model = next((m["name"] for m in state.get("models") or [] if m["targets"]), None) or \
+        next((m["name"] for m in state.get("models") or []), "meta-llama/Llama-3.1-8B-Instruct")
+    lines += [
+        "  Try it:",
+        f"    curl -s {url}/v1/chat/completions -H 'content-type: application/json' \\",
+        f"      -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], \"max_tokens\": 32}}'",
+        "",
+        "    from openai import OpenAI",
+        f"    client = OpenAI(base_url=\"{url}/v1\", api_key=\"unused\")",
+        f"    r = client.chat.completions.create(model=\"{model}\", messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}], max_tokens=32)",
+        "    print(r.choices[0].message.content)",
+        "",
+    ]
+    return "\n".join(lines)

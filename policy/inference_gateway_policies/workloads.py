@@ -251,9 +251,9 @@ def validate_no_plaintext_secrets(args: ResourceValidationArgs, report: ReportVi
             return
         for field in ("stringData", "data"):
             values = args.props.get(field)
-            if not is_map(values):
-                continue
-            plain = sorted(k for k, v in values.items() if not _is_masked(v))
+            if values is None or _is_masked(values):
+                continue  # absent, or the whole map is one secret
+            plain = sorted(k for k, v in values.items() if not _is_masked(v)) if is_map(values) else ["(all)"]
             if plain:
                 report(
                     f"{_who(args)}: {field} key(s) {', '.join(plain)} are plain values in the program, so they are "

@@ -20,7 +20,7 @@ from .infra import (
     PickerImageConfig,
     ProxyOnlySubnetConfig,
 )
-from .routing import GatewayConfig, ObservabilityConfig
+from .routing import GatewayConfig, ObservabilityConfig, gateway_rules
 from .serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
 
 PROJECT = "inference-gateway"
@@ -227,6 +227,8 @@ def _rules(cfg: StackConfig) -> list[str]:
                 if pool_name not in pools:
                     path = f"gateways[{i}].routes[{j}]." + ("pool" if r.pool else f"backends[{k}].pool")
                     add(f"{path}: {pool_name!r} is not an inference pool; use one of {', '.join(pools) or '(none defined)'}")
+    if not problems:
+        problems.extend(gateway_rules(cfg))  # routes and Model Armor wiring (routing.py)
 
     # -- Model Armor ---------------------------------------------------------------------------
     if cfg.model_armor is not None:

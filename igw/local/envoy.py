@@ -22,6 +22,8 @@ FailOpen: the pool cluster uses override_host (picker's ordered endpoint list fr
 metadata, then the header) with a round-robin fallback over the pool's ready pods. When the picker
 is unreachable Envoy continues without its answer (failure_mode_allow) and the fallback picks a
 ready pod; retries (connect failure / reset before response headers) move to another pod.
+Envoy can only fail open while it still holds the request body, so FailOpen pools buffer request
+bodies (Pool.ext_proc_modes); FailClose pools use the picker's FULL_DUPLEX_STREAMED mode.
 """
 
 from __future__ import annotations
@@ -43,6 +45,37 @@ _HM_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v
 _FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 _EXT_PROC_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
 HEADER_MUTATION = "igw.header_mutation"
+OBSERVE = "igw.observe"
+# After the picker: record the model the request is actually sent with (post-rewrite) as dynamic
+# metadata for the access log. Reads at most the first 64 KiB; the picker already buffered the body.
+_OBSERVE_LUA = """
+function envoy_on_request(h)
+  local body = h:body()
+  if body == nil then return end
+  local n = body:length()
+  if n > 65536 then n = 65536 end
+  local m = string.match(body:getBytes(0, n), '"model"%s*:%s*"([^"]*)"')
+  if m ~= nil then h:streamInfo():dynamicMetadata():set("igw", "model", m) end
+end
+"""
+ACCESS_LOG_FORMAT = {
+    "time": "%START_TIME%",
+    "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    "upstream_path": "%REQ(:PATH)%",
+    "route": "%ROUTE_NAME%",
+    "status": "%RESPONSE_CODE%",
+    "flags": "%RESPONSE_FLAGS%",
+    "duration_ms": "%DURATION%",
+    "pod": "%RESP(X-INFERENCE-POD)%",
+    "upstream": "%UPSTREAM_HOST%",
+    "picked": "%DYNAMIC_METADATA(envoy.lb:x-gateway-destination-endpoint)%",
+    "model": "%DYNAMIC_METADATA(igw:model)%",
+    "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+    "dropped_reason": "%RESP(X-LLM-D-REQUEST-DROPPED-REASON)%",
+    "user": "%REQ(X-USER-ID)%",
+    "request_id": "%REQ(X-REQUEST-ID)%",
+}
 BUFFER_LIMIT = 16 * 1024 * 1024
 _BIG = {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000, "max_retries": 10000}
 
@@ -177,13 +210,18 @@ def route_config(lst: Listener, plan: LocalPlan, retries: int = 3) -> dict[str, 
 
 # --------------------------------------------------------------------------- listeners / clusters
 
-def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str) -> dict[str, Any]:
+def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
+             access_log: Path | None = None) -> dict[str, Any]:
     filters: list[dict[str, Any]] = [{"name": HEADER_MUTATION, "typed_config": {"@type": _HM}}]
     for pool in sorted(plan.pools.values(), key=lambda p: p.name):
+        req_mode, resp_mode = pool.ext_proc_modes()
         f = ext_proc_filter(picker_cluster_name(pool.name), failure_mode_allow=pool.fail_open,
-                            name=ext_proc_name(pool.name))
+                            request_body_mode=req_mode, response_body_mode=resp_mode, name=ext_proc_name(pool.name))
         f["disabled"] = True  # enabled per route for the routes that reach this pool
         filters.append(f)
+    filters.append({"name": OBSERVE, "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+        "default_source_code": {"inline_string": _OBSERVE_LUA}}})
     filters.append({"name": "envoy.filters.http.router", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}})
     max_timeout = max([p.timeout_s for p in plan.pools.values()] + [e.timeout_s or 0 for e in lst.routes])
@@ -195,6 +233,11 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str) -> dic
         "rds": {"route_config_name": listener_name(lst), "config_source": _source(xds_dir, "rds.yaml")},
         "http_filters": filters,
     }
+    if access_log is not None:
+        fmt = {"listener": listener_name(lst), **ACCESS_LOG_FORMAT}
+        hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": str(access_log), "log_format": {"json_format": fmt}}}]
     return {
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": listener_name(lst),
@@ -263,7 +306,7 @@ class EnvoyFiles:
         _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints)], str(self.version))
 
     def write_config(self, plan: LocalPlan, picker_ports: dict[str, int], endpoints: dict[str, list[str]],
-                     address: str = "127.0.0.1") -> None:
+                     address: str = "127.0.0.1", access_log: Path | None = None) -> None:
         """Order matters for a live Envoy: endpoints and clusters before the routes that use them,
         listeners last."""
         self.version += 1
@@ -273,4 +316,4 @@ class EnvoyFiles:
         _write(self.xds / "cds.yaml", clusters(plan, self.xds, picker_ports), v)
         _write(self.xds / "rds.yaml", [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
                                         **route_config(lst, plan)} for lst in plan.listeners], v)
-        _write(self.xds / "lds.yaml", [listener(lst, plan, self.xds, address) for lst in plan.listeners], v)
+        _write(self.xds / "lds.yaml", [listener(lst, plan, self.xds, address, access_log) for lst in plan.listeners], v)

@@ -106,6 +106,23 @@ class Pool:
     def fail_open(self) -> bool:
         return self.failure_mode == "FailOpen"
 
+    def ext_proc_modes(self) -> tuple[str, str]:
+        """(request, response) body modes shared by Envoy's filter and the picker.
+
+        FailOpen needs Envoy to keep the request body: once a FULL_DUPLEX_STREAMED chunk has been
+        handed to the picker Envoy holds no copy and cannot fail open (envoyproxy/envoy#41276), so
+        a FailOpen pool uses BUFFERED request bodies locally. Responses keep the picker's mode."""
+        ext = self.picker_config.get("ext_proc") or {}
+        req = "BUFFERED" if self.fail_open else str(ext.get("request_body_mode") or "FULL_DUPLEX_STREAMED")
+        return req, str(ext.get("response_body_mode") or "FULL_DUPLEX_STREAMED")
+
+    def local_picker_config(self) -> dict[str, Any]:
+        """The rendered picker.yaml with the body modes this runner's Envoy uses."""
+        req, resp = self.ext_proc_modes()
+        cfg = dict(self.picker_config)
+        cfg["ext_proc"] = {**(cfg.get("ext_proc") or {}), "request_body_mode": req, "response_body_mode": resp}
+        return cfg
+
 
 @dataclass
 class ServedModel:

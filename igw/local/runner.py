@@ -205,7 +205,7 @@ class Supervisor:
         gen_dir = self.dir / f"manifests.{self.generation}"
         if gen_dir.exists():
             shutil.rmtree(gen_dir)
-        shutil.copytree(source, gen_dir)
+        shutil.copytree(source, gen_dir, copy_function=shutil.copy)  # fresh mtimes: pickers reload on mtime
         link = self.dir / "manifests"
         tmp = self.dir / ".manifests.tmp"
         if tmp.is_symlink() or tmp.exists():
@@ -263,7 +263,7 @@ class Supervisor:
     # ------------------------------------------------------------------ pickers
     def _picker_proc(self, pool: Pool, name: str | None = None) -> Proc:
         cfg_path = self.dir / f"picker-{pool.name}.yaml"
-        cfg_path.write_text(yaml.safe_dump(pool.picker_config, sort_keys=False))
+        cfg_path.write_text(yaml.safe_dump(pool.local_picker_config(), sort_keys=False))
         grpc_port, health_port, metrics_port = free_port(), free_port(), free_port()
         argv = [sys.executable, "-m", "endpoint_picker.main", "--pool-name", pool.name,
                 "--pool-namespace", pool.namespace, "--config-file", str(cfg_path), "--discovery", "files",
@@ -278,7 +278,7 @@ class Supervisor:
         return p
 
     def _picker_fp(self, pool: Pool) -> str:
-        return hashlib.sha256(repr((pool.namespace, sorted(yaml.safe_dump(pool.picker_config)))).encode()).hexdigest()[:12]
+        return hashlib.sha256(repr((pool.namespace, yaml.safe_dump(pool.local_picker_config(), sort_keys=True))).encode()).hexdigest()[:12]
 
     def _picker_ready(self, p: Proc) -> bool:
         if not p.running():
@@ -396,10 +396,12 @@ class Supervisor:
 
         # 3. Envoy
         t = time.monotonic()
-        self.envoy_files.write_config(plan, self._picker_ports(), self._endpoints(), self.o.listen_address)
+        self.envoy_files.write_config(plan, self._picker_ports(), self._endpoints(), self.o.listen_address,
+                                      self.logs / "access.log")
         boot = self.envoy_files.write_bootstrap(self.admin_port, f"igw-local-{self.o.stack}")
         self.envoy = Proc("envoy", "envoy", [envoy_binary(), "-c", str(boot), "--disable-hot-restart",
-                                              "-l", "warning", "--concurrency", "2"],
+                                              "-l", "warning", "--concurrency", "2",
+                                              "--file-flush-interval-msec", "200"],
                           self.logs / "envoy.log")
         self.envoy.meta = {"admin_port": self.admin_port, "bootstrap": str(boot)}
         self.envoy.start()
@@ -538,7 +540,8 @@ class Supervisor:
         for r in removed:
             r.ready = False
         self.publish_endpoints()
-        self.envoy_files.write_config(new, self._picker_ports(), self._endpoints(), self.o.listen_address)
+        self.envoy_files.write_config(new, self._picker_ports(), self._endpoints(), self.o.listen_address,
+                                      self.logs / "access.log")
         if [(l.name, l.local_port) for l in old.listeners] != [(l.name, l.local_port) for l in new.listeners]:
             summary.append("listeners updated")
         if [l.routes for l in old.listeners] != [l.routes for l in new.listeners]:

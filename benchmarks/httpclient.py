@@ -24,6 +24,7 @@ class Response:
     events: int = 0                  # SSE data events carrying choices
     usage: dict | None = None
     error: str | None = None
+    on_first: object = None          # optional callable, run when the first SSE event arrives
 
 
 class Connection:
@@ -62,12 +63,12 @@ class Pool:
         self.idle.clear()
 
     async def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-                      *, stream: bool = False, timeout: float = 120.0) -> Response:
+                      *, stream: bool = False, timeout: float = 120.0, on_first=None) -> Response:
         async with self.sem:
             conn = await self._get()
             try:
                 resp, reusable = await asyncio.wait_for(_exchange(conn, self.host, self.port, method, path, body,
-                                                                  headers, stream), timeout)
+                                                                  headers, stream, on_first), timeout)
             except asyncio.TimeoutError:
                 conn.close()
                 return Response(error="timeout", t_end=time.monotonic())
@@ -85,7 +86,7 @@ class Pool:
 
 
 async def _exchange(conn: Connection, host: str, port: int, method: str, path: str, body: bytes,
-                    headers: dict[str, str] | None, stream: bool) -> tuple[Response, bool]:
+                    headers: dict[str, str] | None, stream: bool, on_first=None) -> tuple[Response, bool]:
     h = f"{method} {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-length: {len(body)}\r\n"
     if body:
         h += "content-type: application/json\r\n"
@@ -95,7 +96,7 @@ async def _exchange(conn: Connection, host: str, port: int, method: str, path: s
     r = conn.reader
     head = await r.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    resp = Response(status=int(lines[0].split(" ", 2)[1]))
+    resp = Response(status=int(lines[0].split(" ", 2)[1]), on_first=on_first)
     for line in lines[1:]:
         if line:
             k, _, v = line.partition(":")
@@ -143,6 +144,8 @@ def _scan_sse(resp: Response, buf: bytes, final: bool) -> bytes:
         if b'"choices":[{' in payload or b'"choices": [{' in payload:
             if resp.t_first is None:
                 resp.t_first = time.monotonic()
+                if resp.on_first is not None:
+                    resp.on_first()
             resp.events += 1
         if b'"usage":{' in payload or b'"usage": {' in payload:
             try:

@@ -1,0 +1,302 @@
+"""Markdown summary and PNG plots from the result JSON files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def _ms(v: float | None, nd: int = 2) -> str:
+    return "–" if v is None else f"{v * 1000:.{nd}f}"
+
+
+def _s(v: float | None, nd: int = 2) -> str:
+    return "–" if v is None else f"{v:.{nd}f}"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v * 100:.0f}%"
+
+
+# ----------------------------------------------------------------------------- overhead
+
+def overhead_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per level: ratios of envoy+picker vs envoy-round-robin from the same run."""
+    rows = []
+    for lv in res["levels"]:
+        runs = lv["runs"]
+        base = runs.get("envoy-round-robin")
+        for name, r in runs.items():
+            if name == "envoy-round-robin" or base is None:
+                continue
+            rows.append({
+                "level": lv["level"], "strategy": name,
+                "throughput_rps": r["throughput_rps"], "base_throughput_rps": base["throughput_rps"],
+                "throughput_ratio": r["throughput_rps"] / base["throughput_rps"] if base["throughput_rps"] else None,
+                "added_p50_s": _sub(r["latency_s"]["p50"], base["latency_s"]["p50"]),
+                "added_p99_s": _sub(r["latency_s"]["p99"], base["latency_s"]["p99"]),
+                "p50_s": r["latency_s"]["p50"], "p99_s": r["latency_s"]["p99"],
+                "base_p50_s": base["latency_s"]["p50"], "base_p99_s": base["latency_s"]["p99"],
+                "decision_p50_s": (r.get("decision_latency_s") or {}).get("p50"),
+                "decision_p99_s": (r.get("decision_latency_s") or {}).get("p99"),
+                "cpu_per_1000": r["cpu_s_per_1000_requests"],
+                "base_cpu_per_1000": base["cpu_s_per_1000_requests"],
+                "errors": r["errors"], "base_errors": base["errors"],
+            })
+    return rows
+
+
+def _sub(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def overhead_markdown(doc: dict[str, Any]) -> str:
+    res = doc["result"]
+    out = [f"### {doc['scenario']}: picker overhead (zero-work backends)", "", doc.get("description", ""), ""]
+    out.append("| load | Envoy RR req/s | Envoy+picker req/s | ratio | RR p50 / p99 ms | +picker p50 / p99 ms | added p50 / p99 ms "
+               "| decision p50 / p99 ms | CPU s per 1k req: RR envoy | +picker envoy + picker | errors (RR / picker) |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in overhead_rows(res):
+        cpu = r["cpu_per_1000"]
+        out.append(
+            f"| {r['level']} | {r['base_throughput_rps']:.0f} | {r['throughput_rps']:.0f} | {_s(r['throughput_ratio'])} "
+            f"| {_ms(r['base_p50_s'])} / {_ms(r['base_p99_s'])} | {_ms(r['p50_s'])} / {_ms(r['p99_s'])} "
+            f"| {_ms(r['added_p50_s'])} / {_ms(r['added_p99_s'])} | {_ms(r['decision_p50_s'], 3)} / {_ms(r['decision_p99_s'], 3)} "
+            f"| {_s(r['base_cpu_per_1000'].get('envoy'))} | {_s(cpu.get('envoy'))} + {_s(cpu.get('picker'))} "
+            f"| {r['base_errors']} / {r['errors']} |")
+    sc = res.get("scrape")
+    if sc:
+        out.append("")
+        for name, r in sc["runs"].items():
+            if "not_run" in r:
+                out.append(f"- Scrape cost, {name}: {r['not_run']}")
+            else:
+                out.append(f"- Scrape cost, {name}: **{r['cores'].get('picker', 0):.3f} cores** idle with {sc['endpoints']} "
+                           f"metric endpoints every {sc['interval_ms']} ms ({r['endpoints_with_metrics']} fresh, "
+                           f"max metrics age {r['max_metrics_age_s']} s).")
+    for name, why in res.get("not_run", {}).items():
+        out.append(f"- **{name}**: {why}")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- quality
+
+QUALITY_COLS = ("TTFT p50 / p90 / p99 s", "TPOT p50 / p90 ms", "e2e p50 / p90 / p99 s", "out tok/s", "goodput req/s",
+                "SLO met", "prefix hit", "429", "errors", "preempt")
+
+
+def quality_markdown(doc: dict[str, Any]) -> str:
+    res = doc["result"]
+    w = res["workload"]
+    out = [f"### {doc['scenario']}", "", doc.get("description", ""), ""]
+    line = (f"{w['requests_planned']} requests, {w['rate_sim_rps']} req/s simulated ({w['rate_real_rps']:.1f} real) for "
+            f"{w['duration_sim_s']:.1f} simulated s; mean prompt {w['mean_prompt_tokens']:.0f} tokens, mean max output "
+            f"{w['mean_output_tokens']:.0f} tokens; time scale {doc['time_scale']}.")
+    if "kv_demand_fraction" in w:
+        line += (f" KV demand of the shared prefixes: {w['kv_demand_tokens']:,} tokens = "
+                 f"{w['kv_demand_fraction'] * 100:.0f}% of the cluster's {w['kv_capacity_tokens']:,}.")
+    out += [line, ""]
+    out.append("| strategy | " + " | ".join(QUALITY_COLS) + " |")
+    out.append("|---" * (len(QUALITY_COLS) + 1) + "|")
+    runs = res["runs"]
+    winners = quality_winners(res)
+    for name, r in runs.items():
+        t, p, e = r["ttft_s"], r["tpot_s"], r["e2e_s"]
+        nm = f"**{name}**" if name == winners.get("ttft_p90") else name
+        if r.get("search"):
+            nm += " (search)"
+        errs = r["requests"] - r["ok"] - r["http_429"]
+        out.append(f"| {nm} | {_s(t['p50'])} / {_s(t['p90'])} / {_s(t['p99'])} | {_ms(p['p50'], 1)} / {_ms(p['p90'], 1)} "
+                   f"| {_s(e['p50'])} / {_s(e['p90'])} / {_s(e['p99'])} | {r['output_tokens_per_s']:.0f} | {r['goodput_rps']:.1f} "
+                   f"| {_pct(r['slo_attainment'])} | {_pct(r['prefix_hit_rate_usage'])} | {r['http_429']} | {errs} "
+                   f"| {r['preemptions']} |")
+    for name, why in res.get("not_run", {}).items():
+        out.append(f"| {name} | {why} |" + " |" * (len(QUALITY_COLS) - 1))
+    out.append("")
+    if winners:
+        out.append("Best non-oracle strategy: " + ", ".join(f"{k.replace('_', ' ')} → **{v}**" for k, v in winners.items()) + ".")
+    return "\n".join(out)
+
+
+def quality_winners(res: dict[str, Any]) -> dict[str, str]:
+    runs = {k: v for k, v in res["runs"].items() if v["type"] != "oracle"}
+    if not runs:
+        return {}
+
+    def best(key, lower=True):
+        vals = [(v, k) for k, r in runs.items() if (v := key(r)) is not None]
+        if not vals:
+            return None
+        return (min if lower else max)(vals)[1]
+
+    return {k: v for k, v in {
+        "ttft_p90": best(lambda r: r["ttft_s"]["p90"]),
+        "tpot_p90": best(lambda r: r["tpot_s"]["p90"]),
+        "e2e_p90": best(lambda r: r["e2e_s"]["p90"]),
+        "output_tokens_per_s": best(lambda r: r["output_tokens_per_s"], lower=False),
+        "goodput": best(lambda r: r["goodput_rps"], lower=False),
+    }.items() if v}
+
+
+def search_markdown(doc: dict[str, Any]) -> str:
+    runs = doc["result"]["runs"]
+    cands = [(k, r) for k, r in runs.items() if r.get("search")]
+    if not cands:
+        return ""
+    cands.sort(key=lambda kv: kv[1]["ttft_s"]["p90"] if kv[1]["ttft_s"]["p90"] is not None else 1e9)
+    out = ["#### Picker configuration search (shared-prefix workload, ranked by TTFT p90)", "",
+           "| rank | candidate | TTFT p90 s | TTFT p99 s | out tok/s | prefix hit | scorers (weight) / picker |",
+           "|---|---|---|---|---|---|---|"]
+    for i, (k, r) in enumerate(cands, 1):
+        cfg = r.get("config") or {}
+        sch = cfg.get("scheduling") or {}
+        sc = ", ".join(f"{s['type'].replace('-scorer', '')} {s.get('weight', 1):g}" for s in sch.get("scorers", [])) or "defaults"
+        pk = (sch.get("picker") or {}).get("type", "max-score-picker")
+        out.append(f"| {i} | {k} | {_s(r['ttft_s']['p90'])} | {_s(r['ttft_s']['p99'])} | {r['output_tokens_per_s']:.0f} "
+                   f"| {_pct(r['prefix_hit_rate_usage'])} | {sc} / {pk} |")
+    return "\n".join(out)
+
+
+def shared_prefix_targets(doc: dict[str, Any], best_name: str = "picker-best") -> list[tuple[str, str, bool | None]]:
+    runs = doc["result"]["runs"]
+    rr, ref, orc = runs.get("envoy-round-robin"), runs.get("picker-reference"), runs.get("oracle")
+    cands = {k: r for k, r in runs.items() if r.get("search") or k == best_name}
+    if not cands:
+        return []
+    bname = min(cands, key=lambda k: cands[k]["ttft_s"]["p90"] or 1e9)
+    best = cands[bname]
+    rows: list[tuple[str, str, bool | None]] = []
+    p90 = lambda r: r["ttft_s"]["p90"]  # noqa: E731
+    if rr and p90(best):
+        f = p90(rr) / p90(best)
+        rows.append((f"p90 TTFT ≥ 10× better than round robin ({bname})", f"{p90(rr):.2f} s / {p90(best):.2f} s = {f:.1f}×", f >= 10))
+    if ref:
+        rows.append((f"p90 TTFT better than picker-reference", f"{p90(best):.2f} s vs {p90(ref):.2f} s", p90(best) < p90(ref)))
+        rows.append(("output throughput ≥ picker-reference", f"{best['output_tokens_per_s']:.0f} vs {ref['output_tokens_per_s']:.0f} tok/s",
+                     best["output_tokens_per_s"] >= ref["output_tokens_per_s"] * 0.99))
+    if orc and p90(orc):
+        f = p90(best) / p90(orc)
+        rows.append(("within 1.5× of the oracle's p90 TTFT", f"{p90(best):.2f} s / {p90(orc):.2f} s = {f:.2f}×", f <= 1.5))
+    return rows
+
+
+# ----------------------------------------------------------------------------- plots
+
+def plots(docs: dict[str, dict[str, Any]], out_dir: Path = RESULTS_DIR) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written: list[Path] = []
+    for name, doc in docs.items():
+        res = doc["result"]
+        if doc["kind"] == "overhead":
+            rate_levels = [lv for lv in res["levels"] if lv["kind"] == "rate"]
+            if rate_levels:
+                fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+                strategies = list(rate_levels[0]["runs"])
+                for st in strategies:
+                    xs = [lv["params"]["rate"] for lv in rate_levels if st in lv["runs"]]
+                    for q, ls in (("p50", "-"), ("p99", "--")):
+                        ys = [lv["runs"][st]["latency_s"][q] * 1000 for lv in rate_levels if st in lv["runs"]]
+                        axes[0].plot(xs, ys, ls, marker="o", label=f"{st} {q}")
+                    d = [lv["runs"][st].get("decision_latency_s") for lv in rate_levels if st in lv["runs"]]
+                    if any(d):
+                        for q, ls in (("p50", "-"), ("p99", "--")):
+                            axes[1].plot(xs, [x[q] * 1000 if x and x[q] is not None else None for x in d], ls, marker="o",
+                                         label=f"{st} decision {q}")
+                axes[0].set(xlabel="offered load (req/s)", ylabel="end-to-end latency (ms)", yscale="log",
+                            title="Latency vs request rate (zero-work backends)")
+                axes[0].legend(fontsize=8)
+                axes[1].axhline(1.0, color="grey", lw=0.8, ls=":")
+                axes[1].axhline(5.0, color="grey", lw=0.8, ls=":")
+                axes[1].set(xlabel="offered load (req/s)", ylabel="picker decision latency (ms)",
+                            title="Picker decision latency (own histogram)")
+                axes[1].legend(fontsize=8)
+                labels, vals = [], []
+                for lv in res["levels"]:
+                    if lv["kind"] != "rate":
+                        for st, r in lv["runs"].items():
+                            labels.append(f"{lv['level']}\n{st}")
+                            vals.append(r["throughput_rps"])
+                axes[2].barh(labels, vals, color=["#4c72b0" if "picker" not in lb else "#dd8452" for lb in labels])
+                axes[2].set(xlabel="throughput (req/s)", title="Closed-loop throughput")
+                axes[2].tick_params(axis="y", labelsize=7)
+                fig.tight_layout()
+                p = out_dir / f"{name}.png"
+                fig.savefig(p, dpi=110)
+                plt.close(fig)
+                written.append(p)
+            continue
+        runs = res["runs"]
+        if not runs:
+            continue
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+        for st, r in runs.items():
+            xs = r.get("ttft_samples_s") or []
+            if xs:
+                n = len(xs)
+                axes[0].step(xs, [(i + 1) / n for i in range(n)], where="post", label=st)
+        axes[0].axvline(doc.get("slo_ttft_s", 2.0), color="grey", ls=":", lw=1)
+        axes[0].set(xscale="log", xlabel="TTFT (s, real-time-equivalent)", ylabel="fraction of requests",
+                    title=f"{name}: TTFT CDF")
+        axes[0].legend(fontsize=7)
+        names = list(runs)
+        import numpy as np
+
+        x = np.arange(len(names))
+        for i, q in enumerate(("p50", "p90", "p99")):
+            axes[1].bar(x + (i - 1) * 0.27, [runs[n]["ttft_s"][q] or 0 for n in names], 0.27, label=q)
+        axes[1].set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+        axes[1].set(yscale="log", ylabel="TTFT (s)", title="TTFT percentiles per strategy")
+        axes[1].legend(fontsize=8)
+        axes[2].bar(x, [runs[n]["output_tokens_per_s"] for n in names], color="#55a868")
+        axes[2].set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+        axes[2].set(ylabel="output tokens / simulated s", title="Throughput")
+        fig.tight_layout()
+        p = out_dir / f"{name}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        written.append(p)
+    return written
+
+
+# ----------------------------------------------------------------------------- summary
+
+def summary_markdown(docs: dict[str, dict[str, Any]], command: str, total_s: float | None) -> str:
+    env = next(iter(docs.values()))["environment"] if docs else {}
+    out = ["# Benchmark results", "",
+           "Generated by `" + command + "`" + (f" in {total_s / 60:.1f} min" if total_s else "") + ". "
+           "Do not edit by hand: rerun the command. How the numbers are made: [../README.md](../README.md).", "",
+           f"Environment: {env.get('cpu_model')} ({env.get('cpus')} CPUs), {env.get('memory_gib')} GiB, "
+           f"Python {env.get('python')}, Envoy {env.get('envoy_version')}, git {env.get('git_sha')}"
+           f"{' (dirty)' if env.get('git_dirty') else ''}, {env.get('started_at')}.", "",
+           "Noisy shared machine: compare strategies within one table (same run), not across runs.", ""]
+    for name, doc in docs.items():
+        if doc["kind"] == "overhead":
+            out += [overhead_markdown(doc), "", f"![{name}]({name}.png)", ""]
+    for name, doc in docs.items():
+        if doc["kind"] == "quality":
+            out += [quality_markdown(doc), ""]
+            s = search_markdown(doc)
+            if s:
+                out += [s, ""]
+            t = shared_prefix_targets(doc) if doc["result"]["workload"].get("kv_demand_tokens") else []
+            if t:
+                out += ["#### Targets", "", "| target | measured | met |", "|---|---|---|"]
+                out += [f"| {a} | {b} | {'yes' if c else 'no'} |" for a, b, c in t]
+                out.append("")
+            out += [f"![{name}]({name}.png)", ""]
+    return "\n".join(out)
+
+
+def load_docs(out_dir: Path = RESULTS_DIR) -> dict[str, dict[str, Any]]:
+    docs = {}
+    for p in sorted(out_dir.glob("*.json")):
+        d = json.loads(p.read_text())
+        docs[d["scenario"]] = d
+    return dict(sorted(docs.items(), key=lambda kv: (kv[1].get("order", 100), kv[0])))

@@ -475,6 +475,17 @@ class Engine:
                 pass
 
     async def _run(self) -> None:
+        while not self.closed:
+            try:
+                await self._loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let a bug silently hang the replica
+                import traceback
+                traceback.print_exc()
+                await asyncio.sleep(0.01)
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         scale = self.cfg.time_scale
         next_t = loop.time()

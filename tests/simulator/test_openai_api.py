@@ -234,12 +234,15 @@ def test_pod_name_from_env(monkeypatch, make_sim):
 
 
 def test_health_503_while_starting(make_sim):
-    s = make_sim(startup_duration=0.4)
-    assert httpx.get(s.url + "/health").status_code == 503
-    assert httpx.post(s.url + "/v1/completions", json={"model": MODEL, "prompt": "x"}).status_code == 503
     import time
-    time.sleep(0.45)
-    assert httpx.get(s.url + "/health").status_code == 200
+    with httpx.Client(timeout=5) as c:
+        t0 = time.monotonic()
+        s = make_sim(startup_duration=1.5)
+        assert c.get(s.url + "/health").status_code == 503
+        assert c.post(s.url + "/v1/completions", json={"model": MODEL, "prompt": "x"}).status_code == 503
+        assert time.monotonic() - t0 < 1.5  # still inside the startup window
+        time.sleep(max(0.0, 1.6 - (time.monotonic() - t0)))
+        assert c.get(s.url + "/health").status_code == 200
 
 
 def test_keep_alive_pipelining_and_chunked_request_body(sim):

@@ -18,8 +18,8 @@ def _bool(v: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vllm-sim", description="Simulated vLLM OpenAI-compatible server")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default=None, help="default 127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default 8000")
     p.add_argument("--model", default=None)
     p.add_argument("--served-model-name", nargs="+", default=None)
     p.add_argument("--pod-name", default=None, help="x-inference-pod header (default: env POD_NAME)")
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-loras", type=int, default=1)
     p.add_argument("--max-cpu-loras", type=int, default=None)
     p.add_argument("--max-lora-rank", type=int, default=16)
-    p.add_argument("--enable-lora", action="store_true", help="accepted (LoRA is always enabled)")
+    p.add_argument("--enable-lora", nargs="?", const=True, type=_bool, default=True,
+                   help="accepted (LoRA is always enabled)")
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-num-batched-tokens", type=int, default=8192)
     p.add_argument("--block-size", type=int, default=16)
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
     p.add_argument("--max-model-len", type=int, default=131072)
-    p.add_argument("--enable-prefix-caching", dest="prefix", action="store_true", default=True)
+    p.add_argument("--enable-prefix-caching", dest="prefix", nargs="?", const=True, type=_bool, default=True)
     p.add_argument("--no-enable-prefix-caching", dest="prefix", action="store_false")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply all simulated durations")
     p.add_argument("--startup-duration", type=float, default=0.0, help="seconds /health answers 503")
@@ -91,7 +92,9 @@ def configs_from_args(argv: list[str] | None = None) -> list[SimConfig]:
     fr = a.failure_rate
     if a.failure_injection_rate is not None:
         fr = a.failure_injection_rate / 100.0
-    kw = dict(model=model, served_model_name=a.served_model_name or [], host=a.host, port=a.port,
+    main_explicit = a.host is not None or a.port is not None
+    kw = dict(model=model, served_model_name=a.served_model_name or [], host=a.host or "127.0.0.1",
+              port=8000 if a.port is None else a.port,
               pod_name=a.pod_name or "", lora_modules=[_lora(s) for s in a.lora_modules],
               max_loras=a.max_loras, max_cpu_loras=a.max_cpu_loras, max_lora_rank=a.max_lora_rank,
               max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
@@ -123,6 +126,8 @@ def configs_from_args(argv: list[str] | None = None) -> list[SimConfig]:
     if not extra:
         return [SimConfig(**kw, crash_mode=a.crash_mode or "exit")]
     cfgs = []
+    if main_explicit:  # --host/--port given: that replica runs too, --listen adds more
+        cfgs.append(SimConfig(**kw, crash_mode=a.crash_mode or "close"))
     for d in extra:
         k = dict(kw)
         k.update(d)

@@ -46,15 +46,24 @@ class Histogram:
         self.count += n
 
     def render(self, name: str, help_: str, lbl: str, out: list) -> None:
-        out.append(f"# HELP {name} {help_}\n# TYPE {name} histogram\n")
+        key = (name, lbl)
+        pre = _PREFIXES.get(key)
+        if pre is None:
+            pre = _PREFIXES[key] = (
+                f"# HELP {name} {help_}\n# TYPE {name} histogram\n",
+                [f'{name}_bucket{{le="{_fmt(b)}",{lbl}}} ' for b in self.bounds]
+                + [f'{name}_bucket{{le="+Inf",{lbl}}} '],
+                f"{name}_count{{{lbl}}} ", f"{name}_sum{{{lbl}}} ")
+        head, buckets, cnt, sm = pre
+        out.append(head)
         acc = 0
-        for b, c in zip(self.bounds, self.counts):
+        for p, c in zip(buckets, self.counts):
             acc += c
-            out.append(f'{name}_bucket{{le="{_fmt(b)}",{lbl}}} {_fmt(acc)}\n')
-        acc += self.counts[-1]
-        out.append(f'{name}_bucket{{le="+Inf",{lbl}}} {_fmt(acc)}\n')
-        out.append(f"{name}_count{{{lbl}}} {_fmt(self.count)}\n")
-        out.append(f"{name}_sum{{{lbl}}} {_fmt(self.sum)}\n")
+            out.append(f"{p}{acc}.0\n")
+        out.append(f"{cnt}{self.count}.0\n{sm}{_fmt(self.sum)}\n")
+
+
+_PREFIXES: dict = {}
 
 
 class Metrics:

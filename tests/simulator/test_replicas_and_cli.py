@@ -77,6 +77,14 @@ def test_default_kv_capacity_matches_h100_llama_8b_estimate():
     assert default_num_gpu_blocks(0.9, 16, 2) > 2 * blocks  # TP=2: half the weights per GPU
 
 
+def test_cli_host_port_plus_listen_runs_both_and_bool_flag_values():
+    cs = configs_from_args(["--model", MODEL, "--enable-lora=true", "--enable-prefix-caching=false",
+                            "--host", "127.0.1.9", "--port", "8000", "--pod-name", "p",
+                            "--listen", "127.0.1.9:8001:p"])
+    assert [(c.host, c.port, c.pod_name) for c in cs] == [("127.0.1.9", 8000, "p"), ("127.0.1.9", 8001, "p")]
+    assert not cs[0].enable_prefix_caching
+
+
 def test_failure_injection_rate_percent_alias():
     [c] = configs_from_args(["--failure-injection-rate", "25"])
     assert c.failure_rate == 0.25

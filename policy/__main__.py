@@ -1,4 +1,4 @@
-"""The policy pack entry point: builds the PolicyPack and nothing else.
+"""The policy pack entry point: builds the PolicyPack and nothing else (after one config shim).
 
 `PolicyPack(...)` starts the analyzer's gRPC server and blocks forever, so it may only be created
 here. The policies live in `inference_gateway_policies` (importable by tests and `igw policy`).
@@ -16,7 +16,9 @@ if (_REPO / "components").is_dir():
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 
 from inference_gateway_policies import PACK_DESCRIPTION, PACK_NAME, POLICIES  # noqa: E402
+from inference_gateway_policies.stack_config import remember_stack_config  # noqa: E402
 
+remember_stack_config()
 PolicyPack(
     name=PACK_NAME,
     description=PACK_DESCRIPTION,

@@ -88,6 +88,10 @@ class Level:
             "wall_s": wall,
         }
         out["cpu_cores"] = {k: v / wall for k, v in out["cpu_s"].items()}
+        try:
+            out["loadavg_1m"] = float(open("/proc/loadavg").read().split()[0])
+        except OSError:
+            pass
         out["cpu_s_per_1000_requests"] = {k: (v / len(ok) * 1000 if ok else None) for k, v in out["cpu_s"].items()}
         if after_hist:
             d = stats.diff_buckets(after_hist, before_hist)

@@ -123,6 +123,7 @@ async def _run_strategy(sc: Scenario, st: Strategy, planned: list[PlannedRequest
         schedule_s = float(sc.workload["duration_s"])
         res = summarize_run(samples, planned, sc.time_scale, float(sc.slo.get("ttft_s", 2.0)), schedule_s, states)
         res["cpu_cores"] = cpu
+        res["loadavg_1m"] = _loadavg()
         res["wall_s"] = wall
         res["config"] = cfg
         if gw is not None:
@@ -175,6 +176,13 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
             f"TPOT p90 {_s(r['tpot_s']['p90'], 3)} out {r['output_tokens_per_s']:8.0f} tok/s goodput {r['goodput_rps']:6.2f} "
             f"hit {_pct(r['prefix_hit_rate_usage'])} 429 {r['http_429']} cpu {_cores(r['cpu_cores'])}")
     return result
+
+
+def _loadavg() -> float | None:
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except OSError:
+        return None
 
 
 def _s(v: float | None, nd: int = 2) -> str:

@@ -51,7 +51,7 @@ def model_server_metrics(cfg: StackConfig, server_name: str) -> tuple[int, str] 
 
 def node_subnetwork(cfg: StackConfig, network: Any) -> pulumi.Input[str]:
     """The node subnet internal gateway addresses are reserved in."""
-    for attr in ("node_subnet_self_link", "node_subnet_id"):
+    for attr in ("subnet_self_link", "node_subnet_self_link"):
         value = getattr(network, attr, None)
         if value is not None:
             return value

@@ -71,19 +71,32 @@ def flatten(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-def field_changes(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
-    a, b = dict(flatten(old)), dict(flatten(new))
-    out = []
-    for path in sorted(set(a) | set(b), key=_path_order):
-        va, vb = a.get(path, ABSENT), b.get(path, ABSENT)
-        if va != vb or type(va) is not type(vb):
-            out.append((path.lstrip("."), va, vb))
-    return out
-
-
-def _path_order(path: str) -> list[Any]:
-    # numeric indices sort as numbers: [2] before [10]
-    return [int(p) if p.isdigit() else p for p in re.split(r"\[(\d+)\]", path)]
+def field_changes(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(path, old, new) for every changed subtree. A key or named item present on one side only is
+    one entry holding the whole value; lists keyed by `name` match items by name."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += field_changes(old.get(k, ABSENT), new.get(k, ABSENT), path + _key(k))
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if _named_list(old) and _named_list(new):
+            a = {v["name"]: v for v in old}
+            b = {v["name"]: v for v in new}
+            order = [v["name"] for v in old] + [v["name"] for v in new if v["name"] not in a]
+            out = []
+            for n in order:
+                out += field_changes(a.get(n, ABSENT), b.get(n, ABSENT), f"{path}[name={n}]")
+            return out
+        out = []
+        for i in range(max(len(old), len(new))):
+            out += field_changes(old[i] if i < len(old) else ABSENT, new[i] if i < len(new) else ABSENT, f"{path}[{i}]")
+        return out
+    if old is ABSENT and new is ABSENT:
+        return []
+    if old == new and type(old) is type(new):
+        return []
+    return [(path.lstrip("."), old, new)]
 
 
 def load(directory: Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
@@ -127,15 +140,34 @@ def diff(
     return SynthDiff(added, removed, changed, unchanged, outputs)
 
 
-def show(value: Any, width: int = VALUE_WIDTH) -> str:
-    """A value for a markdown table cell: JSON, truncated, `|` escaped, in a code span."""
+def _cell(text: str) -> str:
+    return "`" + text.replace("|", "\\|").replace("`", "'").replace("\n", "\\n") + "`"
+
+
+def _text(value: Any) -> str:
+    return value if value == "[secret]" else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def show(value: Any, width: int = VALUE_WIDTH, start: int = 0) -> str:
+    """A value for a markdown table cell: JSON, truncated (from `start`), in a code span."""
     if value is ABSENT:
         return "—"
-    text = value if value == "[secret]" else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    text = _text(value)
+    if start > 0:
+        text = "…" + text[start:]
     if len(text) > width:
         text = text[: width - 1] + "…"
-    text = text.replace("|", "\\|").replace("`", "'").replace("\n", "\\n")
-    return f"`{text}`"
+    return _cell(text)
+
+
+def show_pair(old: Any, new: Any, width: int = VALUE_WIDTH) -> tuple[str, str]:
+    """Both sides of a change; two long strings are shown from just before their first difference."""
+    start = 0
+    if isinstance(old, str) and isinstance(new, str) and max(len(_text(old)), len(_text(new))) > width:
+        a, b = _text(old), _text(new)
+        first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        start = max(0, first - width // 4)
+    return show(old, width, start), show(new, width, start)
 
 
 def _display_names(resources: list[dict[str, Any]]) -> dict[str, str]:
@@ -176,17 +208,20 @@ def to_markdown(d: SynthDiff, title: str = "igw diff", max_fields: int = MAX_FIE
         for r in (r for r in d.removed if r["type"] == t):
             lines.append(f"- **− {names[r['urn']]}** (deleted)")
         for c in (c for c in d.changed if c.type == t):
+            if lines[-1] != "":
+                lines.append("")
             lines.append(f"- **~ {names[c.urn]}** ({len(c.fields)} field{'s' if len(c.fields) != 1 else ''} changed)")
             lines += ["", "  | field | base | head |", "  |---|---|---|"]
             for path, old, new in c.fields[:max_fields]:
-                lines.append(f"  | `{path}` | {show(old)} | {show(new)} |")
+                before, after = show_pair(old, new)
+                lines.append(f"  | `{path}` | {before} | {after} |")
             if len(c.fields) > max_fields:
                 lines.append(f"  | … {len(c.fields) - max_fields} more | | |")
-            lines.append("")
     if d.outputs:
         lines += ["", "#### Stack outputs", "", "| output | base | head |", "|---|---|---|"]
         for key, old, new in d.outputs:
-            lines.append(f"| `{key}` | {show(old)} | {show(new)} |")
+            before, after = show_pair(old, new)
+            lines.append(f"| `{key}` | {before} | {after} |")
     text = "\n".join(lines).rstrip() + "\n"
     if len(text) > max_chars:
         cut = text.rfind("\n", 0, max_chars - 200)

@@ -32,8 +32,15 @@ _SKIP_REASONS = {
                          "each replica's readinessProbe and the picker scrapes /metrics",
     "GCPGatewayPolicy": "load-balancer policy (cloud-only)",
     "PodMonitoring": "Managed Prometheus (cloud-only); scrape /metrics on each replica directly",
-    "CustomResourceDefinition": "no API server locally; the runner reads the objects from files",
+    "CustomResourceDefinition": "no API server locally; the pickers read the objects from files",
+    "ServiceAccount": "Kubernetes RBAC and credentials: no API server locally",
+    "Secret": "Kubernetes RBAC and credentials: no API server locally",
+    "Role": "Kubernetes RBAC and credentials: no API server locally",
+    "RoleBinding": "Kubernetes RBAC and credentials: no API server locally",
+    "ClusterRole": "Kubernetes RBAC and credentials: no API server locally",
+    "ClusterRoleBinding": "Kubernetes RBAC and credentials: no API server locally",
 }
+_PICKER_REPLACED = "runs locally as a `picker` process per pool (file discovery)"
 
 
 class PlanError(ValueError):
@@ -166,8 +173,9 @@ def _meta(o: dict[str, Any]) -> tuple[str, str]:
 
 
 def _ref(o: dict[str, Any]) -> str:
-    ns, name = _meta(o)
-    return f"{o.get('kind')} {ns}/{name}"
+    m = o.get("metadata") or {}
+    ns = m.get("namespace")
+    return f"{o.get('kind')} {ns + '/' if ns else ''}{m.get('name', '')}"
 
 
 def _seconds(v: Any) -> float | None:
@@ -380,6 +388,9 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
             if ref.get("kind") == POOL_KIND and ref.get("name") in pools and t is not None:
                 pools[ref["name"]].timeout_s = float(t)
 
+    picker_refs = {(p.namespace, str(((objs.get((POOL_KIND, p.namespace, p.name)) or {}).get("spec") or {})
+                                     .get("endpointPickerRef", {}).get("name") or f"{p.name}-epp")) for p in pools.values()}
+
     # replicas: Deployments whose pod template labels a pool selects
     addr = ipaddress.IPv4Address(address_base)
     used_cms: set[str] = set()
@@ -392,7 +403,10 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
         pool = next((p for p in pools.values()
                      if p.namespace == ns and p.selector and all(labels.get(k) == v for k, v in p.selector.items())), None)
         if pool is None:
-            skipped.append((_ref(o), "not selected by any InferencePool (only model servers run locally)"))
+            if (ns, dname) in picker_refs:
+                skipped.append((_ref(o), _PICKER_REPLACED))
+            else:
+                skipped.append((_ref(o), "not selected by any InferencePool (only model servers run locally)"))
             continue
         pod_spec = tmpl.get("spec") or {}
         containers = pod_spec.get("containers") or []
@@ -479,6 +493,8 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
             skipped.append((_ref(o), _SKIP_REASONS[kind]))
         elif kind == "ConfigMap" and name not in used_cms and not any(name == f"{p}-epp" for p in pools):
             skipped.append((_ref(o), "not read by a local process"))
+        elif kind == "Service" and (ns, name) in picker_refs:
+            skipped.append((_ref(o), _PICKER_REPLACED))
         elif kind not in _USED_KINDS:
             skipped.append((_ref(o), "cluster object: nothing to run locally"))
     if not pools:

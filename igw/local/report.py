@@ -47,9 +47,13 @@ def summary(state: dict[str, Any]) -> str:
         lines.append("")
     skipped = state.get("skipped") or []
     if skipped:
-        lines.append("  Skipped (cloud-only or nothing to run locally):")
+        lines.append("  Not run locally:")
+        by_reason: dict[str, list[str]] = {}
         for ref, why in skipped:
-            lines.append(f"    - {ref}: {why}")
+            by_reason.setdefault(why, []).append(ref)
+        for why, refs in by_reason.items():
+            lines.append(f"    - {why}:")
+            lines.append(f"        {', '.join(refs)}")
         lines.append("")
     for w in state.get("warnings") or []:
         lines.append(f"  warning: {w}")

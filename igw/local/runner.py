@@ -232,16 +232,31 @@ class Supervisor:
                   "model": r.model, "deployment": r.deployment, "fingerprint": self._replica_fp(r)}
         return p
 
+    # llm-d-inference-sim understands these vLLM flags; others would make it exit (pflag).
+    _UPSTREAM_FLAGS = {"--model", "--served-model-name", "--max-loras", "--max-cpu-loras", "--max-num-seqs",
+                       "--max-model-len", "--block-size", "--seed", "--data-parallel-size"}
+
     def _upstream_sim_proc(self, r: Replica) -> Proc:
         """llm-d-inference-sim has no --host flag (it listens on every address), so each replica
-        gets its own port on 127.0.0.1 and a small forwarder owns the pod address."""
+        gets its own port on 127.0.0.1 and igw.local.forward owns the pod address. Timing: the
+        7-8B/H100 preset (TTFT 100 ms, ITL 12 ms) x --time-scale."""
         port = free_port()
-        args = [a for a in r.args]
-        argv = [self.o.upstream_sim, *args, "--port", str(port)]
+        args: list[str] = []
+        i = 0
+        while i < len(r.args):
+            a = r.args[i]
+            key = a.partition("=")[0]
+            has_value = "=" not in a and i + 1 < len(r.args) and not r.args[i + 1].startswith("--")
+            if key in self._UPSTREAM_FLAGS:
+                args += [a, r.args[i + 1]] if has_value else [a]
+            i += 2 if has_value else 1
+        ttft = max(1, round(100 * self.o.time_scale))
+        itl = max(1, round(12 * self.o.time_scale))
+        argv = [str(self.o.upstream_sim), *args, "--port", str(port), "--time-to-first-token", str(ttft),
+                "--inter-token-latency", str(itl)]
         if r.adapters:
-            argv += ["--lora-modules", *[f'{{"name":"{i}","path":"{src}"}}' for i, src in r.adapters]]
-        fwd = [sys.executable, "-m", "igw.local.forward", f"{r.address}:{r.ports[0]}", f"127.0.0.1:{port}", "--",
-               *argv]
+            argv += ["--lora-modules", *[f'{{"name":"{a}","path":"{src}"}}' for a, src in r.adapters]]
+        fwd = [sys.executable, "-m", "igw.local.forward", f"{r.address}:{r.ports[0]}", f"127.0.0.1:{port}", "--", *argv]
         p = Proc(r.name, "simulator", fwd, self.logs / f"{r.name}.log", env={"POD_NAME": r.name})
         p.meta = {"address": r.address, "ports": list(r.ports), "adapters": [a for a, _ in r.adapters],
                   "model": r.model, "deployment": r.deployment, "fingerprint": self._replica_fp(r),
@@ -447,6 +462,11 @@ class Supervisor:
                 next_probe = now + probe_period
                 for p in self.sims.values():
                     ok = self._probe(p)
+                    if ok != p.ready:
+                        p.ready = ok
+                        changed = True
+                for p in self.pickers.values():
+                    ok = self._picker_ready(p)
                     if ok != p.ready:
                         p.ready = ok
                         changed = True

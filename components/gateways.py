@@ -60,12 +60,15 @@ def build_gateway_layer(
 ) -> GatewayLayer:
     layer = GatewayLayer()
     pool_deps = _pool_resources(serving)
-    pool_opts = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=pool_deps))
     for p in cfg.pools:
+        own = getattr((getattr(serving, "pools", None) or {}).get(p.name), "resource", None)
         layer.pool_policies[p.name] = PoolPolicies(
             f"{name}-{p.name}-policies",
-            PoolPoliciesArgs(pool=p, namespace=cfg.namespace, probe=health_probe(cfg, p.name), labels=LABELS),
-            opts=pool_opts,
+            PoolPoliciesArgs(
+                pool=p, namespace=cfg.namespace, probe=health_probe(cfg, p.name), labels=LABELS,
+                depends_on=[own] if isinstance(own, pulumi.Resource) else [],
+            ),
+            opts=k8s_opts,
         )
 
     guarded = armor.guarded_gateways(cfg.gateways, cfg.model_armor)

@@ -7,7 +7,7 @@ logging with a sample rate), both targeting the InferencePool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,12 +22,14 @@ class PoolPoliciesArgs:
     namespace: str
     probe: policies.HealthProbe
     labels: dict[str, str]
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+    """The InferencePool: policies target it, so they are applied after it exists."""
 
 
 class PoolPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: PoolPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("inference-gateway:gateway:PoolPolicies", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
         p = args.pool
         hc = policies.health_check_policy(p.name, args.namespace, args.probe, p.backend_policy, args.labels)
         bp = policies.backend_policy(p.name, args.namespace, p.backend_policy, args.labels)

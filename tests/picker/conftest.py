@@ -42,6 +42,7 @@ class Stack:
     manifests: Path
     endpoints_file: Path
     pods: list[dict[str, Any]]
+    port: int
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=20))
 
     def post(self, path: str = "/v1/completions", **kw: Any) -> httpx.Response:
@@ -81,11 +82,13 @@ def stack(tmp_path: Path, fleet: BackendFleet) -> Iterator[Callable[..., Stack]]
              response_body_mode: str = "FULL_DUPLEX_STREAMED") -> Stack:
         mdir = tmp_path / f"manifests{len(made)}"
         mdir.mkdir()
-        write_manifests(mdir / "pool.yaml", [pool_manifest(POOL, ports=(8000,)), *objects])
+        # One free port per stack (other suites on this machine also use 127.0.1.x:8000).
+        port = free_port()
+        write_manifests(mdir / "pool.yaml", [pool_manifest(POOL, ports=(port,)), *objects])
         pods, live = [], {}
         for name, state in backends.items():
             host = next_host()
-            live[name] = fleet.add(name, host, 8000, **state)
+            live[name] = fleet.add(name, host, port, **state)
             pods.append({"name": name, "namespace": "default", "address": host, "labels": {"app": POOL}, "ready": True})
         for name in refused:  # listed as ready but nothing listens: connections are refused
             pods.insert(0, {"name": name, "namespace": "default", "address": next_host(), "labels": {"app": POOL}, "ready": True})
@@ -95,16 +98,16 @@ def stack(tmp_path: Path, fleet: BackendFleet) -> Iterator[Callable[..., Stack]]
         cfg.setdefault("ext_proc", {})
         cfg["ext_proc"] = {"request_body_mode": request_body_mode, "response_body_mode": response_body_mode, **cfg["ext_proc"]}
         picker = PickerProcess(pool_name=POOL, manifests_dir=mdir, endpoints_file=eps, config=cfg, api_keys_file=api_keys_file)
-        port = free_port()
-        addrs = [f"{p['address']}:8000" for p in pods]
-        boot = build_bootstrap(port, picker.address, endpoints=addrs, failure_mode_allow=failure_mode_allow,
+        addrs = [f"{p['address']}:{port}" for p in pods]
+        listen = free_port()
+        boot = build_bootstrap(listen, picker.address, endpoints=addrs, failure_mode_allow=failure_mode_allow,
                                request_body_mode=request_body_mode, response_body_mode=response_body_mode)
         try:
-            envoy = EnvoyProcess(boot, port)
+            envoy = EnvoyProcess(boot, listen)
         except Exception:
             picker.stop()
             raise
-        s = Stack(f"http://127.0.0.1:{port}", picker, envoy, live, mdir, eps, pods)
+        s = Stack(f"http://127.0.0.1:{listen}", picker, envoy, live, mdir, eps, pods, port)
         made.append(s)
         return s
 

@@ -66,7 +66,7 @@ class InferencePool(pulumi.ComponentResource):
         deps: list[pulumi.Resource] = [config_map, account, k8s_role, binding]
         if pool.picker.api_keys:
             if args.api_keys is None:
-                raise ValueError(
+                raise pulumi.RunError(
                     f"pools: {pool.name!r} sets picker.api_keys but the secret config value apiKeys is not set; "
                     "run `pulumi config set --secret apiKeys <yaml: sha256 hex -> user>`"
                 )

@@ -72,7 +72,8 @@ class Serving(pulumi.ComponentResource):
             token = secret_config("hfToken")
             if token is None:
                 i = config.model_servers.index(users[0])
-                raise ValueError(
+                # RunError: Pulumi prints the message without a traceback (like invalid config).
+                raise pulumi.RunError(
                     f"model_servers[{i}].hf_token: true needs the secret config value hfToken; run "
                     "`pulumi config set --secret hfToken <token>` or set hf_token: false"
                 )

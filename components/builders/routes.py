@@ -5,7 +5,8 @@ Route shapes (one HTTPRoute per configured route, `<gateway>-<route>`):
 * ``predict_route: /v1/chat/completions`` - exactly that path (``Exact``) and nothing else.
 * ``invoke_route_prefix: "/*"`` (seed 000) - ``PathPrefix /invoke/`` rewritten with
   ``ReplacePrefixMatch /``, so ``/invoke/foo/bar`` reaches the model server as ``/foo/bar``.
-  No other path of the endpoint is exposed. One PathPrefix match per rule: the HTTPRoute CRD's
+  Only non-root paths: ``/invoke`` and ``/invoke/`` (Exact) reach the server unrewritten, so the
+  root is never exposed. No other path of the endpoint is exposed. One PathPrefix match per rule: the HTTPRoute CRD's
   CEL rule requires exactly one PathPrefix match next to a ReplacePrefixMatch rewrite.
 * neither - ``PathPrefix <path_prefix>`` (seed 001 uses ``/``).
 
@@ -190,6 +191,20 @@ def route_rules(route: RouteConfig, targets: list[ServedTarget]) -> list[dict[st
                 groups = [[m] for m in matches] if route.shape == "invoke" else [matches]
                 for group in groups:
                     rules.append({"matches": group, "filters": [*filters, _force_model(t.model)], "backendRefs": [pool_ref(t.pool)]})
+    if route.shape == "invoke":
+        # `/invoke` and `/invoke/` would become the server's root `/`: seed 000 exposes only
+        # non-root paths, so pass them through unrewritten (the server answers 404). Exact
+        # matches take precedence over every PathPrefix rule.
+        root = []
+        for m in route.matches or [None]:
+            for value in (INVOKE_PREFIX.rstrip("/"), INVOKE_PREFIX):
+                match: dict[str, Any] = {"path": {"type": "Exact", "value": value}}
+                if m is not None and m.headers:
+                    match["headers"] = [{"type": h.type, "name": h.name, "value": h.value} for h in m.headers]
+                if m is not None and m.method:
+                    match["method"] = m.method
+                root.append(match)
+        rules.append({"matches": root, "filters": [_strip_rewrite_header()], "backendRefs": backend_refs(route)})
     base_filters = [_invoke_rewrite()] if route.shape == "invoke" else []
     base_filters.append(_strip_rewrite_header())
     matches = _matches(route)

@@ -109,6 +109,9 @@ def test_predict_route_rendered(prod):
 
 def test_invoke_route_rendered(prod):
     route = k8s_object(prod, "HTTPRoute", "external-invoke")
+    assert route["spec"]["rules"][-2]["matches"] == [
+        {"path": {"type": "Exact", "value": "/invoke"}}, {"path": {"type": "Exact", "value": "/invoke/"}},
+    ]
     assert route["spec"]["rules"][-1] == {
         "matches": [{"path": {"type": "PathPrefix", "value": "/invoke/"}}],
         "filters": [INVOKE_REWRITE, STRIP],

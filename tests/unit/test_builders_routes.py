@@ -110,10 +110,16 @@ def test_invoke_route_rewrites_invoke_prefix_to_root():
     route = render({"name": "invoke", "pool": "p8b", "invoke_route_prefix": "/*", "served_model_routes": False})
     assert route["spec"]["rules"] == [
         {
+            # the root is not exposed: /invoke and /invoke/ reach the server unrewritten (404)
+            "matches": [{"path": {"type": "Exact", "value": "/invoke"}}, {"path": {"type": "Exact", "value": "/invoke/"}}],
+            "filters": [STRIP],
+            "backendRefs": [{**POOL, "name": "p8b"}],
+        },
+        {
             "matches": [{"path": {"type": "PathPrefix", "value": "/invoke/"}}],
             "filters": [INVOKE_REWRITE, STRIP],
             "backendRefs": [{**POOL, "name": "p8b"}],
-        }
+        },
     ]
 
 
@@ -142,7 +148,9 @@ def test_invoke_route_with_header_matches_splits_into_one_pathprefix_per_rule():
             "matches": [{"headers": [{"name": "x-team", "value": "a"}]}, {"headers": [{"name": "x-team", "value": "b"}]}],
         }
     )
-    rules = route["spec"]["rules"]
+    guard, *rules = route["spec"]["rules"]
+    assert [m["path"]["value"] for m in guard["matches"]] == ["/invoke", "/invoke/", "/invoke", "/invoke/"]
+    assert [m["headers"][0]["value"] for m in guard["matches"]] == ["a", "a", "b", "b"]
     assert len(rules) == 2
     for rule, team in zip(rules, "ab"):
         assert rule["matches"] == [

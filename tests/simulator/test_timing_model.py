@@ -42,24 +42,24 @@ def state(url: str, client: httpx.Client | None = None) -> dict:
 
 
 def test_ttft_grows_with_uncached_prompt_length(make_sim):
-    s = make_sim(time_scale=0.2)
+    s = make_sim(time_scale=0.3)
     short, _ = ttft(s.url, unique_text(16, 1))
     mid, _ = ttft(s.url, unique_text(4000, 2))
     long, _ = ttft(s.url, unique_text(16000, 3))
-    # model: 16 tok ~8.5 ms, 4k ~136 ms, 16k (2 chunks of <=8192) ~620 ms simulated; x0.2 wall
+    # model: 16 tok ~8.5 ms, 4k ~136 ms, 16k (2 chunks of <=8192) ~620 ms simulated; x0.3 wall
     assert short < mid < long
-    assert long - short > 0.08
-    assert 0.5 * 0.2 * 0.62 < long < 3 * 0.2 * 0.62
+    assert long - short > 0.12
+    assert 0.5 * 0.3 * 0.62 < long < 3 * 0.3 * 0.62
 
 
 def test_prefix_cache_hit_cuts_ttft_and_reports_cached_tokens(make_sim):
-    s = make_sim(time_scale=0.2)
+    s = make_sim(time_scale=0.5)
     prompt = unique_text(8000, 7)
     cold, u1 = ttft(s.url, prompt)
     warm, u2 = ttft(s.url, prompt)
     assert u1["prompt_tokens_details"]["cached_tokens"] == 0
     assert u2["prompt_tokens_details"]["cached_tokens"] == (8000 - 1) // 16 * 16
-    assert warm < cold / 3
+    assert warm < cold / 2  # ~4 ms vs ~140 ms simulated x0.5
     # a prompt sharing only the first half hits only that half
     half = prompt[:4 * 4000] + unique_text(4000, 8)
     _, u3 = ttft(s.url, half)
@@ -116,7 +116,7 @@ def test_decode_time_per_token_grows_with_batch_size(make_sim):
     itl1, itl128 = _itl_mean(one.url), _itl_mean(many.url)
     # model: 8.1 ms at batch 1 vs ~21 ms at batch 128 (x0.2 wall)
     assert itl128 > 1.8 * itl1, (itl1, itl128)
-    assert 0.5 * 0.2 * 0.0081 < itl1 < 2.5 * 0.2 * 0.0081
+    assert 0.5 * 0.2 * 0.0081 < itl1 < 4 * 0.2 * 0.0081
 
 
 def test_time_scale_scales_latency(make_sim):
@@ -130,7 +130,7 @@ def test_time_scale_scales_latency(make_sim):
     tf, ts = e2e(fast.url), e2e(slow.url)
     # 60 steps of ~8.1 ms simulated = 0.49 s -> 24 ms vs 122 ms
     assert 2.5 < ts / tf < 7.5, (tf, ts)
-    assert abs(ts - 0.25 * 0.49) < 0.06
+    assert 0.7 * 0.25 * 0.49 < ts < 2.0 * 0.25 * 0.49
 
 
 def test_chunked_prefill_respects_token_budget(make_sim):
@@ -143,23 +143,30 @@ def test_chunked_prefill_respects_token_budget(make_sim):
 
 def test_max_num_seqs_caps_running_requests(make_sim):
     s = make_sim(max_num_seqs=3, time_scale=0.1)
-    peak = {"running": 0, "waiting": 0}
+    _C.post(s.url + "/sim/control", json={"stall_now": True, "stall_seconds": 30})
+    peak = {"running": 0}
     done = threading.Event()
+    box = {}
+    t = threading.Thread(target=lambda: box.update(res=asyncio.run(_concurrent(s.url, 8, 100))))
+    t.start()
+    deadline = time.monotonic() + 10
+    while state(s.url)["waiting"] < 8:      # stalled engine: everything queues
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    pc = httpx.Client(timeout=5)
 
     def poll():
-        pc = httpx.Client(timeout=5)
         while not done.is_set():
-            st = state(s.url, pc)
-            peak["running"] = max(peak["running"], st["running"])
-            peak["waiting"] = max(peak["waiting"], st["waiting"])
-            time.sleep(0.005)
-    t = threading.Thread(target=poll)
-    t.start()
-    res = asyncio.run(_concurrent(s.url, 8, 100))
-    done.set()
+            peak["running"] = max(peak["running"], state(s.url, pc)["running"])
+            time.sleep(0.003)
+    p = threading.Thread(target=poll)
+    p.start()
+    _C.post(s.url + "/sim/control", json={"unstall": True})
     t.join()
-    assert all(r["usage"]["completion_tokens"] == 100 for r in res)
-    assert peak["running"] == 3 and peak["waiting"] >= 3
+    done.set()
+    p.join()
+    assert all(r["usage"]["completion_tokens"] == 100 for r in box["res"])
+    assert peak["running"] == 3
 
 
 def test_kv_capacity_causes_waiting_and_preemption(make_sim):
@@ -168,8 +175,9 @@ def test_kv_capacity_causes_waiting_and_preemption(make_sim):
     peak = {"waiting": 0, "kv": 0.0}
     done = threading.Event()
 
+    pc = httpx.Client(timeout=5)
+
     def poll():
-        pc = httpx.Client(timeout=5)
         while not done.is_set():
             st = state(s.url, pc)
             peak["waiting"] = max(peak["waiting"], st["waiting"])
@@ -200,8 +208,9 @@ def _lora_run(url: str, adapters: list[str], per: int, max_tokens: int = 120):
     seen_waiting: set[str] = set()
     done = threading.Event()
 
+    pc = httpx.Client(timeout=5)
+
     def poll():
-        pc = httpx.Client(timeout=5)
         while not done.is_set():
             st = state(url, pc)
             seen_running.add(st["running_lora_adapters"])

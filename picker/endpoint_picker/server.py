@@ -3,6 +3,9 @@
 FULL_DUPLEX_STREAMED request bodies: buffer chunks until end_of_stream, decide once, then send
 the deferred request_headers response followed by the body as streamed_response chunks.
 BUFFERED: headers are continued at once and the decision rides on the single body response.
+
+`StreamState` is the per-stream protocol state machine (plain, synchronous, testable); the
+servicer only pumps gRPC messages through it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,136 @@ from .restore import ModelRestorer
 log = logging.getLogger(__name__)
 
 
+class StreamState:
+    """One ext_proc stream (= one HTTP request). `handle` returns the responses to send; after
+    an ImmediateResponse `done` is set and the stream should end."""
+
+    __slots__ = ("d", "cfg", "full_duplex", "response_duplex", "headers", "path", "subset", "parts", "size",
+                 "decided", "routed", "restorer", "first_response_bytes", "done")
+
+    def __init__(self, director: Director, cfg: ExtProcConfig, full_duplex: bool, response_duplex: bool) -> None:
+        self.d = director
+        self.cfg = cfg
+        self.full_duplex = full_duplex
+        self.response_duplex = response_duplex
+        self.headers: dict[str, str] = {}
+        self.path = ""
+        self.subset: list[str] | None = None
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.decided = False
+        self.routed: Routed | None = None
+        self.restorer: ModelRestorer | None = None
+        self.first_response_bytes = True
+        self.done = False
+
+    def _reject(self, e: RequestError) -> list[pb.ProcessingResponse]:
+        self.d.metrics.rejected(e.status, e.reason)
+        self.done = True
+        return [P.immediate_response(e.status, e.reason, e.message, e.headers)]
+
+    def _route(self, body: bytes) -> Routed:
+        routed = self.routed = self.d.route(self.path, self.headers, body, self.subset)
+        self.decided = True
+        if routed.rewritten and routed.target_model and routed.client_model:
+            self.restorer = ModelRestorer(routed.target_model, routed.client_model)
+        return routed
+
+    def handle(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        kind = req.WhichOneof("request")
+        if kind == "request_body":
+            return self._request_body(req.request_body)
+        if kind == "request_headers":
+            return self._request_headers(req)
+        if kind == "response_headers":
+            return self._response_headers(req)
+        if kind == "response_body":
+            return self._response_body(req.response_body)
+        if kind == "request_trailers":
+            return self._request_trailers()
+        if kind == "response_trailers":
+            return [P.EMPTY_RESPONSE_TRAILERS]
+        return []
+
+    def _request_headers(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        h = req.request_headers
+        self.headers = P.headers_to_dict(h.headers)
+        self.path = self.headers.get(":path", "")
+        self.subset = P.metadata_string_list(req.metadata_context, P.SUBSET_NAMESPACE, P.SUBSET_KEY)
+        if h.end_of_stream:  # bodyless request: decide now
+            try:
+                routed = self._route(b"")
+            except RequestError as e:
+                return self._reject(e)
+            return [P.routing_headers_response(routed.header_value, None)]
+        return [] if self.full_duplex else [P.EMPTY_REQUEST_HEADERS]
+
+    def _request_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
+        if b.body:
+            self.size += len(b.body)
+            if self.size > self.cfg.max_body_bytes:
+                return self._reject(BadRequest("request body too large", reason="body-too-large"))
+            self.parts.append(b.body)
+        if not b.end_of_stream:
+            return []
+        parts = self.parts
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.parts = []
+        try:
+            routed = self._route(body)
+        except RequestError as e:
+            return self._reject(e)
+        out = routed.body
+        if self.full_duplex:
+            return [P.routing_headers_response(routed.header_value, len(out)),
+                    *P.streamed_chunks(out, self.cfg.chunk_size, request=True)]
+        return [P.buffered_body_response(routed.header_value, out if out is not body else None, len(out))]
+
+    def _request_trailers(self) -> list[pb.ProcessingResponse]:
+        if self.decided:
+            return [P.EMPTY_REQUEST_TRAILERS]
+        # Trailers end the body when it never carried end_of_stream.
+        body = b"".join(self.parts)
+        self.parts = []
+        try:
+            routed = self._route(body)
+        except RequestError as e:
+            return self._reject(e)
+        if not self.full_duplex:
+            return [P.EMPTY_REQUEST_TRAILERS]
+        return [P.routing_headers_response(routed.header_value, len(routed.body)),
+                *P.streamed_chunks(routed.body, self.cfg.chunk_size, request=True, end_of_stream=False),
+                P.EMPTY_REQUEST_TRAILERS]
+
+    def _response_headers(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        routed = self.routed
+        if routed is not None:
+            served = P.metadata_string_list(req.metadata_context, P.LB_NAMESPACE, P.SERVED_KEY)
+            if served:
+                self.d.moved_to(routed, served[0])
+            if req.response_headers.end_of_stream:
+                self.d.release_tokens(routed)
+        return [P.response_headers_without_length() if self.restorer is not None else P.EMPTY_RESPONSE_HEADERS]
+
+    def _response_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
+        if self.first_response_bytes and self.routed is not None:
+            self.first_response_bytes = False
+            self.d.release_tokens(self.routed)  # prefill is over
+        restorer = self.restorer
+        if self.response_duplex:
+            data = restorer.feed(b.body, b.end_of_stream) if restorer is not None else b.body
+            return list(P.streamed_chunks(data, self.cfg.chunk_size, request=False, end_of_stream=b.end_of_stream))
+        if restorer is not None:
+            return [pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
+                body_mutation=pb.BodyMutation(body=restorer.flush_each(b.body)))))]
+        return [P.EMPTY_RESPONSE_BODY]
+
+    def close(self) -> None:
+        if self.routed is not None:
+            self.d.release_request(self.routed)
+            self.routed = None
+
+
 class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
     def __init__(self, director: Director, cfg: ExtProcConfig) -> None:
         self.director = director
@@ -29,119 +162,19 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
         self.response_duplex = cfg.response_body_mode == "FULL_DUPLEX_STREAMED"
         self.active_streams = 0
 
-    def _reject(self, e: RequestError) -> pb.ProcessingResponse:
-        self.director.metrics.rejected(e.status, e.reason)
-        return P.immediate_response(e.status, e.reason, e.message, e.headers)
-
     async def Process(self, request_iterator, context):  # noqa: N802 (gRPC method name)
+        state = StreamState(self.director, self.cfg, self.full_duplex, self.response_duplex)
+        self.active_streams += 1
         try:
-            async for msg in self._process(request_iterator):
-                yield msg
+            async for req in request_iterator:
+                for resp in state.handle(req):
+                    yield resp
+                if state.done:
+                    return
         except Exception:  # a bug must cost one request a 500, not the gateway a broken stream
             log.exception("ext_proc stream failed")
             self.director.metrics.rejected(500, "internal-error")
             yield P.immediate_response(500, "internal-error", "endpoint picker error")
-
-    async def _process(self, request_iterator):
-        director = self.director
-        chunk = self.cfg.chunk_size
-        max_body = self.cfg.max_body_bytes
-        headers: dict[str, str] = {}
-        path = ""
-        subset: list[str] | None = None
-        parts: list[bytes] = []
-        size = 0
-        decided = False
-        routed: Routed | None = None
-        restorer: ModelRestorer | None = None
-        first_response_bytes = True
-        self.active_streams += 1
-        try:
-            async for req in request_iterator:
-                kind = req.WhichOneof("request")
-                if kind == "request_body":
-                    b = req.request_body
-                    if b.body:
-                        size += len(b.body)
-                        if size > max_body:
-                            yield self._reject(BadRequest("request body too large", reason="body-too-large"))
-                            return
-                        parts.append(b.body)
-                    if not b.end_of_stream:
-                        continue
-                    body = parts[0] if len(parts) == 1 else b"".join(parts)
-                    parts = []
-                    try:
-                        routed = director.route(path, headers, body, subset)
-                    except RequestError as e:
-                        yield self._reject(e)
-                        return
-                    decided = True
-                    out = routed.body
-                    if self.full_duplex:
-                        yield P.routing_headers_response(routed.header_value, len(out))
-                        for msg in P.streamed_chunks(out, chunk, request=True):
-                            yield msg
-                    else:
-                        yield P.buffered_body_response(routed.header_value, out if out is not body else None, len(out))
-                    if routed.rewritten and routed.target_model and routed.client_model:
-                        restorer = ModelRestorer(routed.target_model, routed.client_model)
-                elif kind == "request_headers":
-                    h = req.request_headers
-                    headers = P.headers_to_dict(h.headers)
-                    path = headers.get(":path", "")
-                    subset = P.metadata_string_list(req.metadata_context, P.SUBSET_NAMESPACE, P.SUBSET_KEY)
-                    if h.end_of_stream:  # bodyless request: decide now
-                        try:
-                            routed = director.route(path, headers, b"", subset)
-                        except RequestError as e:
-                            yield self._reject(e)
-                            return
-                        decided = True
-                        yield P.routing_headers_response(routed.header_value, None)
-                    elif not self.full_duplex:
-                        yield P.EMPTY_REQUEST_HEADERS
-                elif kind == "response_headers":
-                    if routed is not None:
-                        served = P.metadata_string_list(req.metadata_context, P.LB_NAMESPACE, P.SERVED_KEY)
-                        if served:
-                            director.moved_to(routed, served[0])
-                        if req.response_headers.end_of_stream:
-                            director.release_tokens(routed)
-                    yield P.response_headers_without_length() if restorer is not None else P.EMPTY_RESPONSE_HEADERS
-                elif kind == "response_body":
-                    b = req.response_body
-                    if first_response_bytes and routed is not None:
-                        first_response_bytes = False
-                        director.release_tokens(routed)
-                    if self.response_duplex:
-                        data = restorer.feed(b.body, b.end_of_stream) if restorer is not None else b.body
-                        for msg in P.streamed_chunks(data, chunk, request=False, end_of_stream=b.end_of_stream):
-                            yield msg
-                    elif restorer is not None:
-                        yield pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
-                            body_mutation=pb.BodyMutation(body=restorer.flush_each(b.body)))))
-                    else:
-                        yield P.EMPTY_RESPONSE_BODY
-                elif kind == "request_trailers":
-                    if not decided:
-                        # Trailers end the body when it never carried end_of_stream.
-                        body = b"".join(parts)
-                        parts = []
-                        try:
-                            routed = director.route(path, headers, body, subset)
-                        except RequestError as e:
-                            yield self._reject(e)
-                            return
-                        decided = True
-                        if self.full_duplex:
-                            yield P.routing_headers_response(routed.header_value, len(routed.body))
-                            for msg in P.streamed_chunks(routed.body, chunk, request=True, end_of_stream=False):
-                                yield msg
-                    yield P.EMPTY_REQUEST_TRAILERS
-                elif kind == "response_trailers":
-                    yield P.EMPTY_RESPONSE_TRAILERS
         finally:
             self.active_streams -= 1
-            if routed is not None:
-                director.release_request(routed)
+            state.close()

@@ -269,6 +269,14 @@ def _gcp_name_rules(cfg: StackConfig) -> list[str]:
             problems.append(f"node_pools[{i}].name: 'system' is the CPU system pool's name; use another name")
         if len(name) > GKE_NAME_MAX:
             problems.append(f"node_pools[{i}].name: {name!r} has {len(name)} characters; GKE allows at most {GKE_NAME_MAX}")
+        if not cfg.cluster.regional:
+            # A zonal cluster's node pools stay within the cluster's zones.
+            for z in pool.node_locations or []:
+                if z.startswith(cfg.region + "-") and z not in cfg.zones:
+                    problems.append(
+                        f"node_pools[{i}].node_locations: {z!r} is not a zone of the zonal cluster "
+                        f"({', '.join(cfg.zones)}); add it to zones or set cluster.regional: true"
+                    )
     return problems
 
 

@@ -252,6 +252,12 @@ REJECTIONS = [
         f"node_pools[0].name: '{'a' * 41}' has 41 characters; GKE allows at most 40",
         id="pool-name-too-long",
     ),
+    pytest.param(
+        {"zones": ["us-central1-a"], "cluster": {"regional": False}, "node_pools": [{"node_locations": ["us-central1-c"]}]},
+        "node_pools[0].node_locations: 'us-central1-c' is not a zone of the zonal cluster (us-central1-a); "
+        "add it to zones or set cluster.regional: true",
+        id="zonal-cluster-pool-outside-its-zones",
+    ),
     # -- picker image ---------------------------------------------------------------------------
     pytest.param(
         {"picker_image": {"image": "not a ref"}},

@@ -111,26 +111,34 @@ def test_gauges_show_running_waiting_kv_and_lora_lists(make_sim):
         async with httpx.AsyncClient(base_url=s.url, timeout=20) as c:
             await asyncio.gather(*(c.post("/v1/completions", json={
                 "model": m, "prompt": "x" * 64, "max_tokens": 300, "ignore_eos": True}) for m in ("a", "b", MODEL)))
-    t = threading.Thread(target=lambda: asyncio.run(fire()))
-    t.start()
-    seen = None
     with httpx.Client(base_url=s.url, timeout=5) as c:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        c.post("/sim/control", json={"stall_now": True, "stall_seconds": 30})  # let all three queue
+        t = threading.Thread(target=lambda: asyncio.run(fire()))
+        t.start()
+        deadline = time.monotonic() + 10
+        while True:
             _, smp = parse(c.get("/metrics").text)
-            run = one(smp, "vllm:num_requests_running")[1]
-            wait = one(smp, "vllm:num_requests_waiting")[1]
-            lb, _ = one(smp, "vllm:lora_requests_info")
-            if run == 1 and wait == 2 and lb["running_lora_adapters"]:
-                seen = smp
+            if one(smp, "vllm:num_requests_waiting")[1] == 3:
                 break
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        lb, _ = one(smp, "vllm:lora_requests_info")
+        assert lb["running_lora_adapters"] == "" and set(lb["waiting_lora_adapters"].split(",")) == {"a", "b"}
+        assert one(smp, "vllm:kv_cache_usage_perc")[1] == 0.0
+        c.post("/sim/control", json={"unstall": True})
+        seen = None
+        while seen is None and time.monotonic() < deadline:
+            _, smp = parse(c.get("/metrics").text)
+            if one(smp, "vllm:num_requests_running")[1] == 1 and one(smp, "vllm:num_requests_waiting")[1] == 2:
+                seen = smp
             time.sleep(0.005)
-    t.join()
+        t.join()
     assert seen is not None
     kv = one(seen, "vllm:kv_cache_usage_perc")[1]
     assert kv > 0 and kv == one(seen, "vllm:gpu_cache_usage_perc")[1]
     lb, _ = one(seen, "vllm:lora_requests_info")
-    assert {lb["running_lora_adapters"], lb["waiting_lora_adapters"]} == {"a", "b"}
+    listed = {x for x in lb["running_lora_adapters"].split(",") + lb["waiting_lora_adapters"].split(",") if x}
+    assert listed == {"a", "b"} and "," not in lb["running_lora_adapters"]
 
 
 def test_metrics_scrape_is_cached_until_state_changes(sim, client):

@@ -237,11 +237,11 @@ def test_health_503_while_starting(make_sim):
     import time
     with httpx.Client(timeout=5) as c:
         t0 = time.monotonic()
-        s = make_sim(startup_duration=1.5)
+        s = make_sim(startup_duration=2.5)
         assert c.get(s.url + "/health").status_code == 503
         assert c.post(s.url + "/v1/completions", json={"model": MODEL, "prompt": "x"}).status_code == 503
-        assert time.monotonic() - t0 < 1.5  # still inside the startup window
-        time.sleep(max(0.0, 1.6 - (time.monotonic() - t0)))
+        assert time.monotonic() - t0 < 2.5  # still inside the startup window
+        time.sleep(max(0.0, 2.6 - (time.monotonic() - t0)))
         assert c.get(s.url + "/health").status_code == 200
 
 

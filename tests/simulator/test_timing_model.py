@@ -43,13 +43,14 @@ def state(url: str, client: httpx.Client | None = None) -> dict:
 
 def test_ttft_grows_with_uncached_prompt_length(make_sim):
     s = make_sim(time_scale=0.3)
-    short, _ = ttft(s.url, unique_text(16, 1))
-    mid, _ = ttft(s.url, unique_text(4000, 2))
-    long, _ = ttft(s.url, unique_text(16000, 3))
+    # min of two fresh prompts each: filters scheduling hiccups of a busy machine
+    short = min(ttft(s.url, unique_text(16, i))[0] for i in (1, 2))
+    mid = min(ttft(s.url, unique_text(4000, i))[0] for i in (3, 4))
+    long = min(ttft(s.url, unique_text(16000, i))[0] for i in (5, 6))
     # model: 16 tok ~8.5 ms, 4k ~136 ms, 16k (2 chunks of <=8192) ~620 ms simulated; x0.3 wall
     assert short < mid < long
     assert long - short > 0.12
-    assert 0.5 * 0.3 * 0.62 < long < 3 * 0.3 * 0.62
+    assert 0.5 * 0.3 * 0.62 < long < 5 * 0.3 * 0.62
 
 
 def test_prefix_cache_hit_cuts_ttft_and_reports_cached_tokens(make_sim):
@@ -57,6 +58,7 @@ def test_prefix_cache_hit_cuts_ttft_and_reports_cached_tokens(make_sim):
     prompt = unique_text(8000, 7)
     cold, u1 = ttft(s.url, prompt)
     warm, u2 = ttft(s.url, prompt)
+    warm = min(warm, ttft(s.url, prompt)[0])
     assert u1["prompt_tokens_details"]["cached_tokens"] == 0
     assert u2["prompt_tokens_details"]["cached_tokens"] == (8000 - 1) // 16 * 16
     assert warm < cold / 2  # ~4 ms vs ~140 ms simulated x0.5
@@ -65,8 +67,8 @@ def test_prefix_cache_hit_cuts_ttft_and_reports_cached_tokens(make_sim):
     _, u3 = ttft(s.url, half)
     assert u3["prompt_tokens_details"]["cached_tokens"] == 4000 // 16 * 16
     st = state(s.url)
-    assert st["prefix_cache_hits"] == u2["prompt_tokens_details"]["cached_tokens"] + 4000
-    assert st["prefix_cache_queries"] == 3 * 8000
+    assert st["prefix_cache_hits"] == 2 * u2["prompt_tokens_details"]["cached_tokens"] + 4000
+    assert st["prefix_cache_queries"] == 4 * 8000
 
 
 def test_prefix_cache_is_keyed_by_lora_adapter(make_sim):
@@ -126,11 +128,11 @@ def test_time_scale_scales_latency(make_sim):
                                                   "ignore_eos": True}, timeout=20)
         return time.perf_counter() - t
     fast, slow = make_sim(time_scale=0.05), make_sim(time_scale=0.25)
-    e2e(fast.url), e2e(slow.url)  # warm connections/code paths
-    tf, ts = e2e(fast.url), e2e(slow.url)
+    tf = min(e2e(fast.url) for _ in range(3))
+    ts = min(e2e(slow.url) for _ in range(2))
     # 60 steps of ~8.1 ms simulated = 0.49 s -> 24 ms vs 122 ms
     assert 2.5 < ts / tf < 7.5, (tf, ts)
-    assert 0.7 * 0.25 * 0.49 < ts < 2.0 * 0.25 * 0.49
+    assert 0.7 * 0.25 * 0.49 < ts < 2.5 * 0.25 * 0.49
 
 
 def test_chunked_prefill_respects_token_budget(make_sim):
@@ -250,20 +252,20 @@ def test_two_lora_slots_run_two_adapters_together(make_sim):
 
 
 def test_lora_load_cost_depends_on_cpu_cache(make_sim):
-    def timed(url, model):
+    def run(sim, model):
         t = time.perf_counter()
-        assert _C.post(url + "/v1/completions", json={"model": model, "prompt": "x", "max_tokens": 1}).status_code == 200
-        return time.perf_counter() - t
+        assert _C.post(sim.url + "/v1/completions", json={"model": model, "prompt": "x", "max_tokens": 1}).status_code == 200
+        return time.perf_counter() - t, sim.state()["last_step"]["lora_load_s"]
 
     kw = dict(lora_modules=[("a", "/a"), ("b", "/b")], max_loras=1, time_scale=1.0,
-              lora_load_disk_s=0.25, lora_load_gpu_s=0.0)
+              lora_load_disk_s=0.25, lora_load_gpu_s=0.005)
     small = make_sim(max_cpu_loras=1, **kw)   # CPU cache holds one adapter: b (loaded last)
-    timed(small.url, MODEL)
-    assert timed(small.url, "a") > 0.24       # not in the CPU cache: loaded from disk
-    assert timed(small.url, "a") < 0.15       # already in the GPU slot
-    assert timed(small.url, "b") > 0.24       # evicted from the CPU cache by a
+    wall, load = run(small, "a")
+    assert load == 0.25 and wall > 0.24       # not in the CPU cache: loaded from disk
+    assert run(small, "a")[1] == 0.0          # already in the GPU slot
+    wall, load = run(small, "b")
+    assert load == 0.25 and wall > 0.24       # evicted from the CPU cache by a
     big = make_sim(max_cpu_loras=2, **kw)
-    timed(big.url, MODEL)
-    assert timed(big.url, "a") < 0.15 and timed(big.url, "b") < 0.15
+    assert run(big, "a")[1] == 0.005 and run(big, "b")[1] == 0.005   # CPU -> GPU slot only
     st = state(big.url)
     assert st["cpu_lora_cache"] == ["a", "b"] and st["gpu_lora_slots"] == ["b"] and st["lora_loads"] == 2

@@ -130,9 +130,13 @@ class Director:
         metrics, inflight = store.metrics, store.inflight
         keys = store.endpoints.keys() if subset is None else [k for k in subset if k in store.endpoints]
         out = []
+        engine = self.engine
         for k in keys:
             m = metrics[k]
-            out.append(Candidate(store.endpoints[k], m, inflight[k], now - m.updated_at <= staleness))
+            # Endpoints without engine metrics are judged on in-flight load, never "stale".
+            has = engine and m.supported and m.updated_at > 0
+            fresh = not engine or not m.supported or now - m.updated_at <= staleness
+            out.append(Candidate(store.endpoints[k], m, inflight[k], fresh, has))
         return out
 
     def release_tokens(self, routed: Routed) -> None:

@@ -210,3 +210,20 @@ def test_priority_lookup_order():
     assert d.store.priority_for(None, "qwen") == 5  # annotation
     assert d.store.priority_for(None, "other") == 0  # default
     assert d.store.priority_for("unset", None) == 0  # priority unset = 0
+
+
+def test_engine_none_uses_inflight_load_and_never_sheds_on_staleness():
+    from endpoint_picker.datastore import parse_objective
+
+    d = make_director({"scrape": {"engine": "none"}})
+    d.store.set_objectives([parse_objective({"metadata": {"name": "m"}, "spec": {"priority": -1}})])
+    picks = collections.Counter()
+    held = []
+    for i in range(8):  # held open: each pick adds in-flight load to its endpoint
+        r = d.route("/v1/completions", {}, b'{"model":"m","prompt":"p%d"}' % i)  # sheddable, metrics never scraped
+        picks[r.primary] += 1
+        held.append(r)
+    assert sorted(picks.values()) == [2, 2, 2, 2]  # in-flight load spreads the burst evenly
+    for r in held:
+        d.release_request(r)
+    assert all(f.requests == 0 for f in d.store.inflight.values())

@@ -33,6 +33,8 @@ class Candidate:
     inflight: InFlight
     # Whether `metrics` is recent enough to trust (else scorers treat it as unknown).
     fresh: bool = True
+    # False when the endpoint has no engine metrics (engine none, /metrics 404, never scraped).
+    has_metrics: bool = True
 
     @property
     def key(self) -> str:

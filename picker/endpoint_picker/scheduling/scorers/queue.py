@@ -16,8 +16,9 @@ class QueueScorer:
         pass
 
     def score(self, request: SchedulingRequest, candidates: list[Candidate]) -> list[float]:
-        # (maxQ - q) / (maxQ - minQ) over num_requests_waiting; all equal -> 1.0.
-        queues = [c.metrics.waiting for c in candidates]
+        # (maxQ - q) / (maxQ - minQ) over num_requests_waiting; all equal -> 1.0. Endpoints
+        # without engine metrics use this picker's in-flight requests as their queue.
+        queues = [c.metrics.waiting if c.has_metrics else c.inflight.requests for c in candidates]
         if not queues:
             return []
         lo, hi = min(queues), max(queues)

@@ -9,6 +9,7 @@ plausible, deterministic values so two renders of the same stack are identical.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -253,6 +254,10 @@ def run_program(stack: str, config: dict[str, Any], program: Path = PROGRAM) -> 
     logger = logging.getLogger("igw.engine")
     logger.addHandler(errors)
     logger.propagate = False
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:  # asyncio.run() elsewhere in this process left no current loop
+        asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()

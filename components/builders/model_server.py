@@ -155,13 +155,18 @@ def deployment(
             "lifecycle": {
                 "preStop": {
                     # vLLM stops accepting connections when it receives SIGTERM, so we sleep to give
-                    # upstream gateways a chance to take us out of rotation. Older or simpler load
-                    # balancers might take upwards of 30s; behind a modern gateway like Envoy, which
-                    # probes readiness aggressively, the default 30s is generous.
+                    # upstream gateways a chance to take us out of rotation. The value is the p99
+                    # propagation latency readiness -> load balancer removing the backend, not the
+                    # average; older or simpler load balancers might take upwards of 30s, a modern
+                    # gateway like Envoy probes readiness aggressively. Tune it down experimentally
+                    # (drain.pre_stop_seconds); terminationGracePeriodSeconds follows automatically
+                    # because the drain formula adds it. preStop.sleep needs Kubernetes >= 1.30.
                     "sleep": {"seconds": server.drain.pre_stop_seconds}
                 }
             },
-            # vLLM's health check is simple and any failure likely significant: probe aggressively.
+            # vLLM's health check is simple: probe aggressively. Any failure is likely significant,
+            # but a liveness restart reloads the whole model, so 5 consecutive failures are the
+            # evidence of a serious problem.
             "livenessProbe": _probe(preset.health_path, periodSeconds=1, successThreshold=1, failureThreshold=5, timeoutSeconds=1),
             # Readiness endpoints must suit aggressive probing; vLLM's /health has one failure = out.
             "readinessProbe": _probe(preset.readiness_path, periodSeconds=1, successThreshold=1, failureThreshold=1, timeoutSeconds=1),

@@ -294,3 +294,9 @@ def test_image_tag():
     tag = picker_image.image_tag("us-central1-docker.pkg.dev/p/inference-gateway", "abc123")
     assert tag == "us-central1-docker.pkg.dev/p/inference-gateway/endpoint-picker:abc123"
     assert picker_image.registry_host("europe-west4") == "europe-west4-docker.pkg.dev"
+
+
+def test_picker_tree_hash_is_a_12_digit_tag():
+    picker = Path(__file__).resolve().parents[2] / "picker"
+    assert len(picker_image.context_hash(picker)) == 12
+    assert picker_image.context_hash(picker) == picker_image.context_hash(picker)

@@ -81,7 +81,8 @@ class LocalStack:
     # -- clients
     def client(self, **kw: Any) -> openai.OpenAI:
         """The real openai client; no automatic retries (tests assert on first answers)."""
-        return openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, timeout=30, **kw)
+        kw.setdefault("timeout", 30)
+        return openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, **kw)
 
     # -- access log (Envoy flushes every 200 ms)
     def access_log(self, where: Callable[[dict[str, Any]], bool], expect: int, timeout: float = 10) -> list[dict]:

@@ -366,6 +366,7 @@ class Engine:
                 if req.cached_tokens is None:
                     req.cached_tokens = hit_tokens
                     req.sched_t = now
+                    m.queue.observe(now - req.arrival)
                 if lora and lora not in active:
                     active.add(lora)
                     lora_cost += self._activate_lora(lora)

@@ -79,6 +79,7 @@ class Metrics:
         self.ttft = Histogram(TTFT_BUCKETS)
         self.itl = Histogram(ITL_BUCKETS)
         self.e2e = Histogram(E2E_BUCKETS)
+        self.queue = Histogram(E2E_BUCKETS)
         self._cache_key = None
         self._cache = b""
 
@@ -145,6 +146,8 @@ class Metrics:
                         "Histogram of time per output token in seconds.", lbl, out)
         self.e2e.render("vllm:e2e_request_latency_seconds",
                         "Histogram of e2e request latency in seconds.", lbl, out)
+        self.queue.render("vllm:request_queue_time_seconds",
+                          "Histogram of time spent in WAITING phase for request.", lbl, out)
         body = "".join(out).encode()
         self._cache_key = key
         self._cache = body

@@ -234,6 +234,27 @@ class Replica:
             return
         conn.respond(200, resp)
 
+    def h_prefix_match(self, conn, req):
+        """Oracle: how many prompt tokens would hit this replica's prefix cache right now."""
+        body = self._json(conn, req)
+        if body is None:
+            return
+        r = self._resolve_model(conn, body.get("model"))
+        if r is None:
+            return
+        _, lora = r
+        cfg = self.cfg
+        if "messages" in body:
+            data = tok.flatten_messages(body["messages"]).encode("utf-8")
+        else:
+            data = str(body.get("prompt", "")).encode("utf-8")
+        n = max(1, tok.count_tokens(data))
+        hashes = tok.block_hashes(data, cfg.block_size, lora or "")
+        hit, _ = self.engine.kv.match(hashes, (n - 1) // cfg.block_size)
+        conn.respond(200, _dumps({"prompt_tokens": n, "cached_tokens": hit * cfg.block_size,
+                                  "blocks_total": len(hashes), "blocks_hit": hit,
+                                  "block_size": cfg.block_size}))
+
     # ------------------------------------------------------------------ LoRA admin
     def h_load_lora(self, conn, req):
         body = self._json(conn, req)
@@ -598,4 +619,5 @@ ROUTES = {
     "/v1/unload_lora_adapter": ("POST", Replica.h_unload_lora),
     "/sim/state": ("GET", Replica.h_state),
     "/sim/control": ("POST", Replica.h_control),
+    "/sim/prefix_match": ("POST", Replica.h_prefix_match),
 }

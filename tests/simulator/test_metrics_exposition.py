@@ -52,6 +52,7 @@ def test_metric_families_names_and_types(sim):
         "vllm:request_success_total": "counter", "vllm:num_preemptions_total": "counter",
         "vllm:time_to_first_token_seconds": "histogram", "vllm:inter_token_latency_seconds": "histogram",
         "vllm:time_per_output_token_seconds": "histogram", "vllm:e2e_request_latency_seconds": "histogram",
+        "vllm:request_queue_time_seconds": "histogram",
     }
     for fam, typ in expected.items():
         assert types.get(fam) == typ, fam
@@ -96,6 +97,7 @@ def test_counters_and_histograms_follow_requests(sim, client):
     assert one(s, "vllm:time_to_first_token_seconds_count")[1] == 3
     assert one(s, "vllm:inter_token_latency_seconds_count")[1] == 12
     assert one(s, "vllm:e2e_request_latency_seconds_count")[1] == 3
+    assert one(s, "vllm:request_queue_time_seconds_count")[1] == 3
     assert one(s, "vllm:time_to_first_token_seconds_bucket", le="+Inf")[1] == 3
     # 80 bytes = 20 tokens = 1 full block; repeats hit it ((20-1)//16 = 1 block)
     assert one(s, "vllm:prefix_cache_queries_total")[1] == 60

@@ -71,6 +71,17 @@ def test_prefix_cache_hit_cuts_ttft_and_reports_cached_tokens(make_sim):
     assert st["prefix_cache_queries"] == 4 * 8000
 
 
+def test_prefix_match_oracle_agrees_with_served_cached_tokens(make_sim):
+    s = make_sim()
+    prompt = unique_text(1000, 21)
+    assert _C.post(s.url + "/sim/prefix_match", json={"prompt": prompt}).json()["cached_tokens"] == 0
+    ttft(s.url, prompt)
+    oracle = _C.post(s.url + "/sim/prefix_match", json={"prompt": prompt}).json()
+    _, u = ttft(s.url, prompt)
+    assert oracle["cached_tokens"] == u["prompt_tokens_details"]["cached_tokens"] == (1000 - 1) // 16 * 16
+    assert oracle["blocks_total"] == 1000 // 16
+
+
 def test_prefix_cache_is_keyed_by_lora_adapter(make_sim):
     s = make_sim(lora_modules=[("ad", "/ad")])
     prompt = unique_text(200, 9)

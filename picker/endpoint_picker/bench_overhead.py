@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -104,9 +103,9 @@ class Load:
         self.body = body
         self.idle: list[HttpConnection] = []
 
-    async def one(self, lat: list[float], errors: list[int]) -> None:
+    async def one(self, lat: list[float], errors: list[int], t0: float | None = None) -> None:
         conn = self.idle.pop() if self.idle else HttpConnection("127.0.0.1", self.port, timeout=60)
-        t = time.perf_counter()
+        t = time.perf_counter() if t0 is None else t0  # open loop: from the intended send time
         try:
             status, _, _ = await conn.request("POST", "/v1/completions", self.headers, self.body)
             if status == 200:
@@ -118,17 +117,26 @@ class Load:
             conn.close()
             errors.append(0)
 
-    async def open_loop(self, rate: float, seconds: float) -> tuple[list[float], list[int], float]:
+    async def open_loop(self, rate: float, seconds: float, max_connections: int = 128) -> tuple[list[float], list[int], float]:
+        """Requests start on a fixed schedule; at most max_connections in flight (latency counts
+        the wait for a free connection, so an overloaded target shows up as latency)."""
         lat: list[float] = []
         errors: list[int] = []
         n = int(rate * seconds)
+        slots = asyncio.Semaphore(max_connections)
         start = time.perf_counter()
+
+        async def scheduled(at: float) -> None:
+            async with slots:
+                await self.one(lat, errors, at)
+
         tasks = []
         for i in range(n):
-            delay = start + i / rate - time.perf_counter()
+            at = start + i / rate
+            delay = at - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(self.one(lat, errors)))
+            tasks.append(asyncio.create_task(scheduled(at)))
         await asyncio.gather(*tasks)
         return lat, errors, time.perf_counter() - start
 

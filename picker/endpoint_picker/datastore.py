@@ -6,8 +6,7 @@ snapshot; decisions only read, so no locks are needed on the asyncio loop.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -190,6 +189,3 @@ class Datastore:
             if not r.exact or model in r.exact:
                 return r
         return None
-
-    def fresh(self, m: Metrics, staleness_s: float, now: float | None = None) -> bool:
-        return (now if now is not None else time.monotonic()) - m.updated_at <= staleness_s

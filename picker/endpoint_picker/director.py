@@ -67,6 +67,7 @@ class Director:
         self.engine = config.scrape.engine != "none"
         self.staleness_s = config.saturation.metrics_staleness_ms / 1000.0
         self.served = frozenset(config.models.served)
+        self._generation = store.generation
 
     def _user(self, headers: dict[str, str]) -> str:
         if self.api_keys is not None:
@@ -105,6 +106,9 @@ class Director:
         priority = self.store.priority_for(objective, client_model)
         self.limiter.check(user, client_model)
 
+        if self._generation != self.store.generation:
+            self._generation = self.store.generation
+            self.scheduler.endpoints_changed(set(self.store.endpoints))
         candidates = self._candidates(subset)
         if not candidates:
             raise NoEndpoints("no eligible endpoints", reason="rejected-no-endpoints")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import orjson
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.type.v3 import http_status_pb2
@@ -95,8 +96,6 @@ def streamed_chunks(body: bytes, chunk_size: int, *, request: bool, end_of_strea
 
 
 def immediate_response(status: int, reason: str, message: str, extra_headers: dict[str, str] | None = None) -> pb.ProcessingResponse:
-    import orjson
-
     hdrs = {DROPPED_REASON_HEADER: reason, "content-type": "application/json"}
     if extra_headers:
         hdrs.update(extra_headers)

@@ -97,12 +97,6 @@ def parse_metrics(text: bytes, into: Metrics | None = None) -> Metrics:
     return m
 
 
-class ScrapeStats:
-    def __init__(self) -> None:
-        self.errors: dict[str, int] = {}
-        self.scrapes: int = 0
-
-
 class Scraper:
     """Keeps one scrape task per endpoint in the datastore, following endpoint changes."""
 

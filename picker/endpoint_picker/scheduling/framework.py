@@ -6,7 +6,6 @@ candidate is ignored (fail open). The picker returns an ordered list: primary th
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, Sequence, runtime_checkable
 
@@ -65,6 +64,13 @@ class PostPick(Protocol):
 
 
 @runtime_checkable
+class EndpointAware(Protocol):
+    """Optional hook: told the current endpoint set when it changes (drop state of removed pods)."""
+
+    def retain(self, keys: set[str]) -> None: ...
+
+
+@runtime_checkable
 class Picker(Protocol):
     TYPE: ClassVar[str]
 
@@ -85,6 +91,11 @@ class Scheduler:
         self.scorers = [(s, w) for s, w in scorers if w > 0]
         self.picker = picker
         self.post_pick = [s for s, _ in self.scorers if isinstance(s, PostPick)]
+        self.endpoint_aware = [s for s, _ in self.scorers if isinstance(s, EndpointAware)]
+
+    def endpoints_changed(self, keys: set[str]) -> None:
+        for s in self.endpoint_aware:
+            s.retain(keys)
 
     def schedule(self, request: SchedulingRequest, candidates: list[Candidate]) -> Decision:
         for f in self.filters:
@@ -101,6 +112,3 @@ class Scheduler:
                 hook.picked(request, chosen[0])
         return Decision(chosen, {c.key: t for c, t in zip(candidates, totals)})
 
-
-def now() -> float:
-    return time.monotonic()

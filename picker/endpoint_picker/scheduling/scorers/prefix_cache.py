@@ -48,6 +48,11 @@ class PrefixCacheScorer:
         total = len(hashes)
         return [hits.get(c.key, 0) / total for c in candidates]
 
+    def retain(self, keys: set[str]) -> None:
+        for pod in self.index.pods():
+            if pod not in keys:
+                self.index.remove_pod(pod)
+
     def picked(self, request: SchedulingRequest, chosen: Candidate) -> None:
         st = request.state.get(TYPE)
         if not st:

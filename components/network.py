@@ -74,7 +74,11 @@ class Network(pulumi.ComponentResource):
             found_subnet = gcp.compute.get_subnetwork_output(
                 name=net.existing_subnet, region=cfg.region, project=cfg.project, opts=invoke
             )
-            self.subnet_self_link = found_subnet.self_link
+            # Fail the deployment with a clear message rather than let GKE reject the cluster.
+            checked = found_subnet.secondary_ip_ranges.apply(
+                lambda ranges: b.check_adopted_ranges(cfg, [r.range_name for r in ranges or []])
+            )
+            self.subnet_self_link = pulumi.Output.all(found_subnet.self_link, checked).apply(lambda v: v[0])
             self.subnet_name = found_subnet.name
         else:
             subnet = gcp.compute.Subnetwork(

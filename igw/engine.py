@@ -176,7 +176,9 @@ class PlatformMocks(pulumi.runtime.Mocks):
         if args.token == "gcp:compute/getSubnetwork:getSubnetwork":
             n = args.args.get("name")
             region = args.args.get("region", "us-central1")
-            return {"name": n, "region": region, "selfLink": f"https://www.googleapis.com/compute/v1/projects/{self.project}/regions/{region}/subnetworks/{n}", "id": f"projects/{self.project}/regions/{region}/subnetworks/{n}"}
+            # An adopted subnet carries the default secondary range names (pods, services).
+            ranges = [{"rangeName": "pods", "ipCidrRange": "10.4.0.0/14"}, {"rangeName": "services", "ipCidrRange": "10.8.0.0/20"}]
+            return {"name": n, "region": region, "secondaryIpRanges": ranges, "selfLink": f"https://www.googleapis.com/compute/v1/projects/{self.project}/regions/{region}/subnetworks/{n}", "id": f"projects/{self.project}/regions/{region}/subnetworks/{n}"}
         return {}
 
 

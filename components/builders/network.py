@@ -59,3 +59,15 @@ def router_nat_args(cfg: StackConfig, subnet_self_link: Any) -> dict[str, Any]:
         "subnetworks": [{"name": subnet_self_link, "source_ip_ranges_to_nats": ["ALL_IP_RANGES"]}],
         "log_config": {"enable": True, "filter": "ERRORS_ONLY"},
     }
+
+
+def check_adopted_ranges(cfg: StackConfig, range_names: list[str]) -> None:
+    """An adopted node subnet must already carry the configured pod and service range names."""
+    net = cfg.network
+    missing = [n for n in (net.pods_range_name, net.services_range_name) if n not in range_names]
+    if missing:
+        raise ValueError(
+            f"network.existing_subnet: {net.existing_subnet!r} has no secondary range named "
+            f"{' or '.join(repr(m) for m in missing)} (it has: {', '.join(range_names) or 'none'}); "
+            "set network.pods_range_name / network.services_range_name to its range names"
+        )

@@ -96,3 +96,8 @@ def test_existing_network_gets_our_subnet():
     subnet = node_subnet(synth)
     assert subnet.inputs["network"].endswith("/global/networks/shared-vpc"), subnet.urn
     assert subnet.inputs["secondaryIpRanges"][0]["rangeName"] == "pods", subnet.urn
+
+
+def test_adopted_subnet_without_the_configured_range_names_fails_clearly():
+    with pytest.raises(Exception, match=r"network\.existing_subnet: 'shared-gke-nodes' has no secondary range named 'gke-pods' \(it has: pods, services\)"):
+        render_with("dev", network={"existing_network": "shared-vpc", "existing_subnet": "shared-gke-nodes", "pods_range_name": "gke-pods"})

@@ -300,3 +300,14 @@ def test_picker_tree_hash_is_a_12_digit_tag():
     picker = Path(__file__).resolve().parents[2] / "picker"
     assert len(picker_image.context_hash(picker)) == 12
     assert picker_image.context_hash(picker) == picker_image.context_hash(picker)
+
+
+def test_adopted_subnet_range_check():
+    c = cfg(network={"existing_network": "v", "existing_subnet": "s"})
+    network.check_adopted_ranges(c, ["pods", "services", "other"])
+    with pytest.raises(ValueError) as err:
+        network.check_adopted_ranges(c, ["gke-pods"])
+    assert str(err.value) == (
+        "network.existing_subnet: 's' has no secondary range named 'pods' or 'services' (it has: gke-pods); "
+        "set network.pods_range_name / network.services_range_name to its range names"
+    )

@@ -31,6 +31,9 @@ class GkeCluster(pulumi.ComponentResource):
     endpoint picker and other CPU pods, GPU pools are separate `GpuNodePool`s.
 
     `kubeconfig` (a secret) authenticates through gke-gcloud-auth-plugin, so it holds no token.
+    It points at `endpoint`, which is the private address when `cluster.private_endpoint` is on:
+    then `pulumi up` must run from a network that reaches it (inside the VPC, or a peered one
+    with `master_global_access`) and be listed in `master_authorized_networks`.
     Deletion protection follows `config.deletion_protection` (on in production): destroying a
     protected cluster fails until `cluster.deletion_protection: false` has been applied.
     """
@@ -72,7 +75,6 @@ class GkeCluster(pulumi.ComponentResource):
         self.endpoint = self.cluster.endpoint
 
         system = b.system_pool_settings(cfg, args.node_service_account)
-        system["node_config"] = {k: v for k, v in system["node_config"].items() if v is not None}
         self.system_pool = gcp.container.NodePool(
             f"{name}-system",
             project=cfg.project,

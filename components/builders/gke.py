@@ -138,7 +138,7 @@ def system_pool_settings(cfg: StackConfig, service_account: Any) -> dict[str, An
             "oauth_scopes": [CLOUD_PLATFORM_SCOPE],
             "workload_metadata_config": {"mode": "GKE_METADATA"},
             "shielded_instance_config": {"enable_secure_boot": True, "enable_integrity_monitoring": True},
-            "resource_labels": dict(cfg.labels) or None,
+            **({"resource_labels": dict(cfg.labels)} if cfg.labels else {}),
         },
     }
 

@@ -78,6 +78,7 @@ class App:
         self.leader = not args.ha_enable_leader_election
         self._stop = asyncio.Event()
         self.metrics.endpoint_state = self._endpoint_state
+        self.metrics.inflight = lambda: [(k, f.requests) for k, f in self.store.inflight.items()]
         self.metrics.pool_saturation = lambda: pool_saturation(
             ((self.store.metrics[k], self.store.inflight[k]) for k in self.store.endpoints),
             config.saturation, config.scrape.engine != "none")

@@ -78,6 +78,7 @@ class SelfMetrics:
         # Set by main: () -> list of (endpoint, age seconds or None, ready bool)
         self.endpoint_state: Callable[[], list[tuple[str, float | None]]] = lambda: []
         self.pool_saturation: Callable[[], float] = lambda: 0.0
+        self.inflight: Callable[[], list[tuple[str, int]]] = lambda: []
 
     def decided(self, endpoint: str, reason: str, seconds: float) -> None:
         self.decision_seconds.observe(seconds)
@@ -122,6 +123,10 @@ class SelfMetrics:
         out.append("# HELP picker_ready_endpoints Endpoints currently eligible for scheduling.")
         out.append("# TYPE picker_ready_endpoints gauge")
         out.append(f"picker_ready_endpoints {len(state)}")
+        out.append("# HELP picker_inflight_requests Requests this picker routed that have not finished, per endpoint.")
+        out.append("# TYPE picker_inflight_requests gauge")
+        for ep, n in self.inflight():
+            out.append(f'picker_inflight_requests{{endpoint="{_esc(ep)}"}} {n}')
         out.append("# TYPE picker_pool_saturation gauge")
         out.append(f"picker_pool_saturation {round(self.pool_saturation(), 4)}")
         return "\n".join(out) + "\n"

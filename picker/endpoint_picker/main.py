@@ -78,6 +78,8 @@ class App:
         self.leader = not args.ha_enable_leader_election
         self._stop = asyncio.Event()
         self.metrics.endpoint_state = self._endpoint_state
+        self.metrics.ext_proc_counts = lambda: (self.servicer.streams_total, self.servicer.messages_in,
+                                                self.servicer.messages_out)
         self.metrics.inflight = lambda: [(k, f.requests) for k, f in self.store.inflight.items()]
         self.metrics.pool_saturation = lambda: pool_saturation(
             ((self.store.metrics[k], self.store.inflight[k]) for k in self.store.endpoints),

@@ -2,7 +2,8 @@
 
 The prompt is cut into blocks of `block_tokens` pseudo-tokens (~4 bytes each; no tokenizer).
 Hash chain, seeded with the model so identical text for different models never matches:
-    h0 = xxh64(model);  h_i = xxh64(le64(xxh64(block_i)) ‖ le64(h_{i-1}))
+    h0 = xxh64(model);  h_i = xxh64(block_i, seed=h_{i-1})
+(one hash call per block: the previous hash is the seed, so each hash covers the whole prefix).
 Each pod has an LRU of the hashes recorded for it, sized like its KV cache.
 """
 
@@ -24,10 +25,11 @@ def block_hashes(model: str, prompt: bytes, block_tokens: int, max_blocks: int) 
     limit = min(len(prompt), step * max_blocks)
     prev = _xxh(model.encode())
     out = []
+    append = out.append
     mv = memoryview(prompt)
     for start in range(0, limit, step):
-        prev = _xxh(_xxh(mv[start : start + step]).to_bytes(8, "little") + prev.to_bytes(8, "little"))
-        out.append(prev)
+        prev = _xxh(mv[start : start + step], prev)
+        append(prev)
     return out
 
 

@@ -79,6 +79,8 @@ class SelfMetrics:
         self.endpoint_state: Callable[[], list[tuple[str, float | None]]] = lambda: []
         self.pool_saturation: Callable[[], float] = lambda: 0.0
         self.inflight: Callable[[], list[tuple[str, int]]] = lambda: []
+        # () -> (streams, messages in, messages out) of the ext_proc servicer
+        self.ext_proc_counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
 
     def decided(self, endpoint: str, reason: str, seconds: float) -> None:
         self.decision_seconds.observe(seconds)
@@ -127,6 +129,13 @@ class SelfMetrics:
         out.append("# TYPE picker_inflight_requests gauge")
         for ep, n in self.inflight():
             out.append(f'picker_inflight_requests{{endpoint="{_esc(ep)}"}} {n}')
+        streams, m_in, m_out = self.ext_proc_counts()
+        out.append("# HELP picker_ext_proc_streams_total ext_proc streams (one per HTTP request).")
+        out.append("# TYPE picker_ext_proc_streams_total counter")
+        out.append(f"picker_ext_proc_streams_total {streams}")
+        out.append("# TYPE picker_ext_proc_messages_total counter")
+        out.append(f'picker_ext_proc_messages_total{{direction="in"}} {m_in}')
+        out.append(f'picker_ext_proc_messages_total{{direction="out"}} {m_out}')
         out.append("# TYPE picker_pool_saturation gauge")
         out.append(f"picker_pool_saturation {round(self.pool_saturation(), 4)}")
         return "\n".join(out) + "\n"

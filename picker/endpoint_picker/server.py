@@ -161,13 +161,20 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
         self.full_duplex = cfg.request_body_mode == "FULL_DUPLEX_STREAMED"
         self.response_duplex = cfg.response_body_mode == "FULL_DUPLEX_STREAMED"
         self.active_streams = 0
+        self.streams_total = 0
+        self.messages_in = 0
+        self.messages_out = 0
 
     async def Process(self, request_iterator, context):  # noqa: N802 (gRPC method name)
         state = StreamState(self.director, self.cfg, self.full_duplex, self.response_duplex)
         self.active_streams += 1
+        self.streams_total += 1
         try:
             async for req in request_iterator:
-                for resp in state.handle(req):
+                self.messages_in += 1
+                out = state.handle(req)
+                self.messages_out += len(out)
+                for resp in out:
                     yield resp
                 if state.done:
                     return

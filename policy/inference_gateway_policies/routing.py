@@ -249,6 +249,10 @@ POLICIES = [
                     "type": "array", "items": {"type": "string"}, "default": [],
                     "description": "Gateway regions when the stack has no cluster of its own.",
                 },
+                "defaultRegion": {
+                    "type": "string",
+                    "description": "Region of subnetworks that set none (the provider's region).",
+                },
             }
         ),
     ),
@@ -262,6 +266,11 @@ POLICIES = [
             {
                 "environments": ENVIRONMENTS_SCHEMA,
                 "externalClasses": {"type": "array", "items": {"type": "string"}, "default": list(EXTERNAL_GATEWAY_CLASSES)},
+                "servicePattern": {
+                    "type": "string",
+                    "default": r"^modelarmor\.[a-z0-9-]+\.rep\.googleapis\.com$",
+                    "description": "Regex an extension's googleAPIServiceName must match to count as Model Armor.",
+                },
             }
         ),
     ),

@@ -134,3 +134,9 @@ def test_analyzer_runs_stack_policies(analyzer):
     response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources))
     assert [d.policyName for d in response.diagnostics] == ["model-armor-on-external-gateways"]
     assert response.diagnostics[0].urn == s.one("kubernetes:gateway.networking.k8s.io/v1:Gateway", "igw-prod-external").urn
+
+
+def test_readme_lists_every_policy_with_its_level():
+    readme = (POLICY_DIR / "README.md").read_text()
+    for p in mod.POLICIES:
+        assert f"| `{p.name}` | {p.enforcement_level.value}" in readme, p.name

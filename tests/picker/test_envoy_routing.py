@@ -234,3 +234,32 @@ def test_picker_metrics_endpoint(stack):
     assert "picker_decision_duration_seconds_count 1" in text
     assert 'picker_decisions_total{endpoint="' in text
     assert "picker_ready_endpoints 1" in text
+
+
+def test_subset_hint_from_envoy_metadata(stack):
+    # Stand-in for a gateway that sets envoy.lb.subset_hint: copy a request header into it.
+    s = stack({"a": {}, "b": {}, "c": {}})
+    target = next(p for p in s.pods if p["name"] == "b")
+    # The stack's Envoy has no header_to_metadata filter: run a second one that does.
+    from endpoint_picker.envoy_bootstrap import build_bootstrap
+    from endpoint_picker.testing.envoy import EnvoyProcess, free_port
+
+    port = free_port()
+    cfg = build_bootstrap(port, s.picker.address, endpoints=[f"{p['address']}:{s.port}" for p in s.pods])
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"].insert(0, {"name": "envoy.filters.http.header_to_metadata", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",
+        "request_rules": [{"header": "x-test-subset", "on_header_present": {
+            "metadata_namespace": "envoy.lb.subset_hint", "key": "x-gateway-destination-endpoint-subset",
+            "type": "STRING"}}]}})
+    envoy = EnvoyProcess(cfg, port)
+    try:
+        url = f"http://127.0.0.1:{port}{CHAT}"
+        hint = f"{target['address']}:{s.port}"
+        pods = {s.pod(s.client.post(url, json=chat(text=f"s{i}"), headers={"x-test-subset": hint})) for i in range(4)}
+        assert pods == {"b"}
+        r = s.client.post(url, json=chat(), headers={"x-test-subset": "10.255.0.1:1"})
+        assert r.status_code == 503
+        assert r.headers["x-llm-d-request-dropped-reason"] == "rejected-no-endpoints"
+    finally:
+        envoy.stop()

@@ -1,0 +1,75 @@
+"""Rate limits, API keys and saturation math without any network."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from endpoint_picker.admission import ApiKeys, RateLimiter, check_shed, endpoint_saturation, pool_saturation
+from endpoint_picker.config import RateLimit, SaturationConfig
+from endpoint_picker.datastore import InFlight, Metrics
+from endpoint_picker.errors import ConfigError, TooManyRequests, Unauthorized
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_per_user_limit_refills_over_the_period():
+    clock = Clock()
+    rl = RateLimiter([RateLimit(key="user", calls=2, renewal_period="minute")], clock=clock)
+    rl.check("alice", "m")
+    rl.check("alice", "m")
+    with pytest.raises(TooManyRequests) as e:
+        rl.check("alice", "m")
+    assert e.value.reason == "rate-limited"
+    assert e.value.headers["retry-after"] == "30"  # one call refills every 60/2 s
+    rl.check("bob", "m")  # other users have their own bucket
+    clock.t += 30
+    rl.check("alice", "m")
+
+
+def test_endpoint_key_is_shared_and_model_scoped_rules_only_apply_to_that_model():
+    clock = Clock()
+    rl = RateLimiter([RateLimit(key="endpoint", calls=1, renewal_period="second", model="big")], clock=clock)
+    rl.check("a", "big")
+    with pytest.raises(TooManyRequests):
+        rl.check("b", "big")  # whole pool shares the bucket
+    rl.check("b", "small")  # rule is for model "big" only
+
+
+def test_api_keys(tmp_path):
+    f = tmp_path / "keys.yaml"
+    f.write_text(f"{hashlib.sha256(b'sk-1').hexdigest()}: alice\n")
+    keys = ApiKeys.load(f)
+    assert keys.user_for("Bearer sk-1") == "alice"
+    assert keys.user_for("bearer sk-1") == "alice"
+    for bad in (None, "", "Basic abc", "Bearer sk-2"):
+        with pytest.raises(Unauthorized):
+            keys.user_for(bad)
+
+
+def test_api_keys_file_must_hold_sha256_digests(tmp_path):
+    f = tmp_path / "keys.json"
+    f.write_text('{"sk-plaintext": "alice"}')
+    with pytest.raises(ConfigError, match="not a sha256 hex digest"):
+        ApiKeys.load(f)
+
+
+def test_saturation():
+    cfg = SaturationConfig()
+    fresh = 100.0
+    m = Metrics(waiting=2.5, kv_usage=0.2, updated_at=fresh)
+    assert endpoint_saturation(m, InFlight(), cfg, fresh, True) == 0.5  # max(2.5/5, 0.2/0.8)
+    assert endpoint_saturation(m, InFlight(), cfg, fresh + 0.3, True) == 1.0  # 300 ms old > 200 ms: stale
+    assert endpoint_saturation(Metrics(supported=False), InFlight(requests=50), cfg, fresh, True) == 0.5  # 50/100 in flight
+    pairs = [(Metrics(waiting=10, updated_at=fresh), InFlight()), (Metrics(updated_at=fresh), InFlight())]
+    assert pool_saturation(pairs, cfg, True, now=fresh) == 1.0  # mean(2.0, 0.0)
+    check_shed(0, 5.0)  # priority 0 is never shed
+    with pytest.raises(TooManyRequests):
+        check_shed(-1, 1.0)

@@ -156,6 +156,10 @@ class Engine:
         self.sim_time = 0.0         # simulated (unscaled) seconds spent in steps
         self.busy_wall = 0.0
         self.lora_info_ts = time.time()
+        # vLLM sets a labelled gauge every step, so every (running, waiting) label combination
+        # ever seen stays in the exposition with the time it was last current; scrapers take
+        # the series with the newest timestamp.  Bounded to the 32 most recent combinations.
+        self.lora_series: OrderedDict[tuple[str, str], float] = OrderedDict({("", ""): self.lora_info_ts})
         self.gpu_loras: OrderedDict[str, None] = OrderedDict()
         self.cpu_loras: OrderedDict[str, None] = OrderedDict()
         self.lora_loads = 0
@@ -458,7 +462,14 @@ class Engine:
                     req.on_done(req)
                 except Exception:  # a broken sink must not kill the engine
                     pass
-        self.lora_info_ts = time.time()
+        now_ts = time.time()
+        self.lora_info_ts = now_ts
+        key = self.lora_lists() if (self.gpu_loras or self.cpu_loras) else ("", "")
+        ser = self.lora_series
+        ser[key] = now_ts
+        ser.move_to_end(key)
+        if len(ser) > 32:
+            ser.popitem(last=False)
         self.steps += 1
         self.version += 1
 

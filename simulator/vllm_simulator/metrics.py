@@ -105,11 +105,11 @@ class Metrics:
         a("# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent usage.\n"
           "# TYPE vllm:gpu_cache_usage_perc gauge\n"
           f"vllm:gpu_cache_usage_perc{{{lbl}}} {_fmt(usage)}\n")
-        run_l, wait_l = engine.lora_lists()
         a("# HELP vllm:lora_requests_info Running stats on lora requests.\n"
-          "# TYPE vllm:lora_requests_info gauge\n"
-          f'vllm:lora_requests_info{{max_lora="{cfg.max_loras}",running_lora_adapters="{_esc(run_l)}",'
-          f'waiting_lora_adapters="{_esc(wait_l)}"}} {_fmt(engine.lora_info_ts)}\n')
+          "# TYPE vllm:lora_requests_info gauge\n")
+        for (run_l, wait_l), ts in engine.lora_series.items():
+            a(f'vllm:lora_requests_info{{max_lora="{cfg.max_loras}",running_lora_adapters="{_esc(run_l)}",'
+              f'waiting_lora_adapters="{_esc(wait_l)}"}} {_fmt(ts)}\n')
         a("# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"
           "# TYPE vllm:cache_config_info gauge\n"
           f'vllm:cache_config_info{{block_size="{cfg.block_size}",cache_dtype="auto",'

@@ -41,6 +41,12 @@ def one(samples, name, **match):
     return found[0]
 
 
+def latest_lora(samples) -> dict:
+    """vLLM keeps one lora_requests_info series per label combination; the newest is current."""
+    series = [(v, lb) for n, lb, v in samples if n == "vllm:lora_requests_info"]
+    return max(series, key=lambda x: x[0])[1]
+
+
 def test_metric_families_names_and_types(sim):
     types, _ = parse(httpx.get(sim.url + "/metrics").text)
     expected = {
@@ -124,23 +130,32 @@ def test_gauges_show_running_waiting_kv_and_lora_lists(make_sim):
                 break
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        lb, _ = one(smp, "vllm:lora_requests_info")
-        assert lb["running_lora_adapters"] == "" and set(lb["waiting_lora_adapters"].split(",")) == {"a", "b"}
         assert one(smp, "vllm:kv_cache_usage_perc")[1] == 0.0
         c.post("/sim/control", json={"unstall": True})
         seen = None
         while seen is None and time.monotonic() < deadline:
             _, smp = parse(c.get("/metrics").text)
-            if one(smp, "vllm:num_requests_running")[1] == 1 and one(smp, "vllm:num_requests_waiting")[1] == 2:
+            lb = latest_lora(smp)
+            listed = {x for x in lb["running_lora_adapters"].split(",") + lb["waiting_lora_adapters"].split(",") if x}
+            if one(smp, "vllm:num_requests_running")[1] == 1 and one(smp, "vllm:num_requests_waiting")[1] == 2 \
+                    and listed == {"a", "b"}:
                 seen = smp
             time.sleep(0.005)
         t.join()
     assert seen is not None
     kv = one(seen, "vllm:kv_cache_usage_perc")[1]
     assert kv > 0 and kv == one(seen, "vllm:gpu_cache_usage_perc")[1]
-    lb, _ = one(seen, "vllm:lora_requests_info")
-    listed = {x for x in lb["running_lora_adapters"].split(",") + lb["waiting_lora_adapters"].split(",") if x}
-    assert listed == {"a", "b"} and "," not in lb["running_lora_adapters"]
+    assert "," not in latest_lora(seen)["running_lora_adapters"]  # max_loras=1
+
+
+def test_lora_info_keeps_stale_series_and_newest_is_current(sim, client):
+    client.post("/v1/completions", json={"model": "sql-lora", "prompt": "q", "max_tokens": 5, "ignore_eos": True})
+    _, s = parse(client.get("/metrics").text)
+    series = {(lb["running_lora_adapters"], lb["waiting_lora_adapters"]): v
+              for n, lb, v in s if n == "vllm:lora_requests_info"}
+    assert ("sql-lora", "") in series and ("", "") in series
+    assert series[("", "")] >= series[("sql-lora", "")]
+    assert latest_lora(s)["running_lora_adapters"] == ""
 
 
 def test_metrics_scrape_is_cached_until_state_changes(sim, client):

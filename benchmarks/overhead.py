@@ -1,5 +1,12 @@
 """Overhead scenario: what the picker adds on top of Envoy, with zero-work backends.
 
+The setup is the picker's own `endpoint_picker.bench_overhead` (reused, not copied): 16 Envoy
+`direct_response` backends with a ~30 KB vLLM-style /metrics page, the real `picker` process
+(files discovery) and two gateway Envoys from `build_bootstrap` (one without the ext_proc
+filter = Envoy round robin, one through the picker). This module adds the load levels the
+issue asks for (Poisson 100/500/1,000 req/s, saturation, 220 KB at c=150), Envoy + picker CPU
+per 1,000 requests, decision-latency deltas per run, and the upstream EPP hook.
+
 For every load level the same client drives each gateway in turn (all gateways stay up for the
 whole scenario, so each ratio comes from back-to-back runs in one process):
 fixed open-loop Poisson rates, a closed-loop saturation run, and a 220 KB-prompt run at
@@ -11,17 +18,22 @@ scrapes around each run). A last step measures the picker's idle CPU with 100 me
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from endpoint_picker import bench_overhead as picker_bench
+from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
+
 from . import stats
 from .httpclient import Pool
 from .loadgen import closed_loop, open_loop, poisson_offsets
-from .procs import Proc, free_port, python, wait_port
+from .procs import cpu_seconds, free_port
 from .scenario import Scenario, picker_config
-from .stacks import Gateway, NotRun, pod_addresses
+from .stacks import UPSTREAM_NOT_RUN, Gateway, NotRun
 
 DECISION_HIST = "picker_decision_duration_seconds"
 
@@ -29,12 +41,6 @@ DECISION_HIST = "picker_decision_duration_seconds"
 def _body(prompt_bytes: int) -> bytes:
     prompt = ("hello world " * (prompt_bytes // 12 + 1))[:prompt_bytes]
     return orjson.dumps({"model": "m", "prompt": prompt, "max_tokens": 16, "stream": False})
-
-
-def _start_backends(addresses: list[str]) -> Proc:
-    p = Proc("zero-backends", [python(), "-m", "benchmarks.backends", "--listen", ",".join(addresses)])
-    p.wait_line("ready", 30)
-    return p
 
 
 async def _scrape(port: int | None) -> str:
@@ -51,7 +57,7 @@ async def _scrape(port: int | None) -> str:
 class Level:
     """One measured run against one gateway."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: "_Target") -> None:
         self.gw = gw
 
     async def run(self, kind: str, params: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -100,7 +106,7 @@ class Level:
         return out
 
 
-async def _idle_cpu(gw: Gateway, seconds: float) -> dict[str, Any]:
+async def _idle_cpu(gw: "_Target", seconds: float) -> dict[str, Any]:
     procs = gw.procs()
     await asyncio.sleep(1.0)  # let the scraper settle
     c0 = {k: p.cpu() for k, p in procs.items()}
@@ -114,6 +120,30 @@ async def _idle_cpu(gw: Gateway, seconds: float) -> dict[str, Any]:
             "endpoints_with_metrics": sum(1 for a in ages if a >= 0), "max_metrics_age_s": max(ages) if ages else None}
 
 
+class _Target:
+    """Where a level's requests go and which processes to charge CPU to."""
+
+    def __init__(self, port: int, procs: dict[str, int], metrics_port: int | None = None, stop=None) -> None:
+        self.host, self.port, self.metrics_port = "127.0.0.1", port, metrics_port
+        self._procs = procs
+        self._stop = stop
+
+    def procs(self) -> dict[str, "_Pid"]:
+        return {k: _Pid(v) for k, v in self._procs.items()}
+
+    def stop(self) -> None:
+        if self._stop:
+            self._stop()
+
+
+class _Pid:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+
 def run(sc: Scenario, log=print) -> dict[str, Any]:
     return asyncio.run(_run(sc, log))
 
@@ -121,20 +151,29 @@ def run(sc: Scenario, log=print) -> dict[str, Any]:
 async def _run(sc: Scenario, log) -> dict[str, Any]:
     o = sc.overhead
     n = int(o.get("endpoints", 16))
-    port = free_port()
-    addrs = pod_addresses(n, port)
-    backends = _start_backends(addrs)
-    gateways: dict[str, Gateway] = {}
-    result: dict[str, Any] = {"strategies": {}, "levels": [], "not_run": {}}
+    picker_st = next((st for st in sc.strategies if st.type == "picker"), None)
+    tmp = Path(tempfile.mkdtemp(prefix="igw-overhead-", dir=_tmp()))
+    bench = picker_bench.Bench(n, tmp, picker_config(picker_st) if picker_st else {})
+    targets: dict[str, _Target] = {}
+    result: dict[str, Any] = {"strategies": {}, "levels": [], "not_run": {}, "setup": "endpoint_picker.bench_overhead.Bench",
+                              "metrics_page_bytes": len(picker_bench.metrics_text(0))}
     try:
         for st in sc.strategies:
-            try:
-                gateways[st.name] = Gateway(st, addrs, picker_config(st) if st.type != "envoy" else None)
-                result["strategies"][st.name] = {"type": st.type, "lb": st.lb, "description": st.description,
-                                                 "config": picker_config(st) if st.type != "envoy" else None}
-            except NotRun as e:
-                result["not_run"][st.name] = str(e)
-                log(f"  {st.name}: {e}")
+            if st.type == "envoy":
+                targets[st.name] = _Target(bench.direct_port, {"envoy": bench.direct.proc.pid})
+            elif st.type == "picker":
+                targets[st.name] = _Target(bench.via_port, {"envoy": bench.via.proc.pid, "picker": bench.picker.proc.pid},
+                                           bench.picker.metrics_port)
+            elif st.type == "upstream-epp":
+                try:
+                    gw = Gateway(st, bench.addrs, picker_config(st))
+                except NotRun as e:
+                    result["not_run"][st.name] = str(e)
+                    log(f"  {st.name}: {e}")
+                    continue
+                targets[st.name] = _Target(gw.port, {k: p.pid for k, p in gw.procs().items()}, gw.metrics_port, gw.stop)
+            result["strategies"][st.name] = {"type": st.type, "lb": st.lb, "description": st.description,
+                                             "config": picker_config(st) if st.type != "envoy" else None}
         await asyncio.sleep(1.5)  # picker: discovery + first scrapes
         small = _body(int(o.get("small_prompt_bytes", 240)))
         levels: list[tuple[str, str, dict[str, Any], bytes]] = []
@@ -150,58 +189,69 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
                             "requests": lg.get("requests", 100000), "timeout_s": 60}, _body(int(lg.get("bytes", 220000)))))
         for label, kind, params, body in levels:
             entry: dict[str, Any] = {"level": label, "kind": kind, "params": params, "prompt_bytes": len(body), "runs": {}}
-            for name, gw in gateways.items():
+            for name, tg in targets.items():
                 # Warm the connection pools so the first run does not pay for connects.
-                await Level(gw).run("closed", {"concurrency": 8, "duration_s": 0.3}, body)
-                r = await Level(gw).run(kind, params, body)
+                await Level(tg).run("closed", {"concurrency": 8, "duration_s": 0.3}, body)
+                r = await Level(tg).run(kind, params, body)
                 entry["runs"][name] = r
                 log(f"  {label:>22} {name:>20}: {r['throughput_rps']:8.1f} req/s  p50 {_ms(r['latency_s']['p50'])}  "
                     f"p99 {_ms(r['latency_s']['p99'])}  errors {r['errors']}"
                     + (f"  decision p50 {_ms(r['decision_latency_s']['p50'])} p99 {_ms(r['decision_latency_s']['p99'])}"
                        if "decision_latency_s" in r else ""))
             result["levels"].append(entry)
-        for gw in gateways.values():
-            gw.stop()
-        gateways.clear()
-        scr = o.get("scrape") or {}
-        if scr:
-            result["scrape"] = await _scrape_cost(sc, scr, log)
     finally:
-        for gw in gateways.values():
-            gw.stop()
-        backends.stop()
+        for tg in targets.values():
+            tg.stop()
+        bench.close()
+    scr = o.get("scrape") or {}
+    if scr:
+        result["scrape"] = await _scrape_cost(sc, scr, log)
     return result
 
 
 async def _scrape_cost(sc: Scenario, scr: dict[str, Any], log) -> dict[str, Any]:
+    """The picker alone with `endpoints` idle metric endpoints (Envoy direct_response, ~30 KB pages)."""
     n = int(scr.get("endpoints", 100))
     interval = int(scr.get("interval_ms", 50))
     port = free_port()
-    addrs = pod_addresses(n, port)
-    backends = _start_backends(addrs)
-    out: dict[str, Any] = {"endpoints": n, "interval_ms": interval, "runs": {}}
+    addrs = [f"127.0.2.{i + 1}:{port}" for i in range(n)]
+    backends = picker_bench._start_backends(addrs, free_port())
+    out: dict[str, Any] = {"endpoints": n, "interval_ms": interval, "runs": {},
+                           "metrics_page_bytes": len(picker_bench.metrics_text(0))}
+    tmp = Path(tempfile.mkdtemp(prefix="igw-scrape-", dir=_tmp()))
+    mdir = tmp / "m"
+    mdir.mkdir()
+    write_manifests(mdir / "pool.yaml", [pool_manifest("idle", ports=(port,))])
+    eps = tmp / "eps.yaml"
+    write_endpoints(eps, [{"name": f"p{i}", "address": a.split(":")[0], "labels": {"app": "idle"}, "ready": True}
+                          for i, a in enumerate(addrs)])
     try:
         for st in sc.strategies:
-            if st.type not in ("picker", "upstream-epp"):
+            if st.type == "upstream-epp":
+                out["runs"][st.name] = {"not_run": UPSTREAM_NOT_RUN}
+                continue
+            if st.type != "picker":
                 continue
             cfg = picker_config(st)
             cfg = {**cfg, "scrape": {**(cfg.get("scrape") or {}), "interval_ms": interval}}
+            picker = PickerProcess(pool_name="idle", manifests_dir=mdir, endpoints_file=eps, config=cfg)
             try:
-                gw = Gateway(st, addrs, cfg)
-            except NotRun as e:
-                out["runs"][st.name] = {"not_run": str(e)}
-                continue
-            try:
-                r = await _idle_cpu(gw, float(scr.get("measure_s", 8)))
-                r["backends_cores"] = None
+                tg = _Target(0, {"picker": picker.proc.pid}, picker.metrics_port)
+                r = await _idle_cpu(tg, float(scr.get("measure_s", 8)))
                 out["runs"][st.name] = r
                 log(f"  scrape {n} endpoints @{interval} ms {st.name}: picker {r['cores'].get('picker', 0):.3f} cores, "
                     f"{r['endpoints_with_metrics']} endpoints fresh, max age {r['max_metrics_age_s']}")
             finally:
-                gw.stop()
+                picker.stop()
     finally:
         backends.stop()
     return out
+
+
+def _tmp() -> str:
+    d = Path(__file__).parent / ".work" / "tmp"
+    d.mkdir(parents=True, exist_ok=True)
+    return str(d)
 
 
 def _ms(v: float | None) -> str:

@@ -103,6 +103,7 @@ async def _run_strategy(sc: Scenario, st: Strategy, planned: list[PlannedRequest
         if st.type == "oracle":
             oracle = Oracle(sims.addresses, cluster)
             oracle.plan_homes(planned)
+            await oracle.start()
             send = oracle.send
         else:
             gw = Gateway(st, sims.addresses, cfg)

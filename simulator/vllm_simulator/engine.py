@@ -116,7 +116,7 @@ class Request:
     __slots__ = ("rid", "lora", "prompt_len", "hashes", "out_len", "finish_reason", "stream",
                  "arrival", "first_token_t", "last_token_t", "num_computed", "num_output",
                  "blocks", "held", "hash_idx", "cached_tokens", "status", "on_token", "on_done",
-                 "sched_t", "ctx")
+                 "sched_t", "ctx", "tail_fn")
 
     def __init__(self, rid: str, prompt_len: int, hashes: list[int], out_len: int,
                  finish_reason: str = "length", lora: str | None = None, stream: bool = False,
@@ -142,6 +142,7 @@ class Request:
         self.on_done = on_done
         self.sched_t = 0.0
         self.ctx = ctx
+        self.tail_fn: Callable | None = None   # -> hashes of full blocks after the prompt's
 
 
 class Engine:
@@ -450,6 +451,8 @@ class Engine:
         m.generation_tokens += gen
         if done:
             for req in done:
+                if prefix and req.tail_fn is not None:
+                    self._register_tail(req)
                 req.status = FINISHED
                 kv.release(req.held, req.blocks - len(req.held))
                 req.held = []
@@ -472,6 +475,19 @@ class Engine:
             ser.popitem(last=False)
         self.steps += 1
         self.version += 1
+
+    def _register_tail(self, req: Request) -> None:
+        """Cache the full blocks of generated text (vLLM hashes decode blocks as they fill)."""
+        try:
+            extra = req.tail_fn(req)
+        except Exception:
+            return
+        kv = self.kv
+        limit = req.num_computed // self.cfg.block_size - len(req.hashes)
+        private = req.blocks - len(req.held)
+        for h in extra[:max(0, min(limit, private))]:
+            if kv.register(h):
+                req.held.append(h)
 
     def _fail_unschedulable(self) -> None:
         # Nothing is running and the head of the queue cannot be admitted: it can

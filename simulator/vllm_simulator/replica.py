@@ -497,6 +497,16 @@ class Replica:
                 g.post = b'","logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n'
         ereq = Request(g.rid, prompt_len, hashes, out_len, reason, lora, stream,
                        _on_token, _on_done, g)
+        if cfg.enable_prefix_caching and isinstance(data, bytes) and (api == "chat" or isinstance(p, str)):
+            step = cfg.block_size * tok.BYTES_PER_TOKEN
+            tail = data[len(hashes) * step:]
+            start = hashes[-1] if hashes else tok.salt_seed(lora or "")
+            bs = cfg.block_size
+
+            def tail_fn(r, tail=tail, start=start):
+                out = self.full_text(g, r.num_output).encode("utf-8")
+                return tok.block_hashes(tail + out, bs, start=start)
+            ereq.tail_fn = tail_fn
         eng = self.engine
 
         def on_close():

@@ -15,7 +15,9 @@ Rule (documented in README.md):
   the flattened UTF-8 text.  Only full blocks are hashed; hashes are chained
   (``h_i = H(h_{i-1}, bytes_i)``) and seeded with the LoRA adapter name (vLLM
   keys blocks by adapter too), so a block only matches when the whole prefix
-  before it matches.
+  before it matches.  When a request finishes, the full blocks of prompt + generated text
+  are registered too (continuing the chain), so a follow-up chat turn that repeats the
+  conversation hits the previous answer's blocks as well, like vLLM caching decode blocks.
 """
 
 from __future__ import annotations
@@ -101,7 +103,15 @@ def _seed(salt: str) -> int:
 _SEEDS: dict[str, int] = {}
 
 
-def block_hashes(data: bytes, block_size: int, salt: str = "", max_blocks: int | None = None) -> list[int]:
+def salt_seed(salt: str) -> int:
+    h = _SEEDS.get(salt)
+    if h is None:
+        h = _SEEDS[salt] = _seed(salt)
+    return h
+
+
+def block_hashes(data: bytes, block_size: int, salt: str = "", max_blocks: int | None = None,
+                 start: int | None = None) -> list[int]:
     """Chained hashes of the full ``block_size``-token blocks of ``data``.
 
     Uses Python's built-in (C-speed) hash of a tuple; values are consistent within
@@ -111,9 +121,7 @@ def block_hashes(data: bytes, block_size: int, salt: str = "", max_blocks: int |
     nfull = len(data) // step
     if max_blocks is not None and nfull > max_blocks:
         nfull = max_blocks
-    h = _SEEDS.get(salt)
-    if h is None:
-        h = _SEEDS[salt] = _seed(salt)
+    h = salt_seed(salt) if start is None else start
     out = []
     app = out.append
     mv = memoryview(data)

@@ -67,10 +67,15 @@ def test_multi_turn_chat_reuses_prefix_cache(make_sim):
     s = make_sim()
     with httpx.Client(base_url=s.url) as c:
         msgs = [{"role": "system", "content": "You are helpful. " * 40}, {"role": "user", "content": "first"}]
-        r1 = c.post("/v1/chat/completions", json={"model": MODEL, "messages": msgs, "max_tokens": 10}).json()
+        r1 = c.post("/v1/chat/completions", json={"model": MODEL, "messages": msgs, "max_tokens": 40,
+                                                  "ignore_eos": True}).json()
         msgs += [{"role": "assistant", "content": r1["choices"][0]["message"]["content"]},
                  {"role": "user", "content": "second"}]
         r2 = c.post("/v1/chat/completions", json={"model": MODEL, "messages": msgs, "max_tokens": 10}).json()
     cached = r2["usage"]["prompt_tokens_details"]["cached_tokens"]
-    assert cached >= r1["usage"]["prompt_tokens"] // 16 * 16 - 16
+    p1 = r1["usage"]["prompt_tokens"]
+    out1 = r1["usage"]["completion_tokens"]
+    # the previous prompt *and* the previous answer's full blocks are reused
+    assert cached >= (p1 + out1) // 16 * 16 - 16
+    assert cached > p1 // 16 * 16
     assert cached % 16 == 0

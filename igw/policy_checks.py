@@ -25,9 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "policy"
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
-OFFLINE_TAGS = {"pulumi:project": "inference-gateway", "igw:secrets": "masked"}
-"""Stack tags offline: `igw:secrets: masked` tells `no-plaintext-secrets` that secret inputs show
-as "[secret]" (see policy/inference_gateway_policies/workloads.py)."""
+OFFLINE_TAGS = {"pulumi:project": "inference-gateway", "igw:offline": "true"}
+"""Stack tags offline: `igw:offline` tells policies that secret inputs show as "[secret]" and that
+the stack's environment and drain inputs come from tags and policy config (policies/_common.py)."""
 
 
 def policies_module():

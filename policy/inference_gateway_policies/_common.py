@@ -137,20 +137,42 @@ def config(args: Any, key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def stack_environment(args: Any) -> str | None:
-    """The stack's environment: the `environment` stack tag (Pulumi Cloud), else the stack's
-    `inference-gateway:environment` config (what the program itself reads)."""
-    tags = getattr(args, "stack_tags", None) or {}
-    for key in ("environment", "inference-gateway:environment"):
-        if tags.get(key):
-            return str(tags[key])
+OFFLINE_TAG = "igw:offline"
+"""Stack tag `igw policy` sets to "true". Offline, everything a policy knows about the stack comes
+from tags and policy config (never from process-global Pulumi config), and secret inputs are
+recorded as "[secret]"."""
+
+
+def offline(args: Any) -> bool:
+    return (getattr(args, "stack_tags", None) or {}).get(OFFLINE_TAG) == "true"
+
+
+def stack_config_object(args: Any, key: str) -> Any:
+    """`inference-gateway:<key>` of the previewed stack (engine only; see stack_config.py)."""
+    if offline(args):
+        return None
     try:
         import pulumi
 
-        value = pulumi.Config("inference-gateway").get("environment")
+        return pulumi.Config("inference-gateway").get_object(key)
     except Exception:
-        value = None
-    return value
+        return None
+
+
+def stack_environment(args: Any) -> str | None:
+    """The stack's environment: the `environment` stack tag (Pulumi Cloud, or `igw policy` from the
+    stack file), else the stack's `inference-gateway:environment` config."""
+    tags = getattr(args, "stack_tags", None) or {}
+    if tags.get("environment"):
+        return str(tags["environment"])
+    if offline(args):
+        return None
+    try:
+        import pulumi
+
+        return pulumi.Config("inference-gateway").get("environment")
+    except Exception:
+        return None
 
 
 def applies_to_environment(args: Any) -> bool:

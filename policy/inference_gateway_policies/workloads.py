@@ -37,15 +37,11 @@ from ._common import (
     k8s_name,
     label,
     number,
+    offline,
     pod_spec,
+    stack_config_object,
 )
 from .drain import DrainInputs, drain_seconds, pre_stop_seconds
-
-OFFLINE_SECRETS_TAG = "igw:secrets"
-"""Stack tag `igw policy` sets to `masked`: secret inputs are recorded as "[secret]". Under the
-engine, pulumi-policy hands a Python pack secret values already unwrapped, so whether a Secret's
-data came from a Pulumi secret is not visible and that half of `no-plaintext-secrets` is skipped."""
-
 
 def _who(args: ResourceValidationArgs) -> str:
     return label(args.resource_type, k8s_name(args.props, args.name))
@@ -85,15 +81,10 @@ _STACK_DRAIN_KEYS = {
 }
 
 
-def _stack_drain(server: str) -> dict[str, Any]:
+def _stack_drain(args: ResourceValidationArgs, server: str) -> dict[str, Any]:
     """model_servers[name=server].drain from the stack's own config (what the program computed the
     grace period from), when the pack runs under the engine with the stack's config."""
-    try:
-        import pulumi
-
-        servers = pulumi.Config("inference-gateway").get_object("model_servers") or []
-    except Exception:
-        return {}
+    servers = stack_config_object(args, "model_servers") or []
     for s in servers if isinstance(servers, list) else []:
         if isinstance(s, dict) and s.get("name") == server and isinstance(s.get("drain"), dict):
             return {_STACK_DRAIN_KEYS[k]: v for k, v in s["drain"].items() if k in _STACK_DRAIN_KEYS}
@@ -107,7 +98,7 @@ def drain_inputs(args: ResourceValidationArgs, pre_stop: float) -> DrainInputs:
     per_server = config(args, "drain", {})
     own = dict(per_server.get(name) or {}) if is_map(per_server) else {}
     if not own:
-        own = _stack_drain(name)
+        own = _stack_drain(args, name)
 
     def value(key: str, default: Any) -> Any:
         return own[key] if own.get(key) is not None else config(args, key, default)
@@ -247,7 +238,9 @@ def _is_masked(value: Any) -> bool:
 def validate_no_plaintext_secrets(args: ResourceValidationArgs, report: ReportViolation) -> None:
     group, kind = k8s_kind(args.resource_type)
     if (group, kind) == ("", "Secret"):
-        if (getattr(args, "stack_tags", None) or {}).get(OFFLINE_SECRETS_TAG) != "masked":
+        # Under the engine pulumi-policy 1.21 hands Python packs secret values already unwrapped, so
+        # whether Secret data came from a Pulumi secret is visible offline only ("[secret]").
+        if not offline(args):
             return
         for field in ("stringData", "data"):
             values = args.props.get(field)

@@ -115,3 +115,10 @@ def test_offline_checks_see_engine_shaped_props():
     finally:
         del policy.validate
     assert seen == [("_DictProxy", "_ListProxy", "production")]
+
+
+def test_from_dir_with_stack_takes_the_stack_files_environment(tmp_path, capsys):
+    out_dir = tmp_path / "prod-unsafe"
+    write_outputs(unsafe_prod(), out_dir)
+    assert main(["policy", "--stack", "prod", "--from", str(out_dir)]) == 1
+    assert "stack prod (environment production)" in capsys.readouterr().out

@@ -140,3 +140,23 @@ def test_readme_lists_every_policy_with_its_level():
     readme = (POLICY_DIR / "README.md").read_text()
     for p in mod.POLICIES:
         assert f"| `{p.name}` | {p.enforcement_level.value}" in readme, p.name
+
+
+def test_analyzer_reads_drain_inputs_from_the_stack_config(analyzer):
+    """A faster model (5 ms/token) needs 90 s; the engine sends model_servers[].drain with the config."""
+    import json
+
+    d = rendered("prod").one("kubernetes:apps/v1:Deployment", "vllm-llama3-8b-instruct")
+    props = copy.deepcopy(d.inputs)
+    props["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 90
+    request = analyzer_pb2.AnalyzeRequest(type=d.type, properties=_struct(props), urn=d.urn, name=d.name)
+
+    def drain_violations(drain: dict) -> list[str]:
+        servers = [{"name": "vllm-llama3-8b-instruct", "drain": drain}]
+        analyzer.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack="prod", config={"inference-gateway:model_servers": json.dumps(servers)},
+        ))
+        return [x.message for x in analyzer.Analyze(request).diagnostics if x.policyName == "model-server-graceful-drain"]
+
+    assert "draining takes 130 s" in drain_violations({})[0]
+    assert drain_violations({"time_per_output_token_ms": 5}) == []

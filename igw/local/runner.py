@@ -364,12 +364,31 @@ class Supervisor:
             time.sleep(0.05)
 
     def _envoy_ready(self, _: Proc) -> bool:
+        """Envoy is LIVE and every listener from LDS is bound (a failed bind drops the listener)."""
         try:
-            r = self._http.get(f"http://127.0.0.1:{self.admin_port}/ready")
-        except httpx.HTTPError:
+            if self._http.get(f"http://127.0.0.1:{self.admin_port}/ready").status_code != 200:
+                return False
+            active = self._http.get(f"http://127.0.0.1:{self.admin_port}/listeners?format=json").json()
+        except (httpx.HTTPError, ValueError):
             return False
-        return r.status_code == 200 and all(port_open(self.o.listen_address, l.local_port)
-                                            for l in (self.plan.listeners if self.plan else []))
+        names = {l.get("name") for l in active.get("listener_statuses") or []}
+        from .envoy import listener_name
+
+        return all(listener_name(l) in names and port_open(self.o.listen_address, l.local_port)
+                   for l in (self.plan.listeners if self.plan else []))
+
+    def _check_ports(self, plan: LocalPlan) -> None:
+        """Fail before starting anything when an address we need is taken."""
+        wanted = [(self.o.listen_address, l.local_port, f"gateway listener {l.gateway} {l.name}") for l in plan.listeners]
+        wanted += [(r.address, port, f"pod {r.name}") for r in plan.replicas for port in r.ports]
+        for host, port, what in wanted:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError as e:
+                    hint = " (use --port)" if what.startswith("gateway") else " (use --address-base)"
+                    raise StartupError(f"{host}:{port} for {what} is not available: {e.strerror}{hint}") from None
 
     # ------------------------------------------------------------------ start
     def start(self, manifests: Path) -> None:
@@ -379,6 +398,7 @@ class Supervisor:
         self.save()
         t0 = time.monotonic()
         plan = build_plan(load_manifests(manifests), port=self.o.port, address_base=self.o.address_base)
+        self._check_ports(plan)
         self.plan = plan
         self._install_manifests(manifests)
         for w in plan.warnings:

@@ -241,3 +241,21 @@ def test_routes_wait_for_pools_and_the_gateway(prod):
 def test_manifests_are_yaml_round_trippable(prod):
     for obj in k8s_objects(prod, "HTTPRoute") + k8s_objects(prod, "Gateway"):
         assert yaml.safe_load(yaml.safe_dump(obj)) == obj
+
+
+def test_bad_gateway_config_fails_before_any_resource():
+    import pulumi
+
+    from igw.engine import run_program
+
+    config = dict(read_stack("dev"))
+    gateways = copy.deepcopy(config["inference-gateway:gateways"])
+    gateways[0]["class"] = "gke-l7-gxlb"
+    gateways[0]["routes"][0]["invoke_route_prefix"] = "/v1/*"
+    config["inference-gateway:gateways"] = gateways
+    with pytest.raises(pulumi.RunError) as err:
+        run_program("dev-bad-gateway", config)
+    assert str(err.value).splitlines()[1:] == [
+        "gateways[0].class: 'gke-l7-gxlb' is not supported; use gke-l7-regional-external-managed or gke-l7-rilb",
+        "gateways[0].routes[0].invoke_route_prefix: '/v1/*' is not supported; '/*' is the only allowed invoke_route_prefix",
+    ]

@@ -45,6 +45,11 @@ def overhead_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
                 "cpu_per_1000": r["cpu_s_per_1000_requests"],
                 "base_cpu_per_1000": base["cpu_s_per_1000_requests"],
                 "errors": r["errors"], "base_errors": base["errors"],
+                "loadavg": (base.get("loadavg_1m"), r.get("loadavg_1m")),
+                # The Envoy-only path is the client's and the box's ceiling: if it cannot keep up,
+                # the level measures the machine, not the picker.
+                "box_saturated": lv["kind"] == "rate" and (
+                    base["throughput_rps"] < 0.95 * lv["params"]["rate"] or (base["latency_s"]["p50"] or 0) > 0.05),
             })
     return rows
 
@@ -57,16 +62,25 @@ def overhead_markdown(doc: dict[str, Any]) -> str:
     res = doc["result"]
     out = [f"### {doc['scenario']}: picker overhead (zero-work backends)", "", doc.get("description", ""), ""]
     out.append("| load | Envoy RR req/s | Envoy+picker req/s | ratio | RR p50 / p99 ms | +picker p50 / p99 ms | added p50 / p99 ms "
-               "| decision p50 / p99 ms | CPU s per 1k req: RR envoy | +picker envoy + picker | errors (RR / picker) |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+               "| decision p50 / p99 ms | CPU s per 1k req: RR envoy | +picker envoy + picker | errors (RR / picker) | load avg |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    flagged = False
     for r in overhead_rows(res):
         cpu = r["cpu_per_1000"]
+        mark = " ⚠" if r["box_saturated"] else ""
+        flagged |= r["box_saturated"]
+        la = "/".join("–" if x is None else f"{x:.1f}" for x in r["loadavg"])
         out.append(
-            f"| {r['level']} | {r['base_throughput_rps']:.0f} | {r['throughput_rps']:.0f} | {_s(r['throughput_ratio'])} "
+            f"| {r['level']}{mark} | {r['base_throughput_rps']:.0f} | {r['throughput_rps']:.0f} | {_s(r['throughput_ratio'])} "
             f"| {_ms(r['base_p50_s'])} / {_ms(r['base_p99_s'])} | {_ms(r['p50_s'])} / {_ms(r['p99_s'])} "
             f"| {_ms(r['added_p50_s'])} / {_ms(r['added_p99_s'])} | {_ms(r['decision_p50_s'], 3)} / {_ms(r['decision_p99_s'], 3)} "
             f"| {_s(r['base_cpu_per_1000'].get('envoy'))} | {_s(cpu.get('envoy'))} + {_s(cpu.get('picker'))} "
-            f"| {r['base_errors']} / {r['errors']} |")
+            f"| {r['base_errors']} / {r['errors']} | {la} |")
+    if flagged:
+        out += ["", "⚠ = the Envoy-only path itself did not keep up (achieved < 95% of the offered rate or p50 > 50 ms): "
+                "the client and the box were saturated (see load average, 2 cores), so the latency columns of that row "
+                "measure the machine more than the gateway; the decision-latency column (the picker's own histogram) "
+                "and CPU per request remain meaningful."]
     sc = res.get("scrape")
     if sc:
         out.append("")
@@ -183,6 +197,60 @@ def shared_prefix_targets(doc: dict[str, Any], best_name: str = "picker-best") -
     return rows
 
 
+# ----------------------------------------------------------------------------- anchors
+
+def anchors_markdown(docs: dict[str, dict[str, Any]]) -> str:
+    """Our numbers next to the published reference numbers (the upstream rows cannot run here)."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    ov = next((d for d in docs.values() if d["kind"] == "overhead"), None)
+    if ov:
+        orows = overhead_rows(ov["result"])
+        r500 = next((r for r in orows if r["level"].startswith("500 ")), None)
+        if r500 and r500["decision_p50_s"] is not None:
+            ok = r500["decision_p50_s"] <= 0.001 and (r500["decision_p99_s"] or 1) <= 0.005
+            rows.append(("picker decision latency p50 / p99 @500 req/s", f"{_ms(r500['decision_p50_s'], 3)} / {_ms(r500['decision_p99_s'], 3)} ms",
+                         "3.59 / 78.6 (p95) ms on 4.94 cores, optimized-baseline", "LR high_qps_small_token_comparison_analysis.md",
+                         "yes" if ok else "no (target ≤ 1 / ≤ 5 ms)"))
+        big = next((r for r in orows if "KB" in r["level"]), None)
+        if big and big["added_p50_s"] is not None:
+            rows.append(("220 KB prompt, c=150: added latency p50", f"{big['added_p50_s'] * 1000:+.0f} ms "
+                         f"({big['throughput_rps']:.0f} vs {big['base_throughput_rps']:.0f} req/s)",
+                         "+1.14 s TTFT, plateau ~130 req/s (GIE v1.5.0)", "GIE #2928 / LR #1109",
+                         "yes" if big["added_p50_s"] <= 0.05 else "no (target ≤ +50 ms)"))
+        sc = (ov["result"].get("scrape") or {}).get("runs", {})
+        for name, r in sc.items():
+            if "cores" in r:
+                c = r["cores"].get("picker", 0)
+                rows.append((f"idle CPU scraping {ov['result']['scrape']['endpoints']} endpoints @50 ms", f"{c:.2f} cores",
+                             "≈7.5 cores idle with 100 pods", "LR docs/operations.md", "yes" if c <= 0.5 else "no (target ≤ 0.5)"))
+    sp = next((d for d in docs.values() if d["kind"] == "quality" and d["result"]["workload"].get("kv_demand_tokens")), None)
+    if sp:
+        runs = sp["result"]["runs"]
+        rr = runs.get("envoy-round-robin")
+        cands = {k: r for k, r in runs.items() if r.get("search") or k == "picker-best"}
+        if rr and cands:
+            bname = min(cands, key=lambda k: cands[k]["ttft_s"]["p90"] or 1e9)
+            b = cands[bname]
+            if b["ttft_s"]["p90"] and rr["ttft_s"]["p90"]:
+                rows.append((f"shared prefix p90 TTFT, round robin → {bname}",
+                             f"{rr['ttft_s']['p90']:.2f} s → {b['ttft_s']['p90']:.2f} s ({rr['ttft_s']['p90'] / b['ttft_s']['p90']:.0f}×)",
+                             "llm-d random 92.6 s / approximate 31.1 s / precise 0.54 s", "llm-d blog 2025-09-24", "–"))
+            if b["ttft_s"]["mean"] and rr["ttft_s"]["mean"]:
+                red = 1 - b["ttft_s"]["mean"] / rr["ttft_s"]["mean"]
+                rows.append(("shared prefix mean TTFT vs round robin", f"{-red * 100:.1f}% ({rr['ttft_s']['mean']:.2f} → {b['ttft_s']['mean']:.2f} s)",
+                             "GKE Inference Gateway −92.8% (2,625 → 188 ms)", "Google Cloud blog (Principled Technologies)", "–"))
+                rows.append(("shared prefix output tok/s vs round robin",
+                             f"{(b['output_tokens_per_s'] / rr['output_tokens_per_s'] - 1) * 100:+.0f}%",
+                             "GKE IG +15.7%; llm-d precise vs random 8,730 vs 4,429 (+97%)", "same", "–"))
+    if not rows:
+        return ""
+    out = ["## Against the published anchors (upstream rows not runnable here)", "",
+           "| metric | ours (this run) | published reference | source | our target met |", "|---|---|---|---|---|"]
+    out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    out += ["", "Different hardware, models and load: the reference column is context, not a same-run ratio."]
+    return "\n".join(out)
+
+
 # ----------------------------------------------------------------------------- plots
 
 def plots(docs: dict[str, dict[str, Any]], out_dir: Path = RESULTS_DIR) -> list[Path]:
@@ -275,7 +343,11 @@ def summary_markdown(docs: dict[str, dict[str, Any]], command: str, total_s: flo
            f"Environment: {env.get('cpu_model')} ({env.get('cpus')} CPUs), {env.get('memory_gib')} GiB, "
            f"Python {env.get('python')}, Envoy {env.get('envoy_version')}, git {env.get('git_sha')}"
            f"{' (dirty)' if env.get('git_dirty') else ''}, {env.get('started_at')}.", "",
-           "Noisy shared machine: compare strategies within one table (same run), not across runs.", ""]
+           "Noisy shared machine: compare strategies within one table (same run), not across runs. "
+           "Quality latencies are real-time-equivalent (measured / time scale); throughputs per simulated second.", ""]
+    a = anchors_markdown(docs)
+    if a:
+        out += [a, ""]
     for name, doc in docs.items():
         if doc["kind"] == "overhead":
             out += [overhead_markdown(doc), "", f"![{name}]({name}.png)", ""]

@@ -1,0 +1,70 @@
+"""Report tables from synthetic result documents (ratios, winners, targets, not-run rows)."""
+
+from __future__ import annotations
+
+from benchmarks import report
+
+
+def run(p50, p99, rps, dec=None, **kw):
+    r = {"throughput_rps": rps, "latency_s": {"p50": p50, "p99": p99}, "errors": 0,
+         "cpu_s_per_1000_requests": {"envoy": 0.1, "picker": 0.5} if dec else {"envoy": 0.1}, **kw}
+    if dec:
+        r["decision_latency_s"] = {"p50": dec[0], "p99": dec[1], "count": 10}
+    return r
+
+
+OVERHEAD = {"scenario": "overhead", "kind": "overhead", "description": "d", "environment": {}, "result": {
+    "levels": [
+        {"level": "500 req/s", "kind": "rate", "params": {"rate": 500},
+         "runs": {"envoy-round-robin": run(0.002, 0.004, 500), "envoy+picker": run(0.003, 0.009, 498, (0.0002, 0.001))}},
+        {"level": "220 KB prompt, c=150", "kind": "closed", "params": {},
+         "runs": {"envoy-round-robin": run(0.1, 0.2, 300), "envoy+picker": run(0.13, 0.3, 200, (0.001, 0.004))}},
+    ],
+    "not_run": {"envoy+upstream-epp": "not run: no binary"},
+    "scrape": {"endpoints": 100, "interval_ms": 50, "runs": {"envoy+picker": {"cores": {"picker": 0.2}, "endpoints_with_metrics": 100,
+                                                                            "max_metrics_age_s": 0.05}}}}}
+
+
+def qrun(p90, tok, typ="picker", search=False, mean=None):
+    return {"type": typ, "search": search, "ttft_s": {"p50": p90 / 2, "p90": p90, "p99": p90 * 2, "mean": mean or p90 / 2},
+            "tpot_s": {"p50": 0.01, "p90": 0.02}, "e2e_s": {"p50": 1, "p90": 2, "p99": 3}, "output_tokens_per_s": tok,
+            "goodput_rps": 10, "slo_attainment": 0.9, "prefix_hit_rate_usage": 0.8, "http_429": 0, "requests": 10, "ok": 10,
+            "preemptions": 0, "ttft_samples_s": [0.1, 0.2]}
+
+
+SHARED = {"scenario": "shared_prefix", "kind": "quality", "description": "d", "environment": {}, "time_scale": 4, "result": {
+    "workload": {"requests_planned": 10, "rate_sim_rps": 40, "rate_real_rps": 10, "duration_sim_s": 5, "mean_prompt_tokens": 7000,
+                 "mean_output_tokens": 64, "kv_demand_tokens": 108000, "kv_capacity_tokens": 153600, "kv_demand_fraction": 0.7},
+    "runs": {"envoy-round-robin": qrun(5.0, 1000, "envoy"), "picker-reference": qrun(0.3, 2000),
+             "picker-a": qrun(0.2, 2100, search=True), "picker-b": qrun(0.4, 2000, search=True), "oracle": qrun(0.18, 2100, "oracle")},
+    "not_run": {"upstream-epp": "not run: no binary"}}}
+
+
+def test_overhead_rows_are_same_run_ratios():
+    rows = report.overhead_rows(OVERHEAD["result"])
+    r = rows[0]
+    assert r["strategy"] == "envoy+picker"
+    assert abs(r["throughput_ratio"] - 0.996) < 1e-9
+    assert abs(r["added_p50_s"] - 0.001) < 1e-12 and abs(r["added_p99_s"] - 0.005) < 1e-12
+    assert r["box_saturated"] is False
+    md = report.overhead_markdown(OVERHEAD)
+    assert "not run: no binary" in md and "0.200 cores" in md
+
+
+def test_quality_winners_exclude_the_oracle_and_targets_are_checked():
+    w = report.quality_winners(SHARED["result"])
+    assert w["ttft_p90"] == "picker-a" and w["output_tokens_per_s"] == "picker-a"
+    t = {a: c for a, _, c in report.shared_prefix_targets(SHARED)}
+    assert t["p90 TTFT ≥ 10× better than round robin (picker-a)"] is True      # 5.0 / 0.2 = 25x
+    assert t["p90 TTFT better than picker-reference"] is True
+    assert t["within 1.5× of the oracle's p90 TTFT"] is True
+    md = report.quality_markdown(SHARED)
+    assert "| upstream-epp | not run: no binary |" in md and "**picker-a**" in md
+    s = report.search_markdown(SHARED)
+    assert s.index("picker-a") < s.index("picker-b")
+
+
+def test_summary_has_anchor_table():
+    md = report.summary_markdown({"overhead": OVERHEAD, "shared_prefix": SHARED}, "uv run igw bench all", 600)
+    assert "uv run igw bench all" in md and "10.0 min" in md
+    assert "+1.14 s TTFT" in md and "0.54 s" in md and "−92.8%" in md

@@ -49,7 +49,7 @@ class HTTPConnection(asyncio.Protocol):
     """
 
     __slots__ = ("server", "transport", "buf", "busy", "closed", "on_close", "req", "_stream_chunked",
-                 "_extra_head", "_sent100")
+                 "_sent100")
 
     def __init__(self, server):
         self.server = server
@@ -60,7 +60,6 @@ class HTTPConnection(asyncio.Protocol):
         self.on_close = None
         self.req: HTTPRequest | None = None
         self._stream_chunked = True
-        self._extra_head = b""
         self._sent100 = False
 
     # asyncio callbacks -----------------------------------------------------
@@ -203,8 +202,9 @@ class HTTPConnection(asyncio.Protocol):
         if self.transport and not self.closed:
             body = msg.encode()
             self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n"
-                                 b"connection: close\r\n\r\n%s" % (status, REASONS.get(status, "").encode(),
-                                                                   len(body), body))
+                                 b"%sconnection: close\r\n\r\n%s" % (
+                                     status, REASONS.get(status, "").encode(), len(body),
+                                     self.server.common_headers(None), body))
             self.transport.close()
         self.closed = True
 

@@ -276,3 +276,29 @@ def test_client_disconnect_aborts_request(sim, client):
             break
         time.sleep(0.02)
     assert st["running"] == 0 and st["request_success"]["abort"] == 1 and st["kv_blocks_used"] == 0
+
+
+def test_malformed_request_line_gets_400_and_pod_header(sim):
+    host, port = sim.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"NONSENSE\r\n\r\n")
+        data = s.recv(65536)
+    assert data.startswith(b"HTTP/1.1 400") and b"x-inference-pod: sim-pod-0" in data
+
+
+def test_invalid_json_body_is_400(client):
+    r = client.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "BadRequestError"
+
+
+def test_http_1_0_streaming_closes_connection(sim):
+    host, port = sim.url.removeprefix("http://").split(":")
+    body = b'{"prompt":"abc","max_tokens":2,"stream":true}'
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"POST /v1/completions HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert payload.rstrip().endswith(b"data: [DONE]")

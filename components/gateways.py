@@ -118,14 +118,19 @@ def build_gateway_layer(
     if not cfg.gateways:
         return layer
     layer.exports.update({
-        "gatewayAddresses": ips.apply(
-            lambda m: {g: ip or f"assigned by GKE: kubectl get gateway/{g} -n {cfg.namespace} -o jsonpath='{{.status.addresses[0].value}}'" for g, ip in m.items()}
-        ),
+        "gatewayAddresses": ips.apply(lambda m: {g.name: m.get(g.name) or _address_hint(cfg, g) for g in cfg.gateways}),
         "gatewayUrls": pulumi.Output.all(**{n: gw.urls for n, gw in layer.gateways.items()}),
         "modelEndpoints": ips.apply(lambda m: endpoints.model_endpoints(cfg, m)),
         "servedModelEndpoints": ips.apply(lambda m: endpoints.served_model_endpoints(cfg, m)),
     })
     return layer
+
+
+def _address_hint(cfg: StackConfig, g) -> str:
+    """How to find a gateway's IP when it is not known at deploy time."""
+    if g.static_address:
+        return f"reserved address {g.static_address}: gcloud compute addresses describe {g.static_address} --region {cfg.region} --format='value(address)'"
+    return f"assigned by GKE: kubectl get gateway/{g.name} -n {cfg.namespace} -o jsonpath='{{.status.addresses[0].value}}'"
 
 
 def _dashboard_export(layer: GatewayLayer, cfg: StackConfig) -> None:

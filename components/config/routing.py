@@ -160,8 +160,9 @@ class GatewayConfig(Strict):
     """Internal (gke-l7-rilb) gateways only: allow clients from other regions."""
     routes: list[RouteConfig] = []
     model_armor: bool | None = None
-    """Attach the Model Armor traffic extension; default: on for external gateways when
-    model_armor is configured."""
+    """Attach the Model Armor traffic extension. Unset: model_armor.gateways decides when it is
+    set, else every external gateway is guarded once model_armor has guards. Streamed responses
+    are not sanitized by Model Armor."""
 
     @property
     def internal(self) -> bool:

@@ -1,0 +1,228 @@
+"""The local plan and the Envoy config it generates (pure; no processes): route translation,
+FailOpen/FailClose, weighted pools, timeouts, vLLM args → simulator args."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from igw.local import envoy as E
+from igw.local.plan import build_plan, sim_args
+
+POOL_GROUP = "inference.networking.k8s.io"
+
+
+def pool(name: str, failure_mode: str = "FailOpen", picker: dict | None = None) -> list[dict]:
+    objs = [
+        {"apiVersion": f"{POOL_GROUP}/v1", "kind": "InferencePool", "metadata": {"name": name, "namespace": "default"},
+         "spec": {"selector": {"matchLabels": {"app": name}}, "targetPorts": [{"number": 8000}],
+                  "endpointPickerRef": {"name": f"{name}-epp", "port": {"number": 9002}, "failureMode": failure_mode}}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-epp", "namespace": "default"},
+         "data": {"picker.yaml": yaml.safe_dump(picker or {})}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default"},
+         "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
+             {"name": "vllm", "args": ["--model", "m", "--port", "8000", "--max-loras", "2"],
+              "ports": [{"containerPort": 8000}]}]}}}},
+    ]
+    return objs
+
+
+def gateway(*rules: dict, timeouts: dict | None = None) -> list[dict]:
+    return [
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "default"},
+         "spec": {"gatewayClassName": "x", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "default"},
+         "spec": {"parentRefs": [{"name": "gw"}], "rules": list(rules)}},
+    ]
+
+
+def to(pool_name: str, weight: int | None = None) -> dict:
+    ref = {"group": POOL_GROUP, "kind": "InferencePool", "name": pool_name}
+    if weight is not None:
+        ref["weight"] = weight
+    return ref
+
+
+def routes(objs: list[dict]) -> list[dict]:
+    plan = build_plan(objs)
+    return E.route_config(plan.listeners[0], plan)["virtual_hosts"][-1]["routes"]
+
+
+def ext_procs(objs: list[dict]) -> dict[str, dict]:
+    plan = build_plan(objs)
+    lst = E.listener(plan.listeners[0], plan, Path("/x"), "127.0.0.1")
+    filters = lst["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+    return {f["name"]: f for f in filters if f["name"].startswith("igw.ext_proc.")}
+
+
+def test_failure_modes_map_to_failure_mode_allow_and_body_modes():
+    objs = pool("open", "FailOpen") + pool("closed", "FailClose") + gateway({"backendRefs": [to("open")]})
+    f = ext_procs(objs)
+    open_, closed = f["igw.ext_proc.open"], f["igw.ext_proc.closed"]
+    assert open_["typed_config"]["failure_mode_allow"] is True
+    assert closed["typed_config"]["failure_mode_allow"] is False
+    # Envoy can only fail open while it still holds the body: FailOpen buffers request bodies.
+    assert open_["typed_config"]["processing_mode"]["request_body_mode"] == "BUFFERED"
+    assert closed["typed_config"]["processing_mode"]["request_body_mode"] == "FULL_DUPLEX_STREAMED"
+    assert open_["disabled"] and closed["disabled"]  # enabled per route
+    assert open_["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == "picker.open"
+    plan = build_plan(objs)
+    assert plan.pools["open"].local_picker_config()["ext_proc"]["request_body_mode"] == "BUFFERED"
+    assert plan.pools["closed"].local_picker_config()["ext_proc"]["request_body_mode"] == "FULL_DUPLEX_STREAMED"
+
+
+def test_a_route_enables_its_pools_picker_and_falls_back_to_ready_pods():
+    objs = pool("p") + gateway({"backendRefs": [to("p")]})
+    (r,) = routes(objs)
+    assert r["route"]["cluster"] == "pool.p"
+    assert "igw.ext_proc.p" in r["typed_per_filter_config"]
+    plan = build_plan(objs)
+    clusters = {c["name"]: c for c in E.clusters(plan, Path("/x"), {"p": 9002})}
+    lb = clusters["pool.p"]["load_balancing_policy"]["policies"][0]["typed_extension_config"]
+    assert lb["name"] == "envoy.load_balancing_policies.override_host"
+    fallback = lb["typed_config"]["fallback_policy"]["policies"][0]["typed_extension_config"]["name"]
+    assert fallback == "envoy.load_balancing_policies.round_robin"
+    assert clusters["picker.p"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"]["port_value"] == 9002
+    retry = r["route"]["retry_policy"]
+    assert "connect-failure" in retry["retry_on"] and "reset" in retry["retry_on"].split(",")
+
+
+def test_weighted_backends_between_pools_each_use_their_own_picker():
+    objs = pool("blue") + pool("green", "FailClose") + gateway({"backendRefs": [to("blue", 80), to("green", 20)]})
+    (r,) = routes(objs)
+    wc = r["route"]["weighted_clusters"]["clusters"]
+    assert [(c["name"], c["weight"]) for c in wc] == [("pool.blue", 80), ("pool.green", 20)]
+    assert list(wc[0]["typed_per_filter_config"]) == ["igw.ext_proc.blue"]
+    assert list(wc[1]["typed_per_filter_config"]) == ["igw.ext_proc.green"]
+
+
+def _rewrite(r: dict, path: str) -> str:
+    rr = r["route"]["regex_rewrite"]
+    sub = re.sub(r"\\(\d)", r"\\g<\1>", rr["substitution"])
+    return re.sub(rr["pattern"]["regex"], lambda m: m.expand(sub) if m.group(0) is not None else "", path, count=1)
+
+
+@pytest.mark.parametrize("prefix,replacement,path,expected", [
+    ("/invoke/", "/", "/invoke/foo/bar", "/foo/bar"),
+    ("/invoke", "/", "/invoke", "/"),
+    ("/invoke", "/", "/invoke/v1/models", "/v1/models"),
+    ("/old", "/new", "/old/x", "/new/x"),
+    ("/old", "/new/", "/old", "/new"),
+])
+def test_replace_prefix_match(prefix, replacement, path, expected):
+    objs = pool("p") + gateway({"matches": [{"path": {"type": "PathPrefix", "value": prefix}}], "backendRefs": [to("p")],
+                                "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {
+                                    "type": "ReplacePrefixMatch", "replacePrefixMatch": replacement}}}]})
+    (r,) = routes(objs)
+    assert r["match"] == {"path_separated_prefix": prefix.rstrip("/")}
+    assert _rewrite(r, path) == expected
+
+
+def test_full_path_rewrite_header_modifier_and_method():
+    rule = {"matches": [{"path": {"type": "Exact", "value": "/served-models/challenger/invocations"}, "method": "POST",
+                         "headers": [{"name": "X-Tenant", "value": "a"}]}],
+            "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath",
+                                                                       "replaceFullPath": "/v1/chat/completions"}}},
+                        {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                            "set": [{"name": "x-llm-d-model-name-rewrite", "value": "food-review-v2"}],
+                            "add": [{"name": "x-extra", "value": "1"}], "remove": ["x-drop"]}}],
+            "backendRefs": [to("p")]}
+    (r,) = routes(pool("p") + gateway(rule))
+    assert r["match"]["path"] == "/served-models/challenger/invocations"
+    assert {"name": ":method", "string_match": {"exact": "POST"}} in r["match"]["headers"]
+    assert {"name": "x-tenant", "string_match": {"exact": "a"}} in r["match"]["headers"]
+    assert _rewrite(r, "/served-models/challenger/invocations") == "/v1/chat/completions"
+    muts = r["typed_per_filter_config"][E.HEADER_MUTATION]["mutations"]["request_mutations"]
+    assert {"append": {"header": {"key": "x-llm-d-model-name-rewrite", "value": "food-review-v2"},
+                       "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}} in muts
+    assert {"remove": "x-drop"} in muts
+    assert any(m.get("append", {}).get("append_action") == "APPEND_IF_EXISTS_OR_ADD" for m in muts)
+
+
+def test_gateway_api_precedence_and_timeouts():
+    objs = pool("p") + gateway(
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": [to("p")]},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/invoke"}}], "backendRefs": [to("p")],
+         "timeouts": {"request": "2m"}},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/invoke"},
+                      "headers": [{"name": "x-deployed-model-id", "value": "c"}]}], "backendRefs": [to("p")]},
+        {"matches": [{"path": {"type": "Exact", "value": "/x"}}], "backendRefs": [to("p")]},
+    )
+    objs.append({"apiVersion": "networking.gke.io/v1", "kind": "GCPBackendPolicy", "metadata": {"name": "p", "namespace": "default"},
+                 "spec": {"targetRef": {"group": POOL_GROUP, "kind": "InferencePool", "name": "p"}, "default": {"timeoutSec": 300}}})
+    rs = routes(objs)
+    assert [r["name"] for r in rs] == ["default/r#3", "default/r#2", "default/r#1", "default/r#0"]
+    assert [r["route"]["timeout"] for r in rs] == ["300s", "300s", "120s", "300s"]
+
+
+def test_cloud_only_objects_are_listed_not_faked():
+    objs = pool("p") + gateway({"backendRefs": [to("p")]}) + [
+        {"apiVersion": "networking.gke.io/v1", "kind": "GCPTrafficExtension", "metadata": {"name": "armor", "namespace": "default"}},
+        {"apiVersion": "networking.gke.io/v1", "kind": "HealthCheckPolicy", "metadata": {"name": "p", "namespace": "default"}},
+    ]
+    skipped = dict(build_plan(objs).skipped)
+    assert "Model Armor" in skipped["GCPTrafficExtension default/armor"]
+    assert "cloud-only" in skipped["HealthCheckPolicy default/p"]
+
+
+@pytest.mark.parametrize("container,model,argv", [
+    ({"args": ["--model", "m", "--port", "8000", "--enable-lora", "--max-loras", "2"]},
+     "m", ["--model", "m", "--enable-lora", "--max-loras", "2"]),
+    ({"command": ["vllm", "serve", "org/model"], "args": ["--port=8000", "--lora-modules", "a=b", "c=d", "--max-num-seqs", "8"]},
+     "org/model", ["--model", "org/model", "--max-num-seqs", "8"]),
+    ({"args": ["--host", "0.0.0.0", "--tensor-parallel-size", "2"]},
+     "meta-llama/Llama-3.1-8B-Instruct", ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--tensor-parallel-size", "2"]),
+])
+def test_vllm_args_become_simulator_args(container, model, argv):
+    assert sim_args(container) == (model, argv)
+
+
+def test_replicas_get_consecutive_loopback_addresses_and_adapters():
+    objs = pool("p") + gateway({"backendRefs": [to("p")]})
+    dep = objs[2]
+    dep["spec"]["template"]["spec"]["volumes"] = [{"name": "c", "configMap": {"name": "adapters"}}]
+    objs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "adapters", "namespace": "default"},
+                 "data": {"configmap.yaml": yaml.safe_dump({"vLLMLoRAConfig": {"ensureExist": {"models": [
+                     {"id": "a1", "source": "org/a1"}]}}})}})
+    plan = build_plan(objs, address_base="127.0.9.20")
+    reps = plan.pools["p"].replicas
+    assert [(r.name, r.address, r.ports) for r in reps] == [("p-0", "127.0.9.20", (8000,)), ("p-1", "127.0.9.21", (8000,))]
+    assert reps[0].adapters == [("a1", "org/a1")]
+
+
+def test_generated_files_pass_envoy_validation(tmp_path):
+    from igw.local.runner import envoy_binary
+
+    objs = pool("p") + pool("q", "FailClose") + gateway({"backendRefs": [to("p", 1), to("q", 1)]})
+    plan = build_plan(objs, port=18080)
+    files = E.EnvoyFiles(tmp_path)
+    files.write_config(plan, {"p": 9002, "q": 9003}, {"p": ["127.0.0.1:8000"], "q": []}, access_log=tmp_path / "a.log")
+    # Validate the dynamic resources as static ones (validate mode does not read xDS files).
+    static = {"clusters": [], "listeners": []}
+    for c in yaml.safe_load((tmp_path / "xds" / "cds.yaml").read_text())["resources"]:
+        c = copy.deepcopy(c)
+        c.pop("@type")
+        if c["type"] == "EDS":
+            c["type"] = "STATIC"
+            c.pop("eds_cluster_config")
+            c["load_assignment"] = {"cluster_name": c["name"], "endpoints": []}
+        static["clusters"].append(c)
+    rds = {r["name"]: r for r in yaml.safe_load((tmp_path / "xds" / "rds.yaml").read_text())["resources"]}
+    for lst in yaml.safe_load((tmp_path / "xds" / "lds.yaml").read_text())["resources"]:
+        lst = copy.deepcopy(lst)
+        lst.pop("@type")
+        hcm = lst["filter_chains"][0]["filters"][0]["typed_config"]
+        rc = dict(rds[hcm.pop("rds")["route_config_name"]])
+        rc.pop("@type")
+        hcm["route_config"] = rc
+        static["listeners"].append(lst)
+    cfg = tmp_path / "static.yaml"
+    cfg.write_text(yaml.safe_dump({"static_resources": static}))
+    r = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

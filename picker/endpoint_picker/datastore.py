@@ -6,7 +6,7 @@ snapshot; decisions only read, so no locks are needed on the asyncio loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -19,10 +19,12 @@ class Endpoint:
     address: str
     port: int
     labels: tuple[tuple[str, str], ...] = ()
+    # "ip:port" ("[v6]:port"), the form Envoy and the prefix index use; computed once.
+    key: str = field(init=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+    def __post_init__(self) -> None:
+        a = self.address
+        object.__setattr__(self, "key", f"[{a}]:{self.port}" if ":" in a else f"{a}:{self.port}")
 
 
 @dataclass(slots=True)

@@ -73,26 +73,33 @@ def buffered_body_response(endpoints: str, body: bytes | None, content_length: i
     return pb.ProcessingResponse(request_body=pb.BodyResponse(response=common), dynamic_metadata=destination_metadata(endpoints))
 
 
-def streamed_chunks(body: bytes, chunk_size: int, *, request: bool, end_of_stream: bool = True) -> Iterator[pb.ProcessingResponse]:
+def _streamed(body: bytes, end_of_stream: bool, request: bool) -> pb.ProcessingResponse:
+    br = pb.BodyResponse(response=pb.CommonResponse(body_mutation=pb.BodyMutation(
+        streamed_response=pb.StreamedBodyResponse(body=body, end_of_stream=end_of_stream))))
+    return pb.ProcessingResponse(request_body=br) if request else pb.ProcessingResponse(response_body=br)
+
+
+# Empty chunks are common (Envoy often ends a body with an empty end_of_stream message).
+_EMPTY = {(eos, req): _streamed(b"", eos, req) for eos in (False, True) for req in (False, True)}
+
+
+def streamed_chunks(body: bytes, chunk_size: int, *, request: bool, end_of_stream: bool = True) -> list[pb.ProcessingResponse]:
     """Body echoed as StreamedBodyResponse messages of at most chunk_size bytes; the last one
     carries end_of_stream. An empty body still yields one (empty) message."""
     n = len(body)
+    if n == 0:
+        return [_EMPTY[(end_of_stream, request)]]
+    if n <= chunk_size:
+        return [_streamed(body, end_of_stream, request)]
+    return list(_chunks(body, chunk_size, request, end_of_stream))
+
+
+def _chunks(body: bytes, chunk_size: int, request: bool, end_of_stream: bool) -> Iterator[pb.ProcessingResponse]:
     mv = memoryview(body)
-    start = 0
-    while True:
-        end = min(start + chunk_size, n)
-        last = end >= n
-        br = pb.BodyResponse(
-            response=pb.CommonResponse(
-                body_mutation=pb.BodyMutation(
-                    streamed_response=pb.StreamedBodyResponse(body=bytes(mv[start:end]), end_of_stream=last and end_of_stream)
-                )
-            )
-        )
-        yield pb.ProcessingResponse(request_body=br) if request else pb.ProcessingResponse(response_body=br)
-        if last:
-            return
-        start = end
+    n = len(body)
+    for start in range(0, n, chunk_size):
+        end = start + chunk_size
+        yield _streamed(bytes(mv[start:end]), end >= n and end_of_stream, request)
 
 
 def immediate_response(status: int, reason: str, message: str, extra_headers: dict[str, str] | None = None) -> pb.ProcessingResponse:

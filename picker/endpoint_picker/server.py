@@ -142,7 +142,7 @@ class StreamState:
         restorer = self.restorer
         if self.response_duplex:
             data = restorer.feed(b.body, b.end_of_stream) if restorer is not None else b.body
-            return list(P.streamed_chunks(data, self.cfg.chunk_size, request=False, end_of_stream=b.end_of_stream))
+            return P.streamed_chunks(data, self.cfg.chunk_size, request=False, end_of_stream=b.end_of_stream)
         if restorer is not None:
             return [pb.ProcessingResponse(response_body=pb.BodyResponse(response=pb.CommonResponse(
                 body_mutation=pb.BodyMutation(body=restorer.flush_each(b.body)))))]

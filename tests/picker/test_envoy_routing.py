@@ -91,7 +91,7 @@ def test_buffered_mode_keeps_exact_content_length_after_rewrite(stack):
                         "rules": [{"matches": [{"model": {"type": "Exact", "value": "public"}}],
                                    "targets": [{"modelRewrite": "internal-model-v2", "weight": 1}]}]}}
     s = stack({"a": {}}, objects=[rewrite], request_body_mode="BUFFERED")
-    body = orjson.dumps(chat(model="public", text="y" * 300_000))
+    body = orjson.dumps(chat(model="public", text="y" * (1024 * 1024)))
     r = s.post(CHAT, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 200, r.text
     seen = r.json()["served_by"]

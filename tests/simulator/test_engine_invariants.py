@@ -98,3 +98,15 @@ def test_step_duration_formula():
     e._apply(sched)
     sched, dur = e._schedule()
     assert abs(dur - (cfg.step_overhead_s + cfg.decode_per_seq_s + 1001 * cfg.kv_read_per_token_s)) < 1e-9
+
+
+def test_calibration_matches_stated_model_outputs():
+    from vllm_simulator.calibrate import closed_loop
+    one = closed_loop(1, 1000, 128, n_total=2)
+    assert one["ttft_p50_ms"] == 38.5 and one["itl_p50_ms"] == 8.1
+    busy = closed_loop(64, 1000, 128, n_total=128)
+    assert busy["itl_p50_ms"] > 2 * one["itl_p50_ms"]
+    assert busy["output_tok_per_s"] > 10 * one["output_tok_per_s"]
+    warm = closed_loop(32, 1000, 128, n_total=64, shared_prefix=900)
+    cold = closed_loop(32, 1000, 128, n_total=64)
+    assert warm["req_per_s"] > cold["req_per_s"]

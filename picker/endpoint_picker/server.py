@@ -133,6 +133,10 @@ class StreamState:
                 self.d.moved_to(routed, served[0])
             if req.response_headers.end_of_stream:
                 self.d.release_tokens(routed)
+            if self.restorer is not None:
+                encoding = P.headers_to_dict(req.response_headers.headers).get("content-encoding", "identity")
+                if encoding.lower() != "identity":
+                    self.restorer = None  # compressed body: the model name cannot be found in it
         return [P.response_headers_without_length() if self.restorer is not None else P.EMPTY_RESPONSE_HEADERS]
 
     def _response_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:

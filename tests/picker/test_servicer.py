@@ -227,3 +227,17 @@ def test_engine_none_uses_inflight_load_and_never_sheds_on_staleness():
     for r in held:
         d.release_request(r)
     assert all(f.requests == 0 for f in d.store.inflight.values())
+
+
+def test_compressed_response_is_passed_through_untouched():
+    rw = {"metadata": {"name": "rw"}, "spec": {"rules": [{"targets": [{"modelRewrite": "served", "weight": 1}]}]}}
+    d = make_director(rewrites=[rw])
+    body = orjson.dumps({"model": "client", "prompt": "hi"})
+    gz = base_pb2.HeaderMap(headers=[base_pb2.HeaderValue(key="content-encoding", raw_value=b"gzip")])
+    payload = b'\x1f\x8b"model":"served"'  # pretend-compressed bytes that happen to contain the pair
+    msgs = [headers_msg("/v1/completions"), *body_msgs(body, 100),
+            pb.ProcessingRequest(response_headers=pb.HttpHeaders(headers=gz)),
+            pb.ProcessingRequest(response_body=pb.HttpBody(body=payload, end_of_stream=True))]
+    out = asyncio.run(run_stream(d, msgs))
+    assert out[2] == pb.ProcessingResponse(response_headers=pb.HeadersResponse())  # content-length kept
+    assert out[3].response_body.response.body_mutation.streamed_response.body == payload

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ConfigError
 
 
+# GKE-style criticality → InferenceObjective.spec.priority. Negative priorities are sheddable.
+# Exported so the IaC side renders objectives from the same numbers the picker documents.
+CRITICALITY_PRIORITY: dict[str, int] = {"Critical": 100, "Standard": 0, "Sheddable": -10}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

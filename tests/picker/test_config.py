@@ -70,3 +70,10 @@ def test_rejections(data, message):
 def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_criticality_mapping():
+    from endpoint_picker.config import CRITICALITY_PRIORITY
+
+    assert CRITICALITY_PRIORITY == {"Critical": 100, "Standard": 0, "Sheddable": -10}
+    assert [p < 0 for p in CRITICALITY_PRIORITY.values()] == [False, False, True]  # only Sheddable is shed

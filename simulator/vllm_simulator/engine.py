@@ -164,6 +164,7 @@ class Engine:
         self.gpu_loras: OrderedDict[str, None] = OrderedDict()
         self.cpu_loras: OrderedDict[str, None] = OrderedDict()
         self.lora_loads = 0
+        self.n_lora_reqs = 0        # LoRA requests in running + waiting (skip list building if 0)
         self.stall_until = 0.0
         self.closed = False
         self._wake: asyncio.Event | None = None
@@ -197,6 +198,8 @@ class Engine:
         self._kick()
 
     def add(self, req: Request) -> None:
+        if req.lora:
+            self.n_lora_reqs += 1
         req.status = WAITING
         self.waiting.append(req)
         self.version += 1
@@ -219,6 +222,8 @@ class Engine:
             req.held = []
             req.blocks = 0
         req.status = FINISHED
+        if req.lora:
+            self.n_lora_reqs -= 1
         self.metrics.success["abort"] += 1
         self.version += 1
 
@@ -237,6 +242,8 @@ class Engine:
 
     # ------------------------------------------------------------------ views
     def lora_lists(self) -> tuple[str, str]:
+        if not self.n_lora_reqs:
+            return "", ""
         run = dict.fromkeys(r.lora for r in self.running if r.lora)
         wait = dict.fromkeys(r.lora for r in self.waiting if r.lora)
         return ",".join(run), ",".join(wait)
@@ -248,8 +255,8 @@ class Engine:
         return {
             "running": len(self.running),
             "waiting": len(self.waiting),
-            "running_ids": [r.rid for r in self.running],
-            "waiting_ids": [r.rid for r in self.waiting],
+            "running_ids": [r.rid for r in self.running[:32]],     # first 32 only (cheap to poll)
+            "waiting_ids": [r.rid for _, r in zip(range(32), self.waiting)],
             "kv_blocks_total": kv.total,
             "kv_blocks_used": kv.used,
             "kv_blocks_cached_free": len(kv.evictable),
@@ -454,6 +461,8 @@ class Engine:
                 if prefix and req.tail_fn is not None:
                     self._register_tail(req)
                 req.status = FINISHED
+                if req.lora:
+                    self.n_lora_reqs -= 1
                 kv.release(req.held, req.blocks - len(req.held))
                 req.held = []
                 req.blocks = 0
@@ -467,7 +476,7 @@ class Engine:
                     pass
         now_ts = time.time()
         self.lora_info_ts = now_ts
-        key = self.lora_lists() if (self.gpu_loras or self.cpu_loras) else ("", "")
+        key = self.lora_lists() if self.n_lora_reqs else ("", "")
         ser = self.lora_series
         ser[key] = now_ts
         ser.move_to_end(key)
@@ -494,6 +503,8 @@ class Engine:
         # never fit (larger than the whole KV cache).  vLLM rejects these up front.
         req = self.waiting.popleft()
         req.status = FINISHED
+        if req.lora:
+            self.n_lora_reqs -= 1
         self.metrics.success["abort"] += 1
         self.version += 1
         if req.on_done:

@@ -26,6 +26,7 @@ def check(e: Engine) -> None:
     assert len({r.lora for r in e.running if r.lora}) <= e.cfg.max_loras
     for r in e.waiting:
         assert r.blocks == 0 and not r.held
+    assert e.n_lora_reqs == sum(1 for r in list(e.running) + list(e.waiting) if r.lora)
 
 
 def drive(e: Engine, reqs, arrivals, max_steps=200_000):

@@ -40,19 +40,31 @@ class PrefixIndex:
         self._lru: dict[str, OrderedDict[int, None]] = {}
 
     def match(self, hashes: list[int]) -> dict[str, int]:
-        """Per pod, how many leading blocks it holds; the walk stops at the first block no pod has."""
+        """Per pod, how many leading blocks it holds; the walk stops at the first block no
+        remaining pod has. Set operations keep long shared prefixes cheap."""
+        index = self._pods_by_hash
+        if not hashes:
+            return {}
+        first = index.get(hashes[0])
+        if not first:
+            return {}
+        alive = set(first)
         hits: dict[str, int] = {}
-        for i, h in enumerate(hashes):
-            pods = self._pods_by_hash.get(h)
+        n = len(hashes)
+        i = 1
+        while i < n:
+            pods = index.get(hashes[i])
             if not pods:
                 break
-            advanced = False
-            for p in pods:
-                if hits.get(p, 0) == i:
-                    hits[p] = i + 1
-                    advanced = True
-            if not advanced:
-                break
+            if not pods >= alive:  # some pods end their run here
+                for p in alive - pods:
+                    hits[p] = i
+                alive &= pods
+                if not alive:
+                    return hits
+            i += 1
+        for p in alive:
+            hits[p] = i
         return hits
 
     def record(self, pod: str, hashes: list[int], capacity: int | None = None) -> None:

@@ -76,7 +76,9 @@ def _reload(args: argparse.Namespace, state_dir: Path, state: dict, manifests: P
     (state_dir / "reload.json").write_text(yaml.safe_dump(req))
     print(f"  apply     stack {args.stack} is running (pid {state['supervisor_pid']}): applying the new render ...",
           flush=True)
-    os.kill(state["supervisor_pid"], signal.SIGHUP)
+    from ..local.runner import RELOAD_SIGNAL
+
+    os.kill(state["supervisor_pid"], RELOAD_SIGNAL)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         cur = read_state(state_dir) or {}

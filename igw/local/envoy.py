@@ -7,6 +7,7 @@ Layout (under the state dir):
     envoy/xds/rds.yaml     one route config per listener (HTTPRoute rules, Gateway API order)
     envoy/xds/cds.yaml     per pool: `pool.<pool>` (EDS, override_host LB) and `picker.<pool>` (gRPC)
     envoy/xds/eds-<pool>.yaml   the pool's ready pods
+    envoy/xds/eds-picker-<pool>.yaml   the pool's current picker
 
 Every file is replaced atomically (write + rename inside the watched directory), so Envoy picks up
 a change without a restart: a route/weight change only swaps the route table (in-flight requests
@@ -259,20 +260,25 @@ def clusters(plan: LocalPlan, xds_dir: Path, picker_ports: dict[str, int]) -> li
             "load_balancing_policy": override_host_lb_policy(),
             "circuit_breakers": {"thresholds": [_BIG]},
         })
+        # The picker's address comes from EDS too: a replaced picker (new config → new process on
+        # new ports) takes new streams while the streams already open on the old one finish
+        # (a changed cluster would be rebuilt and its connections dropped).
         pc = picker_cluster(picker_cluster_name(pool.name), f"127.0.0.1:{picker_ports[pool.name]}")
-        pc["@type"] = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-        pc["circuit_breakers"] = {"thresholds": [_BIG]}
+        pc.pop("load_assignment")
+        pc.update({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "type": "EDS",
+                   "eds_cluster_config": {"eds_config": _source(xds_dir, f"eds-picker-{pool.name}.yaml")},
+                   "circuit_breakers": {"thresholds": [_BIG]}})
         out.append(pc)
     return out
 
 
-def load_assignment(pool: str, endpoints: list[str]) -> dict[str, Any]:
+def load_assignment(pool: str, endpoints: list[str], cluster: str | None = None) -> dict[str, Any]:
     eps = []
     for e in endpoints:
         host, _, port = e.rpartition(":")
         eps.append({"endpoint": {"address": {"socket_address": {"address": host, "port_value": int(port)}}}})
     return {"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
-            "cluster_name": pool_cluster_name(pool), "endpoints": [{"lb_endpoints": eps}] if eps else []}
+            "cluster_name": cluster or pool_cluster_name(pool), "endpoints": [{"lb_endpoints": eps}] if eps else []}
 
 
 # --------------------------------------------------------------------------- files
@@ -313,6 +319,8 @@ class EnvoyFiles:
         v = str(self.version)
         for pool in plan.pools:
             _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints.get(pool, []))], v)
+            _write(self.xds / f"eds-picker-{pool}.yaml",
+                   [load_assignment(pool, [f"127.0.0.1:{picker_ports[pool]}"], picker_cluster_name(pool))], v)
         _write(self.xds / "cds.yaml", clusters(plan, self.xds, picker_ports), v)
         _write(self.xds / "rds.yaml", [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
                                         **route_config(lst, plan)} for lst in plan.listeners], v)

@@ -7,7 +7,8 @@ supervisor stops them on SIGTERM/SIGINT, on a startup failure and at exit.
 
 While running it acts as the kubelet and the controllers would: probes each replica's
 readinessProbe, publishes ready pods to the pickers (endpoints file) and to Envoy (EDS file),
-restarts crashed processes with backoff, and on SIGHUP applies a new render (see `reload`).
+restarts crashed processes with backoff, and on SIGUSR1 applies a new render (see `reload`).
+SIGTERM, SIGINT (Ctrl-C) and SIGHUP (terminal closed) stop everything.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .state import kill_group, write_state
 PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF = (2.0, 4.0, 8.0, 16.0, 30.0)
 UPSTREAM_SIM_ENV = "IGW_UPSTREAM_SIM"
+RELOAD_SIGNAL = signal.SIGUSR1
 
 
 class StartupError(RuntimeError):
@@ -285,7 +287,7 @@ class Supervisor:
                 "--manifests-dir", str(self.dir / "manifests"), "--endpoints-file", str(self._endpoints_file(pool.name)),
                 "--grpc-port", str(grpc_port), "--grpc-health-port", str(health_port),
                 "--metrics-port", str(metrics_port), "--bind-address", "127.0.0.1", "--log-level", "warning",
-                "--drain-timeout", "10"]
+                "--drain-timeout", "60"]
         name = name or f"{pool.name}-epp"
         p = Proc(name, "picker", argv, self.logs / f"{name}.log")
         p.meta = {"pool": pool.name, "grpc_port": grpc_port, "health_port": health_port, "metrics_port": metrics_port,
@@ -459,7 +461,8 @@ class Supervisor:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        signal.signal(signal.SIGHUP, self.request_reload)
+        signal.signal(signal.SIGHUP, self.request_stop)
+        signal.signal(RELOAD_SIGNAL, self.request_reload)
 
     def serve_forever(self, probe_period: float = 0.5) -> None:
         next_probe = 0.0
@@ -516,8 +519,14 @@ class Supervisor:
             self.save()
             new = build_plan(load_manifests(source), port=int(req.get("port", self.o.port)),
                              address_base=self.o.address_base)
-            if req.get("time_scale") is not None:
+            if req.get("time_scale") is not None and float(req["time_scale"]) != self.o.time_scale:
                 self.o.time_scale = float(req["time_scale"])
+                for p in self.sims.values():  # running replicas switch at once (simulator control)
+                    try:
+                        self._http.post(f"http://{p.meta['address']}:{p.meta['ports'][0]}/sim/control",
+                                        json={"time_scale": self.o.time_scale})
+                    except httpx.HTTPError:
+                        pass
             self.o.port = int(req.get("port", self.o.port))
             summary = self._apply(new, source)
             self.last_reload = {"generation": self.generation, "ok": True, "summary": summary, "at": time.time()}
@@ -546,7 +555,7 @@ class Supervisor:
                 replaced.append(cur)
             if cur is not None:
                 self.publish_endpoints()
-                time.sleep(0.5)   # pickers/Envoy poll the files every 0.2s
+                self._drain(cur)
                 cur.stop()
             p = self._sim_proc(r)
             p.meta["readiness_path"] = r.readiness_path
@@ -593,13 +602,28 @@ class Supervisor:
         for p in old_pickers:
             p.signal(signal.SIGTERM)
         for r in removed:
+            self._drain(r)
             r.stop()
             del self.sims[r.name]
             summary.append(f"replica {r.name} removed")
         for p in old_pickers:
-            if not p.wait(15):
+            if not p.wait(65):
                 p.stop(1)
         return summary or ["no changes"]
+
+    def _drain(self, p: Proc, timeout: float = 30.0) -> None:
+        """A replica leaving the pool: it is already out of the endpoints; wait (bounded, like the
+        Deployment's preStop + grace period) until it has no running or waiting request."""
+        time.sleep(0.5)  # pickers and Envoy poll the files every 0.2 s
+        deadline = time.monotonic() + timeout
+        while p.running() and time.monotonic() < deadline:
+            try:
+                st = self._http.get(f"http://{p.meta['address']}:{p.meta['ports'][0]}/sim/state").json()
+                if not st.get("running") and not st.get("waiting"):
+                    return
+            except (httpx.HTTPError, ValueError):
+                return
+            time.sleep(0.1)
 
     # ------------------------------------------------------------------ stop
     def stop_all(self) -> None:

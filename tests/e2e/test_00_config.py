@@ -87,8 +87,10 @@ def test_a_route_enables_its_pools_picker_and_falls_back_to_ready_pods():
     assert lb["name"] == "envoy.load_balancing_policies.override_host"
     fallback = lb["typed_config"]["fallback_policy"]["policies"][0]["typed_extension_config"]["name"]
     assert fallback == "envoy.load_balancing_policies.round_robin"
-    assert clusters["picker.p"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
-        "socket_address"]["port_value"] == 9002
+    assert clusters["picker.p"]["type"] == "EDS"
+    la = E.load_assignment("p", ["127.0.0.1:9002"], "picker.p")
+    assert la["cluster_name"] == "picker.p"
+    assert la["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] == 9002
     retry = r["route"]["retry_policy"]
     assert "connect-failure" in retry["retry_on"] and "reset" in retry["retry_on"].split(",")
 

@@ -170,6 +170,7 @@ class Engine:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self.last_step: dict = {}
+        self._prev_apply_t = -1.0
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -326,16 +327,17 @@ class Engine:
             if n > budget:
                 n = budget
             extra = -(-(req.num_computed + n) // bs) - req.blocks
-            while extra > kv.available():
-                victim = running.pop()
-                self._preempt(victim)
-                preempted = True
-                if victim is req:
+            if extra > 0:      # most decode steps stay inside the last block
+                while extra > kv.total - kv.used:
+                    victim = running.pop()
+                    self._preempt(victim)
+                    preempted = True
+                    if victim is req:
+                        break
+                if req.status != RUNNING:
                     break
-            if req.status != RUNNING:
-                break
-            kv.alloc(extra)
-            req.blocks += extra
+                kv.alloc(extra)
+                req.blocks += extra
             sched.append((req, n))
             budget -= n
             i += 1
@@ -426,6 +428,9 @@ class Engine:
         gen = 0
         done = []
         prefix = kv.enable
+        prev = self._prev_apply_t
+        same_itl = 0            # tokens whose previous token came at the previous step's end
+        itl_obs = m.itl.observe
         for req, n in sched:
             if req.status != RUNNING:
                 continue        # aborted (or preempted) while the step ran
@@ -448,14 +453,19 @@ class Engine:
                     m.ttft.observe(now - req.arrival)
                     m.prompt_tokens += req.prompt_len
                     req.first_token_t = now
+                elif req.last_token_t == prev:
+                    same_itl += 1
                 else:
-                    m.itl.observe(now - req.last_token_t)
+                    itl_obs(now - req.last_token_t)
                 req.last_token_t = now
                 if req.num_output >= req.out_len:
                     done.append(req)
                 elif req.stream:
                     req.on_token(req)
         m.generation_tokens += gen
+        if same_itl:
+            m.itl.observe_many(now - prev, same_itl)
+        self._prev_apply_t = now
         if done:
             for req in done:
                 if prefix and req.tail_fn is not None:

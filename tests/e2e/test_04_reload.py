@@ -84,3 +84,67 @@ def test_rerun_applies_50_50_without_dropping_requests(local_stack, tmp_path):
     served = collections.Counter(r["model"] for r in rows)
     # binomial sd at p=0.5, n=600 is 0.02: +-0.08 is 4 sd
     assert abs(served["food-review-v2"] / n - 0.5) < 0.08, served
+
+
+def test_replicas_and_picker_config_change_without_dropping_requests(local_stack, tmp_path):
+    """A render with one replica less and a different picker config (rate limit), applied under
+    streaming load, then the original render again: the leaving replica drains first, the new
+    picker takes new streams while the old one finishes its own; nothing fails."""
+    import shutil
+
+    import yaml
+
+    original = local_stack.state_dir / "render" / "manifests"
+    changed = tmp_path / "manifests"
+    shutil.copytree(original, changed)
+    (dep,) = changed.glob("*-deployment-default-vllm-llama3-8b-instruct.yaml")
+    doc = yaml.safe_load(dep.read_text())
+    doc["spec"]["replicas"] = 3
+    dep.write_text(yaml.safe_dump(doc))
+    (cm,) = changed.glob("*-configmap-default-vllm-llama3-8b-instruct-epp.yaml")
+    doc = yaml.safe_load(cm.read_text())
+    cfg = yaml.safe_load(doc["data"]["picker.yaml"])
+    cfg["rate_limits"][0]["calls"] = 300
+    doc["data"]["picker.yaml"] = yaml.safe_dump(cfg)
+    cm.write_text(yaml.safe_dump(doc))
+
+    client = local_stack.client()
+    picker_before = local_stack.picker()["pid"]
+    stop = threading.Event()
+    outcomes: list[str] = []
+
+    def background(k: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                n = sum(1 for _ in client.chat.completions.create(
+                    model=BASE_MODEL, max_tokens=64, stream=True, messages=[{"role": "user", "content": f"{k} {i}"}],
+                    extra_headers={"x-user-id": f"churn-{k}"}))
+                outcomes.append("ok" if n else "empty")
+            except Exception as e:  # noqa: BLE001
+                outcomes.append(repr(e))
+
+    workers = [threading.Thread(target=background, args=(k,), daemon=True) for k in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(0.5)
+        r = igw("up", "--stack", "local", "--from-manifests", str(changed), "--state-dir", str(local_stack.state_dir))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "replica vllm-llama3-8b-instruct-3 removed" in r.stdout
+        assert "restarted with new config" in r.stdout
+        assert len(local_stack.procs("simulator")) == 3
+        assert local_stack.picker()["pid"] != picker_before
+        r = igw("up", "--stack", "local", "--from-manifests", str(original), "--state-dir", str(local_stack.state_dir))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "replica vllm-llama3-8b-instruct-3 added" in r.stdout
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(30)
+    failures = [o for o in outcomes if o != "ok"]
+    assert len(outcomes) > 20 and not failures, (len(outcomes), collections.Counter(failures).most_common(3))
+    local_stack.wait_all_ready()
+    assert len(local_stack.procs("simulator")) == 4 and len(local_stack.procs("picker")) == 1

@@ -88,3 +88,31 @@ def test_cli_host_port_plus_listen_runs_both_and_bool_flag_values():
 def test_failure_injection_rate_percent_alias():
     [c] = configs_from_args(["--failure-injection-rate", "25"])
     assert c.failure_rate == 0.25
+
+
+def test_crashing_one_embedded_replica_leaves_the_others_serving():
+    cfgs = [SimConfig(host=next_host(), port=0, pod_name=f"c{i}", time_scale=0.01) for i in range(2)]
+    with start_in_thread(cfgs) as h:
+        a, b = h.urls
+        assert httpx.post(a + "/sim/control", json={"crash_now": True}).status_code == 200
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(a + "/health", timeout=0.5)
+                time.sleep(0.02)
+            except httpx.ConnectError:
+                break
+        else:
+            raise AssertionError("crashed replica still accepts connections")
+        r = httpx.post(b + "/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 2})
+        assert r.status_code == 200 and r.headers["x-inference-pod"] == "c1"
+
+
+def test_control_time_scale_and_prefix_cache_reset():
+    with start_in_thread(SimConfig(host=next_host(), port=0, time_scale=0.01)) as h, httpx.Client(base_url=h.url) as c:
+        body = {"model": MODEL, "prompt": "y" * 400, "max_tokens": 1}
+        c.post("/v1/completions", json=body)
+        assert c.post("/v1/completions", json=body).json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 96
+        assert c.post("/sim/control", json={"reset_prefix_cache": True, "time_scale": 0.02}).json()["time_scale"] == 0.02
+        assert c.post("/v1/completions", json=body).json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+        assert h.state()["kv_blocks_cached"] == 6  # re-registered by the last request

@@ -503,3 +503,22 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
         raise PlanError("no Gateway with an HTTP listener in the rendered objects")
     return LocalPlan(listeners=listeners, pools=pools, models=models, skipped=skipped, objects=objects,
                      warnings=problems)
+
+
+def cloud_resources(resources_json: Path) -> list[tuple[str, str]]:
+    """Non-Kubernetes resources of a render (resources.json next to manifests/): the GCP side
+    (network, cluster, node pools, Model Armor, IAM, monitoring), none of which runs locally.
+    Returns skipped entries grouped by resource type."""
+    import json
+    from collections import Counter
+
+    try:
+        resources = json.loads(Path(resources_json).read_text())
+    except (OSError, ValueError):
+        return []
+    counts = Counter(r.get("type", "") for r in resources if str(r.get("type", "")).startswith("gcp:"))
+    if not counts:
+        return []
+    listed = ", ".join(f"{t.split(':')[-1]} x{n}" if n > 1 else t.split(":")[-1] for t, n in sorted(counts.items()))
+    return [(f"{sum(counts.values())} GCP resources ({listed})",
+             "cloud-only: Google Cloud infrastructure (network, GKE, node pools, Model Armor, IAM, monitoring)")]

@@ -29,6 +29,9 @@ def summary(state: dict[str, Any]) -> str:
                      f"{picker.get('name', '-')} grpc :{picker.get('grpc_port', '-')} metrics :{picker.get('metrics_port', '-')}",
                      str(len(pool["replicas"]))])
     lines += _table(["POOL", "FAILURE MODE", "TIMEOUT", "PICKER", "PODS"], rows)
+    if any(p["failure_mode"] == "FailOpen" for p in (state.get("pools") or {}).values()):
+        lines.append("  FailOpen: if a picker is down Envoy sends requests to a ready pod itself (request bodies are")
+        lines.append("  buffered in Envoy for that; it cannot fail open once a streamed body went to the picker).")
     lines.append("")
     rows = []
     for p in procs.values():

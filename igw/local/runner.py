@@ -31,7 +31,7 @@ import httpx
 import yaml
 
 from .envoy import EnvoyFiles
-from .plan import LocalPlan, Pool, Replica, build_plan, load_manifests
+from .plan import LocalPlan, Pool, Replica, build_plan, cloud_resources, load_manifests
 from .state import kill_group, write_state
 
 PR_SET_PDEATHSIG = 1
@@ -401,6 +401,7 @@ class Supervisor:
         t0 = time.monotonic()
         plan = build_plan(load_manifests(manifests), port=self.o.port, address_base=self.o.address_base)
         self._check_ports(plan)
+        plan.skipped += cloud_resources(manifests.resolve().parent / "resources.json")
         self.plan = plan
         self._install_manifests(manifests)
         for w in plan.warnings:
@@ -519,6 +520,7 @@ class Supervisor:
             self.save()
             new = build_plan(load_manifests(source), port=int(req.get("port", self.o.port)),
                              address_base=self.o.address_base)
+            new.skipped += cloud_resources(source.resolve().parent / "resources.json")
             if req.get("time_scale") is not None and float(req["time_scale"]) != self.o.time_scale:
                 self.o.time_scale = float(req["time_scale"])
                 for p in self.sims.values():  # running replicas switch at once (simulator control)

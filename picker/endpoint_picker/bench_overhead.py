@@ -168,6 +168,9 @@ def decision_quantiles(picker: PickerProcess) -> tuple[float, float, float]:
 
 
 class Bench:
+    """Backends + picker + the two gateway Envoys. Reused by benchmarks/overhead.py: keep
+    `addrs`, `direct_port`, `via_port`, `direct`, `via`, `picker` and `close()` stable."""
+
     def __init__(self, n_backends: int, tmp: Path, config: dict[str, Any] | None = None) -> None:
         port = free_port()  # shared machines: other suites use 127.0.1.x:8000
         self.addrs = [f"127.0.1.{i + 1}:{port}" for i in range(n_backends)]

@@ -218,6 +218,9 @@ def deployment(
                 "env": [{"name": "DYNAMIC_LORA_ROLLOUT_CONFIG", "value": "/config/configmap.yaml"}],
                 # DO NOT USE subPath: dynamic ConfigMap updates don't reach subPath mounts.
                 "volumeMounts": [{"name": "config-volume", "mountPath": "/config"}],
+                # The syncer only polls a file and calls vLLM's LoRA API: small, but requested so
+                # the scheduler and the policy pack see every container's needs.
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
             }
         ]
     template_meta: dict[str, Any] = {"labels": labels}

@@ -343,9 +343,9 @@ POLICIES = [
     ),
     ResourceValidationPolicy(
         name="sidecars-request-resources",
-        description="Native sidecars (e.g. the LoRA adapter syncer) request CPU and memory (advisory: upstream sidecars).",
+        description="Native sidecars (e.g. the LoRA adapter syncer) request CPU and memory.",
         validate=validate_sidecar_requests,
-        enforcement_level=EnforcementLevel.ADVISORY,
+        enforcement_level=EnforcementLevel.MANDATORY,
         severity=Severity.LOW,
         config_schema=PolicyConfigSchema(
             {

@@ -97,6 +97,7 @@ BREAKS: dict[str, Callable[[Resources], int]] = {
     "model-server-graceful-drain": edit(DEPLOYMENT, only_gpu(lambda i: pod(i).update(terminationGracePeriodSeconds=30))),
     "workloads-run-as-non-root": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0].update(securityContext={"runAsUser": 0}))),
     "workloads-request-resources": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0].update(resources={}))),
+    "sidecars-request-resources": edit(DEPLOYMENT, only_gpu(lambda i: pod(i)["initContainers"][0].update(resources={}))),
     "no-plaintext-secrets": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0].setdefault("env", []).append({"name": "OPENAI_API_KEY", "value": "sk-live"}))),
     "gateway-supported-class": edit("kubernetes:gateway.networking.k8s.io/v1:Gateway", lambda i: i["spec"].update(gatewayClassName="gke-l7-global-external-managed")),
     "inference-pool-endpoint-picker": edit("kubernetes:inference.networking.k8s.io/v1:InferencePool", lambda i: i["spec"]["endpointPickerRef"].pop("failureMode")),
@@ -116,7 +117,7 @@ def cases():
             yield pytest.param(stack, policy, id=f"{stack}-{policy}")
 
 
-@pytest.mark.parametrize("stack,policy", cases())
+@pytest.mark.parametrize("stack,policy", list(cases()))
 def test_each_break_fails_exactly_its_policy(stack, policy):
     resources = copy.deepcopy(resources_of(rendered(stack)))
     changed = BREAKS[policy](resources)

@@ -124,10 +124,11 @@ def test_containers_without_requests_are_rejected(which):
     ]
 
 
-def test_sidecar_requests_are_advisory():
+def test_sidecar_requests_are_mandatory_and_the_rendered_syncer_passes():
     from tests.policy.conftest import POLICIES
 
-    assert POLICIES["sidecars-request-resources"].enforcement_level.value == "advisory"
+    assert POLICIES["sidecars-request-resources"].enforcement_level.value == "mandatory"
+    assert validate("sidecars-request-resources", model_server()) == []
     d = model_server()
     sidecar = d.inputs["spec"]["template"]["spec"]["initContainers"][0]
     bare = mutate(d, "spec.template.spec.initContainers.0.resources", None)

@@ -263,3 +263,28 @@ def test_subset_hint_from_envoy_metadata(stack):
         assert r.headers["x-llm-d-request-dropped-reason"] == "rejected-no-endpoints"
     finally:
         envoy.stop()
+
+
+def test_concurrent_mixed_load_keeps_accounting_consistent(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rewrite = {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceModelRewrite",
+               "metadata": {"name": "rw", "namespace": "default"},
+               "spec": {"poolRef": {"name": "test-pool"},
+                        "rules": [{"targets": [{"modelRewrite": "v1", "weight": 1}, {"modelRewrite": "v2", "weight": 1}]}]}}
+    s = stack({"a": {}, "b": {}, "c": {}}, objects=[rewrite])
+    s.wait_fresh()
+
+    def one(i: int) -> tuple[int, str]:
+        stream = i % 3 == 0
+        r = s.post(CHAT, json=chat(model="public", text=f"req {i % 7}", stream=stream))
+        return r.status_code, r.text
+
+    with ThreadPoolExecutor(max_workers=16) as pool:  # 150 requests, 16 at a time
+        results = list(pool.map(one, range(150)))
+    assert all(code == 200 for code, _ in results)
+    assert all("public" in text and '"model":"v' not in text for _, text in results)  # always restored
+    time.sleep(0.2)
+    inflight = [l for l in s.picker_metrics().splitlines() if l.startswith("picker_inflight_requests{")]
+    assert len(inflight) == 3 and all(l.endswith(" 0") for l in inflight)  # every request released
+    assert "picker_decision_duration_seconds_count 150" in s.picker_metrics()

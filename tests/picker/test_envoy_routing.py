@@ -49,14 +49,22 @@ def test_prefix_affinity_follows_first_pick(stack):
 
 
 def test_fallback_when_first_endpoint_refuses(stack):
-    # "dead" is listed first and is idle on paper (never scraped → neutral scores), so the picker
-    # may put it first; Envoy's override_host must then retry the next address in the list.
-    s = stack({"alive": {"waiting": 0}}, refused=("dead",))
-    time.sleep(0.3)
+    # "dead" is listed but nothing listens there. It is never scraped, so its queue is its (zero)
+    # in-flight count, which beats alive's 3 waiting: the picker puts dead first every time and
+    # Envoy's override_host must retry the next address of the list.
+    s = stack({"alive": {"waiting": 3}}, refused=("dead",))
+    alive = next(p for p in s.pods if p["name"] == "alive")
+    dead = next(p for p in s.pods if p["name"] == "dead")
+    deadline = time.monotonic() + 10
+    while f'picker_metrics_age_seconds{{endpoint="{alive["address"]}:{s.port}"}} -1' in s.picker_metrics():
+        assert time.monotonic() < deadline, "alive never scraped"
+        time.sleep(0.05)
     results = [s.post(CHAT, json=chat(text=f"f{i}")) for i in range(6)]
     assert all(r.status_code == 200 for r in results), [r.text for r in results]
     assert {s.pod(r) for r in results} == {"alive"}
-    assert "x-gateway-destination-endpoint" in results[0].json()["served_by"]["headers"]
+    sent = results[0].json()["served_by"]["headers"]["x-gateway-destination-endpoint"]
+    assert sent == f"{dead['address']}:{s.port},{alive['address']}:{s.port}"  # primary first, then fallback
+    assert f'picker_decisions_total{{endpoint="{dead["address"]}:{s.port}",reason="scheduled"}} 6' in s.picker_metrics()
 
 
 def test_bodyless_request_gets_an_endpoint(stack):

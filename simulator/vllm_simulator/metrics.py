@@ -88,7 +88,8 @@ class Metrics:
         if key == self._cache_key:
             return self._cache
         cfg = engine.cfg
-        lbl = f'model_name="{_esc(cfg.served_model_name[0])}"'
+        # vLLM v1 labels every engine series with model_name and engine (the DP rank, "0" here)
+        lbl = f'model_name="{_esc(cfg.served_model_name[0])}",engine="0"'
         out: list[str] = []
         a = out.append
         running, waiting = len(engine.running), len(engine.waiting)
@@ -113,7 +114,7 @@ class Metrics:
         a("# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"
           "# TYPE vllm:cache_config_info gauge\n"
           f'vllm:cache_config_info{{block_size="{cfg.block_size}",cache_dtype="auto",'
-          f'calculate_kv_scales="False",cpu_offload_gb="0",'
+          f'calculate_kv_scales="False",cpu_offload_gb="0",engine="0",'
           f'enable_prefix_caching="{cfg.enable_prefix_caching}",'
           f'gpu_memory_utilization="{cfg.gpu_memory_utilization}",'
           f'is_attention_free="False",num_cpu_blocks="None",'

@@ -69,7 +69,7 @@ def test_label_shapes_match_vllm(sim):
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     _, s = parse(r.text)
     lb, _ = one(s, "vllm:num_requests_running")
-    assert lb == {"model_name": MODEL}
+    assert lb == {"model_name": MODEL, "engine": "0"}  # vLLM v1: served name + engine index
     lb, v = one(s, "vllm:lora_requests_info")
     assert set(lb) == {"max_lora", "running_lora_adapters", "waiting_lora_adapters"}
     assert lb["max_lora"] == "2"

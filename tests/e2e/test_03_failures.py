@@ -81,15 +81,15 @@ def test_failopen_keeps_serving_without_the_picker(local_stack):
         return r.status_code, r.headers.get("x-inference-pod")
 
     results = run_load(one, 120, concurrency=8, timeout=60)
-    elapsed = time.monotonic() - t
-    # The picker really was down for the whole burst (the supervisor restarts it after 2 s).
-    assert not port_open(picker["grpc_port"]) or elapsed > 1.5
     assert all(isinstance(r, tuple) and r[0] == 200 for r in results), [r for r in results if not isinstance(r, tuple)][:3]
     # Envoy's fallback spread the traffic over the ready pods (no picker answer: round robin).
     pods = {r[1] for r in results}
     assert len(pods) == 4, pods
     rows = local_stack.access_log(lambda r: r["user"] == user, 120)
-    assert all(r["picked"] is None for r in rows)  # no picker decision was involved
+    # The supervisor restarts the picker after 2 s: most of the burst ran with no picker decision.
+    without_picker = [r for r in rows if r["picked"] is None]
+    assert len(without_picker) >= 60, (len(without_picker), time.monotonic() - t)
+    assert {r["status"] for r in without_picker} == {200}
     # ... and the supervisor brings the picker back.
     local_stack.wait_all_ready(timeout=30)
     assert local_stack.state()["processes"][picker["name"]]["restarts"] >= 1

@@ -68,6 +68,7 @@ class SimConfig:
     stall_seconds: float = 0.0
     crash_after: int = 0
     crash_mode: str = "close"       # close (this replica stops) | exit (process exits)
+    keep_alive_timeout: float = 0.0  # close idle keep-alive connections after S s (uvicorn: 5); 0 = never
     # timing constants (overridable for experiments)
     step_overhead_s: float = STEP_OVERHEAD_S
     decode_per_seq_s: float = DECODE_PER_SEQ_S

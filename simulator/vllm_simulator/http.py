@@ -49,7 +49,7 @@ class HTTPConnection(asyncio.Protocol):
     """
 
     __slots__ = ("server", "transport", "buf", "busy", "closed", "on_close", "req", "_stream_chunked",
-                 "_sent100")
+                 "_sent100", "_idle")
 
     def __init__(self, server):
         self.server = server
@@ -61,13 +61,30 @@ class HTTPConnection(asyncio.Protocol):
         self.req: HTTPRequest | None = None
         self._stream_chunked = True
         self._sent100 = False
+        self._idle = None
 
     # asyncio callbacks -----------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
         self.server.conns.add(self)
+        self._arm_idle()
+
+    def _arm_idle(self):
+        """uvicorn (vLLM's server) closes keep-alive connections idle for 5 s; opt-in here."""
+        t = self.server.keep_alive_timeout
+        if t > 0:
+            self._idle = asyncio.get_running_loop().call_later(t, self._idle_close)
+
+    def _idle_close(self):
+        self._idle = None
+        if not self.busy and not self.buf and not self.closed:
+            self.closed = True
+            self.transport.close()
 
     def connection_lost(self, exc):
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self.closed = True
         self.server.conns.discard(self)
         cb = self.on_close
@@ -79,6 +96,9 @@ class HTTPConnection(asyncio.Protocol):
                 pass
 
     def data_received(self, data):
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         self.buf += data
         if not self.busy:
             self._process()
@@ -277,6 +297,8 @@ class HTTPConnection(asyncio.Protocol):
             return
         if self.buf:
             asyncio.get_running_loop().call_soon(self._process)
+        else:
+            self._arm_idle()
 
     def abort(self) -> None:
         if self.transport is not None:

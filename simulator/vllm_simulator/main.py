@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crash-after", type=int, default=0, help="crash on request N+1")
     p.add_argument("--crash-mode", choices=("exit", "close"), default=None,
                    help="exit = os._exit(1) (default for one replica), close = drop sockets")
+    p.add_argument("--keep-alive-timeout", type=float, default=0.0,
+                   help="close keep-alive connections idle this long (vLLM/uvicorn: 5); 0 = never")
     p.add_argument("--listen", action="append", default=[], metavar="HOST:PORT[:POD]",
                    help="run one more replica in this process (repeatable)")
     p.add_argument("--replicas-file", default=None,
@@ -104,7 +106,7 @@ def configs_from_args(argv: list[str] | None = None) -> list[SimConfig]:
               startup_duration=a.startup_duration, mode=a.mode, seed=a.seed,
               default_max_tokens=a.default_max_tokens, embedding_dim=a.embedding_dim, failure_rate=fr,
               failure_types=a.failure_types, stall_after=a.stall_after, stall_seconds=a.stall_seconds,
-              crash_after=a.crash_after)
+              crash_after=a.crash_after, keep_alive_timeout=a.keep_alive_timeout)
     if a.step_overhead_ms is not None:
         kw["step_overhead_s"] = a.step_overhead_ms / 1e3
     if a.decode_per_seq_ms is not None:

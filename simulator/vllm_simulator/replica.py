@@ -70,6 +70,7 @@ class Replica:
         self.injected_failures = 0
         self._hdr_cache: bytes = b""
         self.url = ""
+        self.keep_alive_timeout = cfg.keep_alive_timeout
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

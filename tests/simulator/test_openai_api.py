@@ -302,3 +302,15 @@ def test_http_1_0_streaming_closes_connection(sim):
     head, _, payload = data.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in head.lower()
     assert payload.rstrip().endswith(b"data: [DONE]")
+
+
+def test_keep_alive_timeout_closes_idle_connections(make_sim):
+    s = make_sim(keep_alive_timeout=0.3)
+    host, port = s.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as c:
+        c.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        import time
+        t = time.monotonic()
+        assert c.recv(65536) == b""  # server closed the idle connection
+        assert 0.2 < time.monotonic() - t < 3

@@ -4,7 +4,7 @@ Layout (under the state dir):
 
     envoy/bootstrap.yaml   admin port, node, dynamic_resources → xds/lds.yaml, xds/cds.yaml
     envoy/xds/lds.yaml     one listener per Gateway HTTP listener; HCM routes come from RDS
-    envoy/xds/rds.yaml     one route config per listener (HTTPRoute rules, Gateway API order)
+    envoy/xds/rds-<listener>.yaml   its route config (HTTPRoute rules, Gateway API order)
     envoy/xds/cds.yaml     per pool: `pool.<pool>` (EDS, override_host LB) and `picker.<pool>` (gRPC)
     envoy/xds/eds-<pool>.yaml   the pool's ready pods
     envoy/xds/eds-picker-<pool>.yaml   the pool's current picker
@@ -97,6 +97,11 @@ def listener_name(lst: Listener) -> str:
     return f"{lst.gateway}/{lst.name}"
 
 
+def rds_file(lst: Listener) -> str:
+    """One file per route config: a filesystem RDS subscription takes exactly one resource."""
+    return "rds-" + re.sub(r"[^a-zA-Z0-9_.-]", "_", listener_name(lst)) + ".yaml"
+
+
 def _source(xds_dir: Path, filename: str) -> dict[str, Any]:
     return {"resource_api_version": "V3",
             "path_config_source": {"path": str(xds_dir / filename), "watched_directory": {"path": str(xds_dir)}}}
@@ -130,6 +135,9 @@ def _match(e: RouteEntry) -> dict[str, Any]:
         headers.append({"name": ":method", "string_match": {"exact": e.method}})
     if headers:
         m["headers"] = headers
+    if e.query:
+        m["query_parameters"] = [{"name": q.name, "string_match": {"exact": q.value} if q.type == "Exact"
+                                  else {"safe_regex": {"regex": q.value}}} for q in e.query]
     return m
 
 
@@ -186,6 +194,12 @@ def _route(e: RouteEntry, plan: LocalPlan, retries: int) -> dict[str, Any]:
     if mutations:
         per_filter[HEADER_MUTATION] = {"@type": _HM_ROUTE, "mutations": {"request_mutations": mutations}}
     r["route"] = action
+    resp = [{"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"} for k, v in e.response_set]
+    resp += [{"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"} for k, v in e.response_add]
+    if resp:
+        r["response_headers_to_add"] = resp
+    if e.response_remove:
+        r["response_headers_to_remove"] = list(e.response_remove)
     if per_filter:
         r["typed_per_filter_config"] = per_filter
     return r
@@ -231,7 +245,7 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
         "stat_prefix": re.sub(r"[^a-zA-Z0-9_]", "_", listener_name(lst)),
         "codec_type": "AUTO",
         "stream_idle_timeout": f"{max_timeout:g}s",
-        "rds": {"route_config_name": listener_name(lst), "config_source": _source(xds_dir, "rds.yaml")},
+        "rds": {"route_config_name": listener_name(lst), "config_source": _source(xds_dir, rds_file(lst))},
         "http_filters": filters,
     }
     if access_log is not None:
@@ -301,6 +315,8 @@ class EnvoyFiles:
         self.xds = envoy_dir / "xds"
         self.xds.mkdir(parents=True, exist_ok=True)
         self.version = 0
+        self.config_version = ""     # version_info of the last LDS/CDS/RDS written
+        self.route_configs: list[str] = []
 
     def write_bootstrap(self, admin_port: int, node_id: str) -> Path:
         p = self.dir / "bootstrap.yaml"
@@ -317,11 +333,31 @@ class EnvoyFiles:
         listeners last."""
         self.version += 1
         v = str(self.version)
+        self.config_version = v
+        self.route_configs = [listener_name(lst) for lst in plan.listeners]
         for pool in plan.pools:
             _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints.get(pool, []))], v)
             _write(self.xds / f"eds-picker-{pool}.yaml",
                    [load_assignment(pool, [f"127.0.0.1:{picker_ports[pool]}"], picker_cluster_name(pool))], v)
         _write(self.xds / "cds.yaml", clusters(plan, self.xds, picker_ports), v)
-        _write(self.xds / "rds.yaml", [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
-                                        **route_config(lst, plan)} for lst in plan.listeners], v)
+        for lst in plan.listeners:
+            _write(self.xds / rds_file(lst), [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+                                               **route_config(lst, plan)}], v)
         _write(self.xds / "lds.yaml", [listener(lst, plan, self.xds, address, access_log) for lst in plan.listeners], v)
+
+
+def applied(config_dump: dict[str, Any], version: str, route_configs: list[str]) -> bool:
+    """Whether a live Envoy (admin /config_dump) accepted the LDS, CDS and every RDS file of
+    `version` (a rejected file only logs a warning, so this is how the runner finds out)."""
+    ok_l = ok_c = False
+    routes: dict[str, str] = {}
+    for c in config_dump.get("configs") or []:
+        t = c.get("@type", "")
+        if t.endswith("ListenersConfigDump"):
+            ok_l = c.get("version_info") == version
+        elif t.endswith("ClustersConfigDump"):
+            ok_c = c.get("version_info") == version
+        elif t.endswith("RoutesConfigDump"):
+            for r in c.get("dynamic_route_configs") or []:
+                routes[r["route_config"]["name"]] = r.get("version_info", "")
+    return ok_l and ok_c and all(routes.get(n) == version for n in route_configs)

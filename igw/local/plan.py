@@ -71,6 +71,10 @@ class RouteEntry:
     add_headers: tuple[tuple[str, str], ...] = ()
     remove_headers: tuple[str, ...] = ()
     backends: tuple[tuple[str, int], ...] = ()  # (pool name, weight)
+    query: tuple[HeaderMatch, ...] = ()
+    response_set: tuple[tuple[str, str], ...] = ()
+    response_add: tuple[tuple[str, str], ...] = ()
+    response_remove: tuple[str, ...] = ()
     timeout_s: float | None = None      # HTTPRoute timeouts.request
     hostnames: tuple[str, ...] = ()
 
@@ -301,6 +305,9 @@ def _route_entries(route: dict[str, Any], pools: dict[str, Pool], problems: list
                 continue
             backends.append((str(b["name"]), int(b.get("weight", 1))))
         rw_prefix = rw_full = rw_host = None
+        rsets: list[tuple[str, str]] = []
+        radds: list[tuple[str, str]] = []
+        rremoves: list[str] = []
         sets: list[tuple[str, str]] = []
         adds: list[tuple[str, str]] = []
         removes: list[str] = []
@@ -319,6 +326,11 @@ def _route_entries(route: dict[str, Any], pools: dict[str, Pool], problems: list
                 sets += [(h["name"], str(h["value"])) for h in m.get("set") or []]
                 adds += [(h["name"], str(h["value"])) for h in m.get("add") or []]
                 removes += list(m.get("remove") or [])
+            elif t == "ResponseHeaderModifier":
+                m = f.get("responseHeaderModifier") or {}
+                rsets += [(h["name"], str(h["value"])) for h in m.get("set") or []]
+                radds += [(h["name"], str(h["value"])) for h in m.get("add") or []]
+                rremoves += list(m.get("remove") or [])
             else:
                 problems.append(f"HTTPRoute {ns}/{name} rule {ri}: filter {t} is not supported locally")
         timeout = _seconds((rule.get("timeouts") or {}).get("request"))
@@ -331,6 +343,8 @@ def _route_entries(route: dict[str, Any], pools: dict[str, Pool], problems: list
                 method=m.get("method"), rewrite_prefix=rw_prefix, rewrite_full=rw_full, rewrite_host=rw_host,
                 set_headers=tuple(sets), add_headers=tuple(adds), remove_headers=tuple(removes),
                 backends=tuple(backends), timeout_s=timeout, hostnames=hostnames,
+                query=tuple(HeaderMatch(q["name"], str(q["value"]), q.get("type", "Exact")) for q in m.get("queryParams") or []),
+                response_set=tuple(rsets), response_add=tuple(radds), response_remove=tuple(rremoves),
             ))
     return out
 
@@ -342,6 +356,7 @@ def precedence(e: RouteEntry) -> tuple:
         -len(e.path),
         0 if e.method else 1,
         -len(e.headers),
+        -len(e.query),
         e.route,
         e.rule,
     )
@@ -405,6 +420,10 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
         if pool is None:
             if (ns, dname) in picker_refs:
                 skipped.append((_ref(o), _PICKER_REPLACED))
+                args = [str(a) for c in (tmpl.get("spec") or {}).get("containers") or [] for a in c.get("args") or []]
+                if any(a.startswith("--api-keys-file") for a in args):
+                    problems.append(f"picker {dname}: its API keys are a Secret (masked in an offline render), so "
+                                    "the local picker runs without API-key auth; users come from the x-user-id header")
             else:
                 skipped.append((_ref(o), "not selected by any InferencePool (only model servers run locally)"))
             continue

@@ -376,8 +376,26 @@ class Supervisor:
         names = {l.get("name") for l in active.get("listener_statuses") or []}
         from .envoy import listener_name
 
-        return all(listener_name(l) in names and port_open(self.o.listen_address, l.local_port)
-                   for l in (self.plan.listeners if self.plan else []))
+        return self._envoy_applied() and all(listener_name(l) in names and port_open(self.o.listen_address, l.local_port)
+                                             for l in (self.plan.listeners if self.plan else []))
+
+    def _envoy_applied(self) -> bool:
+        from .envoy import applied
+
+        try:
+            dump = self._http.get(f"http://127.0.0.1:{self.admin_port}/config_dump").json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return applied(dump, self.envoy_files.config_version, self.envoy_files.route_configs)
+
+    def _wait_envoy_applied(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._envoy_applied():
+            if time.monotonic() > deadline:
+                assert self.envoy is not None
+                raise StartupError("Envoy did not accept the new configuration; last lines of "
+                                   f"{self.envoy.log}:\n{self.envoy.tail(8)}")
+            time.sleep(0.05)
 
     def _check_ports(self, plan: LocalPlan) -> None:
         """Fail before starting anything when an address we need is taken."""
@@ -404,8 +422,6 @@ class Supervisor:
         plan.skipped += cloud_resources(manifests.resolve().parent / "resources.json")
         self.plan = plan
         self._install_manifests(manifests)
-        for w in plan.warnings:
-            self.progress(f"  warning   {w}")
 
         # 1. model-server replicas
         t = time.monotonic()
@@ -593,6 +609,7 @@ class Supervisor:
         self.publish_endpoints()
         self.envoy_files.write_config(new, self._picker_ports(), self._endpoints(), self.o.listen_address,
                                       self.logs / "access.log")
+        self._wait_envoy_applied()
         if [(l.name, l.local_port) for l in old.listeners] != [(l.name, l.local_port) for l in new.listeners]:
             summary.append("listeners updated")
         if [l.routes for l in old.listeners] != [l.routes for l in new.listeners]:

@@ -147,6 +147,18 @@ def test_full_path_rewrite_header_modifier_and_method():
     assert any(m.get("append", {}).get("append_action") == "APPEND_IF_EXISTS_OR_ADD" for m in muts)
 
 
+def test_query_params_and_response_headers():
+    rule = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}, "queryParams": [{"name": "v", "value": "2"}]}],
+            "filters": [{"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+                "set": [{"name": "x-served-by", "value": "local"}], "remove": ["server"]}}],
+            "backendRefs": [to("p")]}
+    (r,) = routes(pool("p") + gateway(rule))
+    assert r["match"]["query_parameters"] == [{"name": "v", "string_match": {"exact": "2"}}]
+    assert r["response_headers_to_add"] == [{"header": {"key": "x-served-by", "value": "local"},
+                                              "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
+    assert r["response_headers_to_remove"] == ["server"]
+
+
 def test_gateway_api_precedence_and_timeouts():
     objs = pool("p") + gateway(
         {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": [to("p")]},
@@ -215,7 +227,10 @@ def test_generated_files_pass_envoy_validation(tmp_path):
             c.pop("eds_cluster_config")
             c["load_assignment"] = {"cluster_name": c["name"], "endpoints": []}
         static["clusters"].append(c)
-    rds = {r["name"]: r for r in yaml.safe_load((tmp_path / "xds" / "rds.yaml").read_text())["resources"]}
+    rds = {}
+    for f in (tmp_path / "xds").glob("rds-*.yaml"):
+        (r,) = yaml.safe_load(f.read_text())["resources"]  # one route config per file
+        rds[r["name"]] = r
     for lst in yaml.safe_load((tmp_path / "xds" / "lds.yaml").read_text())["resources"]:
         lst = copy.deepcopy(lst)
         lst.pop("@type")
@@ -228,3 +243,42 @@ def test_generated_files_pass_envoy_validation(tmp_path):
     cfg.write_text(yaml.safe_dump({"static_resources": static}))
     r = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
+    """Filesystem xDS rejects some shapes only at runtime (e.g. two route configs in one RDS
+    file), so start a real Envoy on the generated files and ask its admin API what it accepted."""
+    import time
+
+    import httpx
+
+    from igw.local.runner import envoy_binary, free_port
+
+    objs = pool("p") + gateway({"backendRefs": [to("p")]})
+    objs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                 "metadata": {"name": "gw2", "namespace": "default"},
+                 "spec": {"gatewayClassName": "x", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})
+    objs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r2", "namespace": "default"},
+                 "spec": {"parentRefs": [{"name": "gw2"}], "rules": [{"backendRefs": [to("p")]}]}})
+    plan = build_plan(objs, port=free_port())
+    assert len(plan.listeners) == 2
+    files = E.EnvoyFiles(tmp_path)
+    files.write_config(plan, {"p": free_port()}, {"p": []})
+    admin = free_port()
+    boot = files.write_bootstrap(admin, "test")
+    proc = subprocess.Popen([envoy_binary(), "-c", str(boot), "--disable-hot-restart", "-l", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        ok = False
+        while time.monotonic() < deadline and not ok:
+            time.sleep(0.1)
+            try:
+                dump = httpx.get(f"http://127.0.0.1:{admin}/config_dump", timeout=2).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            ok = E.applied(dump, files.config_version, files.route_configs)
+        assert ok, "Envoy did not accept the generated LDS/CDS/RDS files"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -9,7 +9,8 @@ Envoys: one routing straight to the pool (round robin), one through the picker. 
     latency p50/p99 (from its histogram), picker CPU per 1,000 requests;
   * saturation (closed loop): requests/s both ways;
   * 220 KB prompts at concurrency 150: p50/p99 both ways;
-  * scraping 100 endpoints every 50 ms: picker CPU (cores) with no traffic.
+  * scraping 100 endpoints every 50 ms: picker CPU (cores) with no traffic;
+  * the transport floor: saturation through a do-nothing ext_proc server (testing/null_processor).
 The load generator is this process (asyncio, keep-alive); it shares the 2 cores with the rest,
 so absolute numbers are conservative.
 """
@@ -205,6 +206,36 @@ def _start_backends(addrs: list[str], probe_port: int) -> EnvoyProcess:
     return EnvoyProcess(boot, probe_port, concurrency=1)
 
 
+async def _null_processor_saturation(b: Bench, body: bytes, secs: float) -> dict[str, float]:
+    import subprocess
+    import sys
+
+    from .testing.envoy import wait_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "endpoint_picker.testing.null_processor", str(port), b.addrs[0]])
+    try:
+        wait_port("127.0.0.1", port)
+        listen = free_port()
+        envoy = EnvoyProcess(build_bootstrap(listen, f"127.0.0.1:{port}", endpoints=b.addrs, retries=0), listen, concurrency=1)
+        try:
+            load = Load(listen, body)
+            await load.closed_loop(8, 0.5)
+            cpu0 = cpu_seconds(proc.pid)
+            lat, err, el = await load.closed_loop(64, secs)
+            cpu1 = cpu_seconds(proc.pid)
+            load.close()
+        finally:
+            envoy.stop()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    out = summarize(lat, err, el)
+    out["processor_cores"] = round((cpu1 - cpu0) / el, 2)
+    out["processor_cpu_s_per_1000"] = round((cpu1 - cpu0) / max(1, len(lat)) * 1000, 3)
+    return out
+
+
 def summarize(lat: list[float], errors: list[int], elapsed: float) -> dict[str, float]:
     return {"requests": len(lat), "errors": len(errors), "rps": round(len(lat) / elapsed, 1),
             "p50_ms": round(pct(lat, 0.5) * 1000, 2), "p99_ms": round(pct(lat, 0.99) * 1000, 2)}
@@ -259,6 +290,8 @@ async def run(quick: bool) -> dict[str, Any]:
             results["prompt220k_c150_added_ms"] = {
                 "p50": round(results["prompt220k_c150_picker"]["p50_ms"] - results["prompt220k_c150_direct"]["p50_ms"], 2),
                 "p99": round(results["prompt220k_c150_picker"]["p99_ms"] - results["prompt220k_c150_direct"]["p99_ms"], 2)}
+            # Transport floor: the same Envoy config against a do-nothing ext_proc server.
+            results["saturation_null_processor"] = await _null_processor_saturation(b, small, secs)
             p50, p99, _ = decision_quantiles(b.picker)
             results["decision_ms_all_runs"] = {"p50": round(p50 * 1000, 3), "p99": round(p99 * 1000, 3)}
         finally:

@@ -105,7 +105,9 @@ def run(args: argparse.Namespace, command: str) -> int:
                    "scenario_file": str(sc.path.relative_to(SCENARIO_DIR.parent.parent)) if sc.path.is_relative_to(SCENARIO_DIR.parent.parent) else str(sc.path),
                    "command": command, "environment": env, "duration_s": round(time.monotonic() - t0, 1),
                    "time_scale": sc.time_scale, "slo_ttft_s": float(sc.slo.get("ttft_s", 2.0)) if sc.slo else None,
-                   "cluster": sc.cluster, "workload": sc.workload, "result": res}
+                   "cluster": sc.cluster, "workload": sc.workload, "result": res,
+                   "simulator": ("upstream" if sc.cluster.get("simulator") == "upstream" and os.environ.get("IGW_UPSTREAM_SIM")
+                                 else "ours") if sc.kind == "quality" else None}
             (out / f"{sc.name}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
             print(f"   {sc.name} done in {doc['duration_s']:.0f} s", flush=True)
         total = time.monotonic() - t_all

@@ -345,6 +345,12 @@ def summary_markdown(docs: dict[str, dict[str, Any]], command: str, total_s: flo
            f"{' (dirty)' if env.get('git_dirty') else ''}, {env.get('started_at')}.", "",
            "Noisy shared machine: compare strategies within one table (same run), not across runs. "
            "Quality latencies are real-time-equivalent (measured / time scale); throughputs per simulated second.", ""]
+    from .stacks import UPSTREAM_NOT_RUN, UPSTREAM_SIM_NOT_RUN
+
+    sims = {d.get("simulator", "ours") for d in docs.values() if d["kind"] == "quality"}
+    out += ["**Not run here:** the upstream reference EPP rows (" + UPSTREAM_NOT_RUN + "). "
+            + ("All quality runs use our simulator (`simulator/`), our own stand-in for vLLM; the repeat on "
+               "llm-d-inference-sim was " + UPSTREAM_SIM_NOT_RUN + "." if sims <= {"ours"} else ""), ""]
     a = anchors_markdown(docs)
     if a:
         out += [a, ""]

@@ -55,12 +55,18 @@ async def _scrape(port: int | None) -> str:
 
 
 class Level:
-    """One measured run against one gateway."""
+    """Runs against one gateway; `measure` accumulates several interleaved parts into one result."""
 
     def __init__(self, gw: "_Target") -> None:
         self.gw = gw
+        self.samples: list = []
+        self.window = 0.0
+        self.wall = 0.0
+        self.cpu: dict[str, float] = {}
+        self.hist: list[tuple[float, float]] = []
+        self.loadavg: list[float] = []
 
-    async def run(self, kind: str, params: dict[str, Any], body: bytes) -> dict[str, Any]:
+    async def run(self, kind: str, params: dict[str, Any], body: bytes, seed: int = 7) -> None:
         gw = self.gw
         pool = Pool(gw.host, gw.port, limit=int(params.get("max_connections", 512)))
         procs = gw.procs()
@@ -72,37 +78,49 @@ class Level:
 
         t0 = time.monotonic()
         if kind == "rate":
-            offs = poisson_offsets(params["rate"], params["duration_s"], seed=params.get("seed", 7))
+            offs = poisson_offsets(params["rate"], params["duration_s"], seed=seed)
             samples, start, _ = await open_loop(offs, [None] * len(offs), send, drain_s=params.get("drain_s", 15))
-            window = params["duration_s"]
+            # achieved throughput: completions over the time they took (not over the schedule)
+            window = max((x.t_end for x in samples), default=start) - start
         else:
             samples, start, end = await closed_loop(params["concurrency"], params["duration_s"], lambda n: None, send,
                                                     max_requests=params.get("requests", 1_000_000))
             window = end - start
-        wall = time.monotonic() - t0
+        self.wall += time.monotonic() - t0
         cpu1 = {k: p.cpu() for k, p in procs.items()}
         after_hist = stats.parse_histogram(await _scrape(gw.metrics_port), DECISION_HIST)
         pool.close()
+        self.samples += samples
+        self.window += window
+        for k in procs:
+            self.cpu[k] = self.cpu.get(k, 0.0) + cpu1[k] - cpu0[k]
+        if after_hist:
+            d = dict(stats.diff_buckets(after_hist, before_hist))
+            prev = dict(self.hist)
+            self.hist = sorted((le, prev.get(le, 0.0) + c) for le, c in d.items())
+        try:
+            self.loadavg.append(float(open("/proc/loadavg").read().split()[0]))
+        except OSError:
+            pass
+
+    def result(self) -> dict[str, Any]:
+        samples = self.samples
         ok = [s for s in samples if s.ok]
-        lat = stats.summarize([s.latency for s in ok])
         out: dict[str, Any] = {
             "requests": len(samples), "ok": len(ok), "errors": len(samples) - len(ok),
             "error_examples": sorted({(s.error or f"HTTP {s.status}") for s in samples if not s.ok})[:3],
-            "throughput_rps": len(ok) / window if window > 0 else 0.0,
-            "latency_s": lat,
-            "cpu_s": {k: cpu1[k] - cpu0[k] for k in procs},
-            "wall_s": wall,
+            "throughput_rps": len(ok) / self.window if self.window > 0 else 0.0,
+            "latency_s": stats.summarize([s.latency for s in ok]),
+            "cpu_s": dict(self.cpu),
+            "wall_s": self.wall,
+            "cpu_cores": {k: v / self.wall for k, v in self.cpu.items()} if self.wall else {},
+            "cpu_s_per_1000_requests": {k: (v / len(ok) * 1000 if ok else None) for k, v in self.cpu.items()},
         }
-        out["cpu_cores"] = {k: v / wall for k, v in out["cpu_s"].items()}
-        try:
-            out["loadavg_1m"] = float(open("/proc/loadavg").read().split()[0])
-        except OSError:
-            pass
-        out["cpu_s_per_1000_requests"] = {k: (v / len(ok) * 1000 if ok else None) for k, v in out["cpu_s"].items()}
-        if after_hist:
-            d = stats.diff_buckets(after_hist, before_hist)
-            out["decision_latency_s"] = {"p50": stats.histogram_quantile(0.5, d), "p99": stats.histogram_quantile(0.99, d),
-                                         "count": d[-1][1] if d else 0}
+        if self.loadavg:
+            out["loadavg_1m"] = max(self.loadavg)
+        if self.hist:
+            out["decision_latency_s"] = {"p50": stats.histogram_quantile(0.5, self.hist),
+                                         "p99": stats.histogram_quantile(0.99, self.hist), "count": self.hist[-1][1]}
         return out
 
 
@@ -187,12 +205,21 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
             levels.append((f"{lg.get('bytes', 220000) // 1000} KB prompt, c={lg.get('concurrency', 150)}", "closed",
                            {"concurrency": lg.get("concurrency", 150), "duration_s": lg.get("duration_s", 8),
                             "requests": lg.get("requests", 100000), "timeout_s": 60}, _body(int(lg.get("bytes", 220000)))))
+        parts = int(o.get("interleave", 2))
         for label, kind, params, body in levels:
-            entry: dict[str, Any] = {"level": label, "kind": kind, "params": params, "prompt_bytes": len(body), "runs": {}}
-            for name, tg in targets.items():
-                # Warm the connection pools so the first run does not pay for connects.
-                await Level(tg).run("closed", {"concurrency": 8, "duration_s": 0.3}, body)
-                r = await Level(tg).run(kind, params, body)
+            entry: dict[str, Any] = {"level": label, "kind": kind, "params": params, "prompt_bytes": len(body), "runs": {},
+                                     "interleaved_parts": parts}
+            meas = {name: Level(tg) for name, tg in targets.items()}
+            part = {**params, "duration_s": params["duration_s"] / parts}
+            # A, B, A, B, ...: interleaved halves, so a burst of load from elsewhere on the box hits
+            # every gateway rather than whichever happened to run at that moment.
+            for i in range(parts):
+                for name, tg in targets.items():
+                    # Warm the connection pool so the run does not pay for connects.
+                    await Level(tg).run("closed", {"concurrency": 8, "duration_s": 0.2}, body)
+                    await meas[name].run(kind, part, body, seed=7 + i)
+            for name, m in meas.items():
+                r = m.result()
                 entry["runs"][name] = r
                 log(f"  {label:>22} {name:>20}: {r['throughput_rps']:8.1f} req/s  p50 {_ms(r['latency_s']['p50'])}  "
                     f"p99 {_ms(r['latency_s']['p99'])}  errors {r['errors']}"

@@ -297,14 +297,24 @@ def load_assignment(pool: str, endpoints: list[str], cluster: str | None = None)
 
 # --------------------------------------------------------------------------- files
 
-def _write(path: Path, resources: list[dict[str, Any]], version: str) -> None:
-    """Atomic replace inside the watched directory: Envoy sees a complete file or none."""
+def _write(path: Path, resources: list[dict[str, Any]], version: str) -> str:
+    """Atomic replace inside the watched directory: Envoy sees a complete file or none.
+
+    Unchanged resources keep their file (and version): Envoy ignores an update whose content
+    hash is unchanged without moving its version, so rewriting would make `applied` wait forever.
+    Returns the version the file now carries."""
+    if path.exists():
+        try:
+            current = yaml.safe_load(path.read_text()) or {}
+            if current.get("resources") == resources:
+                return str(current.get("version_info", ""))
+        except yaml.YAMLError:
+            pass
     body = yaml.safe_dump({"version_info": version, "resources": resources}, sort_keys=False, width=160)
-    if path.exists() and path.read_text() == body:
-        return
     tmp = path.with_name("." + path.name + ".tmp")
     tmp.write_text(body)
     os.replace(tmp, path)
+    return version
 
 
 class EnvoyFiles:
@@ -315,8 +325,9 @@ class EnvoyFiles:
         self.xds = envoy_dir / "xds"
         self.xds.mkdir(parents=True, exist_ok=True)
         self.version = 0
-        self.config_version = ""     # version_info of the last LDS/CDS/RDS written
-        self.route_configs: list[str] = []
+        # What Envoy should report once it has read the files: LDS/CDS version, RDS name → version.
+        self.lds_version = self.cds_version = ""
+        self.route_versions: dict[str, str] = {}
 
     def write_bootstrap(self, admin_port: int, node_id: str) -> Path:
         p = self.dir / "bootstrap.yaml"
@@ -333,31 +344,35 @@ class EnvoyFiles:
         listeners last."""
         self.version += 1
         v = str(self.version)
-        self.config_version = v
-        self.route_configs = [listener_name(lst) for lst in plan.listeners]
         for pool in plan.pools:
             _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints.get(pool, []))], v)
             _write(self.xds / f"eds-picker-{pool}.yaml",
                    [load_assignment(pool, [f"127.0.0.1:{picker_ports[pool]}"], picker_cluster_name(pool))], v)
-        _write(self.xds / "cds.yaml", clusters(plan, self.xds, picker_ports), v)
+        self.cds_version = _write(self.xds / "cds.yaml", clusters(plan, self.xds, picker_ports), v)
+        self.route_versions = {}
         for lst in plan.listeners:
-            _write(self.xds / rds_file(lst), [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
-                                               **route_config(lst, plan)}], v)
-        _write(self.xds / "lds.yaml", [listener(lst, plan, self.xds, address, access_log) for lst in plan.listeners], v)
+            self.route_versions[listener_name(lst)] = _write(
+                self.xds / rds_file(lst),
+                [{"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration", **route_config(lst, plan)}], v)
+        self.lds_version = _write(self.xds / "lds.yaml",
+                                  [listener(lst, plan, self.xds, address, access_log) for lst in plan.listeners], v)
+
+    def applied(self, config_dump: dict[str, Any]) -> bool:
+        return applied(config_dump, self.lds_version, self.cds_version, self.route_versions)
 
 
-def applied(config_dump: dict[str, Any], version: str, route_configs: list[str]) -> bool:
-    """Whether a live Envoy (admin /config_dump) accepted the LDS, CDS and every RDS file of
-    `version` (a rejected file only logs a warning, so this is how the runner finds out)."""
+def applied(config_dump: dict[str, Any], lds: str, cds: str, routes: dict[str, str]) -> bool:
+    """Whether a live Envoy (admin /config_dump) accepted the LDS, CDS and RDS files it was given
+    (a rejected file only logs a warning, so this is how the runner finds out)."""
     ok_l = ok_c = False
-    routes: dict[str, str] = {}
+    seen: dict[str, str] = {}
     for c in config_dump.get("configs") or []:
         t = c.get("@type", "")
         if t.endswith("ListenersConfigDump"):
-            ok_l = c.get("version_info") == version
+            ok_l = c.get("version_info") == lds
         elif t.endswith("ClustersConfigDump"):
-            ok_c = c.get("version_info") == version
+            ok_c = c.get("version_info") == cds
         elif t.endswith("RoutesConfigDump"):
             for r in c.get("dynamic_route_configs") or []:
-                routes[r["route_config"]["name"]] = r.get("version_info", "")
-    return ok_l and ok_c and all(routes.get(n) == version for n in route_configs)
+                seen[r["route_config"]["name"]] = r.get("version_info", "")
+    return ok_l and ok_c and all(seen.get(n) == v for n, v in routes.items())

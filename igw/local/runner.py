@@ -380,13 +380,11 @@ class Supervisor:
                                              for l in (self.plan.listeners if self.plan else []))
 
     def _envoy_applied(self) -> bool:
-        from .envoy import applied
-
         try:
             dump = self._http.get(f"http://127.0.0.1:{self.admin_port}/config_dump").json()
         except (httpx.HTTPError, ValueError):
             return False
-        return applied(dump, self.envoy_files.config_version, self.envoy_files.route_configs)
+        return self.envoy_files.applied(dump)
 
     def _wait_envoy_applied(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

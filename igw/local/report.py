@@ -20,8 +20,13 @@ def summary(state: dict[str, Any]) -> str:
     lines.append(f"  Gateway  {url}")
     for lst in state.get("listeners") or []:
         lines.append(f"           listener {lst['gateway']} {lst['name']}:{lst['port']} -> 127.0.0.1:{lst['local_port']}")
-    lines.append(f"  Envoy admin http://127.0.0.1:{state.get('admin_port')}   logs {state['state_dir']}/logs/")
+    lines.append(f"  Envoy admin http://127.0.0.1:{state.get('admin_port')}   logs {state['state_dir']}/logs/"
+                 " (access.log: pod, served model, retries per request)")
     lines.append("")
+    for lst in state.get("listeners") or []:
+        if lst.get("routes"):
+            lines += _table([f"ROUTES on :{lst['local_port']}", "REWRITE / HEADERS", "POOL"], lst["routes"])
+            lines.append("")
     rows = []
     for name, pool in (state.get("pools") or {}).items():
         picker = procs.get(pool.get("picker") or "", {})

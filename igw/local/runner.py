@@ -44,6 +44,22 @@ class StartupError(RuntimeError):
     pass
 
 
+def _describe(e) -> list[str]:
+    """[match, what happens, backends] for the summary table."""
+    match = ("= " if e.path_type == "Exact" else "") + e.path + ("*" if e.path_type == "PathPrefix" else "")
+    if e.method:
+        match = f"{e.method} {match}"
+    match += "".join(f" [{h.name}: {h.value}]" for h in e.headers)
+    does = []
+    if e.rewrite_full is not None:
+        does.append(f"path -> {e.rewrite_full}")
+    if e.rewrite_prefix is not None:
+        does.append(f"prefix -> {e.rewrite_prefix}")
+    does += [f"{k}: {v}" for k, v in e.set_headers]
+    backends = ", ".join(p if len(e.backends) == 1 else f"{p}={w}" for p, w in e.backends) or "-"
+    return [match, "; ".join(does) or "-", backends]
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -179,7 +195,8 @@ class Supervisor:
             "stack": self.o.stack, "status": self.status, "error": self.error,
             "supervisor_pid": os.getpid(), "generation": self.generation, "started_at": self.started_at,
             "gateway_url": f"http://{self.o.listen_address}:{self.o.port}",
-            "listeners": [{"gateway": l.gateway, "name": l.name, "port": l.port, "local_port": l.local_port}
+            "listeners": [{"gateway": l.gateway, "name": l.name, "port": l.port, "local_port": l.local_port,
+                           "routes": [_describe(e) for e in l.routes]}
                           for l in plan.listeners] if plan else [],
             "admin_port": self.admin_port, "time_scale": self.o.time_scale,
             "state_dir": str(self.dir), "manifests_dir": str(self.dir / "manifests"),

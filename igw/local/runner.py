@@ -176,6 +176,7 @@ class Supervisor:
         self.sims: dict[str, Proc] = {}
         self.pickers: dict[str, Proc] = {}
         self.envoy: Proc | None = None
+        self.retiring: list[Proc] = []    # replaced pickers draining their open streams
         self.admin_port = free_port()
         self.generation = 0
         self.status = "starting"
@@ -215,7 +216,8 @@ class Supervisor:
         write_state(self.dir, self.state())
 
     def _all(self) -> list[Proc]:
-        return list(self.sims.values()) + list(self.pickers.values()) + ([self.envoy] if self.envoy else [])
+        return (list(self.sims.values()) + list(self.pickers.values()) + self.retiring
+                + ([self.envoy] if self.envoy else []))
 
     # ------------------------------------------------------------------ manifests
     def _install_manifests(self, source: Path) -> Path:
@@ -501,7 +503,14 @@ class Supervisor:
         while not self._stop:
             changed = False
             now = time.monotonic()
+            for p in list(self.retiring):
+                if not p.running() or now > p.meta["retire_by"]:
+                    p.stop(1)
+                    self.retiring.remove(p)
+                    changed = True
             for p in self._all():
+                if p in self.retiring:
+                    continue
                 if p.popen is not None and not p.running() and p.restart_at is None:
                     # Crashed: not ready at once (kubelet would see the container exit), restart later.
                     p.ready = False
@@ -640,9 +649,11 @@ class Supervisor:
             r.stop()
             del self.sims[r.name]
             summary.append(f"replica {r.name} removed")
+        # Old pickers finish their open streams in the background (reaped by serve_forever).
         for p in old_pickers:
-            if not p.wait(65):
-                p.stop(1)
+            p.meta["retire_by"] = time.monotonic() + 65
+            p.name = f"{p.name}-retiring-{self.generation}"
+            self.retiring.append(p)
         return summary or ["no changes"]
 
     def _drain(self, p: Proc, timeout: float = 30.0) -> None:
@@ -670,7 +681,8 @@ class Supervisor:
             self.save()
         except OSError:
             pass
-        for group in ([self.envoy] if self.envoy else [], list(self.pickers.values()), list(self.sims.values())):
+        for group in ([self.envoy] if self.envoy else [], list(self.pickers.values()) + self.retiring,
+                      list(self.sims.values())):
             for p in group:
                 p.signal(signal.SIGTERM)
             deadline = time.monotonic() + 5

@@ -66,7 +66,8 @@ class LocalStack:
         return json.loads((self.state_dir / "state.json").read_text())
 
     def procs(self, kind: str) -> list[dict[str, Any]]:
-        return [p for p in self.state()["processes"].values() if p["kind"] == kind]
+        """Current processes of a kind (a replaced picker still draining is not counted)."""
+        return [p for p in self.state()["processes"].values() if p["kind"] == kind and "retire_by" not in p]
 
     def sim_url(self, pod: str) -> str:
         p = self.state()["processes"][pod]
@@ -102,7 +103,7 @@ class LocalStack:
         while time.monotonic() < deadline:
             st = self.state()
             if st["status"] == "ready" and all(p["ready"] and p["running"] for p in st["processes"].values()
-                                               if p["kind"] in ("simulator", "picker")):
+                                               if p["kind"] in ("simulator", "picker") and "retire_by" not in p):
                 return
             time.sleep(0.1)
         raise AssertionError(f"stack not fully ready after {timeout}s: {json.dumps(self.state()['processes'], indent=1)}")

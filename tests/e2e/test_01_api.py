@@ -108,3 +108,17 @@ def test_served_model_route_bypasses_the_split(local_stack):
     assert {r["model"] for r in rows} == {"food-review-v2"}
     assert {r["path"] for r in rows} == {"/served-models/challenger/invocations"}
     assert {r["upstream_path"] for r in rows} == {"/v1/chat/completions"}
+
+
+def test_invoke_route_with_deployed_model_header_targets_one_served_model(local_stack):
+    """Seed 000's way to reach one deployed model on an invoke route: x-deployed-model-id."""
+    import openai
+
+    c = openai.OpenAI(base_url=local_stack.url + "/invoke/v1", api_key="unused", max_retries=0, timeout=30,
+                      default_headers={"x-deployed-model-id": "challenger", "x-user-id": "deployed-id-check"})
+    for i in range(20):
+        r = c.chat.completions.create(model="food-review", messages=[{"role": "user", "content": f"d{i}"}], max_tokens=2)
+        assert r.model == "food-review"
+    rows = local_stack.access_log(lambda r: r["user"] == "deployed-id-check", 20)
+    assert {r["model"] for r in rows} == {"food-review-v2"}
+    assert {r["upstream_path"] for r in rows} == {"/v1/chat/completions"}

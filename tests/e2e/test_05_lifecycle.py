@@ -100,3 +100,25 @@ def test_busy_gateway_port_is_reported_before_starting(local_stack, tmp_path):
 def test_down_without_a_stack_is_harmless(tmp_path):
     r = igw("down", "--stack", "local", "--state-dir", str(tmp_path / "nothing"))
     assert r.returncode == 0 and "no local stack" in r.stdout
+
+
+def test_children_die_with_a_killed_supervisor(local_stack, tmp_path):
+    """Even SIGKILL of the supervisor (no handler runs) leaves nothing: children carry
+    PR_SET_PDEATHSIG, and `igw down` afterwards reports a clean state."""
+    manifests = _one_replica_render(local_stack, tmp_path)
+    state_dir = tmp_path / "state"
+    r = igw("up", "--stack", "local", "--from-manifests", str(manifests), "--detach", "--port", str(free_port()),
+            "--state-dir", str(state_dir), "--address-base", "127.0.6.60")
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = json.loads((state_dir / "state.json").read_text())
+    pids = _pids(state_dir)
+    assert len(pids) == 3 and all(pid_alive(p) for p in pids)
+    import os
+
+    os.kill(st["supervisor_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while [p for p in pids if pid_alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if pid_alive(p)]
+    d = igw("down", "--stack", "local", "--state-dir", str(state_dir))
+    assert d.returncode == 0

@@ -273,11 +273,8 @@ def _lora_configmap(objs: dict[tuple[str, str, str], dict[str, Any]], ns: str, p
     return adapters
 
 
-def _container_port(container: dict[str, Any], default: int) -> int:
-    for p in container.get("ports") or []:
-        if p.get("containerPort"):
-            return int(p["containerPort"])
-    return default
+def _container_ports(container: dict[str, Any]) -> list[int]:
+    return [int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")]
 
 
 def _readiness_path(container: dict[str, Any]) -> str:
@@ -436,12 +433,20 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
             problems.append(f"Deployment {ns}/{dname}: no containers")
             continue
         model, args = sim_args(main)
+        declared = _container_ports(main)
+        # The replica listens where the container does; the pool reaches it on targetPorts. As in
+        # a cluster, a targetPort no container declares gets nothing, so say so.
+        ports = tuple(p for p in pool.target_ports if p in declared) or tuple(declared[:1]) or pool.target_ports
+        missing = [p for p in pool.target_ports if declared and p not in declared]
+        if missing:
+            problems.append(f"InferencePool {pool.namespace}/{pool.name} targetPorts {missing} are not containerPorts "
+                            f"of Deployment {ns}/{dname} ({declared}); the pool cannot reach them")
         adapters = _lora_configmap(objs, ns, pod_spec)
         used_cms.update(v["configMap"]["name"] for v in pod_spec.get("volumes") or [] if isinstance(v.get("configMap"), dict))
         n = int((o.get("spec") or {}).get("replicas", 1))
         for i in range(n):
             pool.replicas.append(Replica(
-                name=f"{dname}-{i}", deployment=dname, address=str(addr), ports=pool.target_ports,
+                name=f"{dname}-{i}", deployment=dname, address=str(addr), ports=ports,
                 labels=labels, model=model, adapters=adapters, args=args, readiness_path=_readiness_path(main),
             ))
             addr += 1

@@ -303,3 +303,11 @@ def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_replicas_listen_on_container_ports_and_mismatches_are_reported():
+    objs = pool("p") + gateway({"backendRefs": [to("p")]})
+    objs[2]["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 8080}]
+    plan = build_plan(objs)
+    assert plan.pools["p"].replicas[0].ports == (8080,)
+    assert any("targetPorts [8000] are not containerPorts" in w for w in plan.warnings)

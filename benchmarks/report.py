@@ -98,7 +98,7 @@ def overhead_markdown(doc: dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- quality
 
-QUALITY_COLS = ("TTFT p50 / p90 / p99 s", "TPOT p50 / p90 ms", "e2e p50 / p90 / p99 s", "out tok/s", "goodput req/s",
+QUALITY_COLS = ("TTFT p50 / p90 / p99 s", "TPOT p50 / p90 / p99 ms", "e2e p50 / p90 / p99 s", "out tok/s", "goodput req/s",
                 "SLO met", "prefix hit", "429", "errors", "preempt")
 
 
@@ -123,7 +123,7 @@ def quality_markdown(doc: dict[str, Any]) -> str:
         if r.get("search"):
             nm += " (search)"
         errs = r["requests"] - r["ok"] - r["http_429"]
-        out.append(f"| {nm} | {_s(t['p50'])} / {_s(t['p90'])} / {_s(t['p99'])} | {_ms(p['p50'], 1)} / {_ms(p['p90'], 1)} "
+        out.append(f"| {nm} | {_s(t['p50'])} / {_s(t['p90'])} / {_s(t['p99'])} | {_ms(p['p50'], 1)} / {_ms(p['p90'], 1)} / {_ms(p.get('p99'), 1)} "
                    f"| {_s(e['p50'])} / {_s(e['p90'])} / {_s(e['p99'])} | {r['output_tokens_per_s']:.0f} | {r['goodput_rps']:.1f} "
                    f"| {_pct(r['slo_attainment'])} | {_pct(r['prefix_hit_rate_usage'])} | {r['http_429']} | {errs} "
                    f"| {r['preemptions']} |")
@@ -144,7 +144,9 @@ def quality_winners(res: dict[str, Any]) -> dict[str, str]:
         vals = [(v, k) for k, r in runs.items() if (v := key(r)) is not None]
         if not vals:
             return None
-        return (min if lower else max)(vals)[1]
+        top = (min if lower else max)(vals)[0]
+        winners = [k for v, k in vals if abs(v - top) <= 1e-6 * max(1.0, abs(top))]
+        return winners[0] if len(winners) == 1 else "tie: " + ", ".join(winners)
 
     return {k: v for k, v in {
         "ttft_p90": best(lambda r: r["ttft_s"]["p90"]),
@@ -267,16 +269,17 @@ def plots(docs: dict[str, dict[str, Any]], out_dir: Path = RESULTS_DIR) -> list[
             if rate_levels:
                 fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
                 strategies = list(rate_levels[0]["runs"])
-                for st in strategies:
+                for ci, st in enumerate(strategies):
+                    color = f"C{ci}"
                     xs = [lv["params"]["rate"] for lv in rate_levels if st in lv["runs"]]
                     for q, ls in (("p50", "-"), ("p99", "--")):
                         ys = [lv["runs"][st]["latency_s"][q] * 1000 for lv in rate_levels if st in lv["runs"]]
-                        axes[0].plot(xs, ys, ls, marker="o", label=f"{st} {q}")
+                        axes[0].plot(xs, ys, ls, color=color, marker="o", label=f"{st} {q}")
                     d = [lv["runs"][st].get("decision_latency_s") for lv in rate_levels if st in lv["runs"]]
                     if any(d):
                         for q, ls in (("p50", "-"), ("p99", "--")):
-                            axes[1].plot(xs, [x[q] * 1000 if x and x[q] is not None else None for x in d], ls, marker="o",
-                                         label=f"{st} decision {q}")
+                            axes[1].plot(xs, [x[q] * 1000 if x and x[q] is not None else None for x in d], ls, color=color,
+                                         marker="o", label=f"{st} decision {q}")
                 axes[0].set(xlabel="offered load (req/s)", ylabel="end-to-end latency (ms)", yscale="log",
                             title="Latency vs request rate (zero-work backends)")
                 axes[0].legend(fontsize=8)

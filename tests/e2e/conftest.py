@@ -1,8 +1,9 @@
 """End-to-end tier: `igw up --stack local --detach` once per session, the real `openai` client
 through Envoy → picker → simulated replicas, `igw down` at the end (and no process left behind).
 
-The stack runs on its own loopback range (127.0.5.x), a free gateway port and a temporary state
-dir, so it never collides with a developer's `igw up --stack local` (127.0.1.x, :8080).
+The stack runs on a free loopback range (127.0.N.x, N picked at random and checked), a free
+gateway port and a temporary state dir, so it collides neither with a developer's
+`igw up --stack local` (127.0.1.x, :8080) nor with another test session running at the same time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,32 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BASE_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 POOL = "vllm-llama3-8b-instruct"
-ADDRESS_BASE = "127.0.5.10"
+
+
+def free_address_base(n: int = 4, port: int = 8000) -> str:
+    """127.0.N.10 such that 127.0.N.10 .. 10+n-1 can all bind `port` right now."""
+    import random
+
+    rng = random.Random()
+    for _ in range(100):
+        net = rng.randrange(20, 250)
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((f"127.0.{net}.{10 + i}", port))
+            return f"127.0.{net}.10"
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free loopback range")
+
+
+ADDRESS_BASE = free_address_base()
 
 
 def free_port() -> int:

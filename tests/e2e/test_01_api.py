@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import BASE_MODEL, POOL
+from .conftest import ADDRESS_BASE, BASE_MODEL, POOL
 
 
 def test_up_reports_what_runs(local_stack):
     out = local_stack.up_output
     assert local_stack.url in out
     for needle in (POOL, "FailOpen", "food-review=90", "food-review-v2=10", "curl -s", "from openai import OpenAI",
-                   "127.0.5.10:8000", "igw down --stack local"):
+                   f"{ADDRESS_BASE}:8000", "igw down --stack local"):
         assert needle in out, needle
     st = local_stack.state()
     assert st["status"] == "ready"
     sims = local_stack.procs("simulator")
-    assert len(sims) == 4 and {s["address"] for s in sims} == {f"127.0.5.{i}" for i in range(10, 14)}
+    net = ADDRESS_BASE.rsplit(".", 1)[0]
+    assert len(sims) == 4 and {s["address"] for s in sims} == {f"{net}.{i}" for i in range(10, 14)}
     assert all(set(s["adapters"]) == {"food-review", "food-review-v2", "cad-fabricator"} for s in sims)
 
 

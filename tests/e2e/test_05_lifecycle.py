@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from .conftest import ROOT, free_port, igw, pid_alive
+from .conftest import ROOT, free_address_base, free_port, igw, pid_alive
 
 
 def _one_replica_render(local_stack, tmp_path: Path, edit=None) -> Path:
@@ -41,7 +41,7 @@ def test_foreground_ctrl_c_stops_everything(local_stack, tmp_path):
     state_dir = tmp_path / "state"
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "igw.cli", "up", "--stack", "local", "--from-manifests", str(manifests),
-                             "--port", str(port), "--state-dir", str(state_dir), "--address-base", "127.0.6.10"],
+                             "--port", str(port), "--state-dir", str(state_dir), "--address-base", free_address_base(1)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = []
     try:
@@ -75,7 +75,7 @@ def test_failed_startup_leaves_nothing_behind(local_stack, tmp_path):
     manifests = _one_replica_render(local_stack, tmp_path, bad_flag)
     state_dir = tmp_path / "state"
     r = igw("up", "--stack", "local", "--from-manifests", str(manifests), "--detach", "--port", str(free_port()),
-            "--state-dir", str(state_dir), "--address-base", "127.0.6.20", "--timeout", "30")
+            "--state-dir", str(state_dir), "--address-base", free_address_base(1), "--timeout", "30")
     assert r.returncode == 1
     text = r.stdout + r.stderr
     assert "exited with status" in text and "--max-loras" in text, text
@@ -92,7 +92,7 @@ def test_busy_gateway_port_is_reported_before_starting(local_stack, tmp_path):
         s.listen()
         port = s.getsockname()[1]
         r = igw("up", "--stack", "local", "--from-manifests", str(manifests), "--port", str(port),
-                "--state-dir", str(tmp_path / "state"), "--address-base", "127.0.6.30")
+                "--state-dir", str(tmp_path / "state"), "--address-base", free_address_base(1))
     assert r.returncode == 1
     assert f"127.0.0.1:{port} for gateway listener" in r.stdout + r.stderr and "--port" in r.stdout + r.stderr
 
@@ -108,7 +108,7 @@ def test_children_die_with_a_killed_supervisor(local_stack, tmp_path):
     manifests = _one_replica_render(local_stack, tmp_path)
     state_dir = tmp_path / "state"
     r = igw("up", "--stack", "local", "--from-manifests", str(manifests), "--detach", "--port", str(free_port()),
-            "--state-dir", str(state_dir), "--address-base", "127.0.6.60")
+            "--state-dir", str(state_dir), "--address-base", free_address_base(1))
     assert r.returncode == 0, r.stdout + r.stderr
     st = json.loads((state_dir / "state.json").read_text())
     pids = _pids(state_dir)

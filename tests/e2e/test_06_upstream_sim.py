@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ROOT, free_port, igw, pid_alive
+from .conftest import ROOT, free_address_base, free_port, igw, pid_alive
 
 MODULE = "github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim"
 VERSION = "v0.9.2"
@@ -67,7 +67,7 @@ def test_local_stack_on_llm_d_inference_sim(request, tmp_path):
     env = {**os.environ, "IGW_UPSTREAM_SIM": binary}
     manifests = local_stack.state_dir / "render" / "manifests"
     r = subprocess.run([os.sys.executable, "-m", "igw.cli", "up", "--stack", "local", "--from-manifests", str(manifests),
-                        "--detach", "--port", str(port), "--state-dir", str(state_dir), "--address-base", "127.0.7.10"],
+                        "--detach", "--port", str(port), "--state-dir", str(state_dir), "--address-base", free_address_base()],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     try:
         assert r.returncode == 0, r.stdout + r.stderr
@@ -90,8 +90,9 @@ def test_forwarder_exposes_a_server_on_a_pod_address(tmp_path):
     """The plumbing the upstream variant relies on, with a stand-in server (python -m http.server)."""
     target = free_port()
     listen = free_port()
+    host = free_address_base(1, listen).rsplit(".", 1)[0] + ".10"
     (tmp_path / "health").write_text("ok")
-    proc = subprocess.Popen([os.sys.executable, "-m", "igw.local.forward", f"127.0.6.50:{listen}", f"127.0.0.1:{target}",
+    proc = subprocess.Popen([os.sys.executable, "-m", "igw.local.forward", f"{host}:{listen}", f"127.0.0.1:{target}",
                              "--", os.sys.executable, "-m", "http.server", str(target), "--bind", "127.0.0.1",
                              "--directory", str(tmp_path)], cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -99,7 +100,7 @@ def test_forwarder_exposes_a_server_on_a_pod_address(tmp_path):
         deadline = time.monotonic() + 15
         while True:
             try:
-                r = httpx.get(f"http://127.0.6.50:{listen}/health", timeout=2)
+                r = httpx.get(f"http://{host}:{listen}/health", timeout=2)
                 break
             except httpx.HTTPError:
                 assert time.monotonic() < deadline, "forwarder did not come up"

@@ -43,40 +43,72 @@ def header_mutation(set_headers: dict[str, str], remove: list[str] | None = None
     return pb.HeaderMutation(set_headers=[_set(k, v) for k, v in set_headers.items()], remove_headers=remove or [])
 
 
+# Hot-path messages are filled in place (`msg.a.b.c = x`): with upb, nested keyword constructors
+# build and then copy every sub-message, several times slower for these small messages.
+
+
+def _fill_headers(common: pb.CommonResponse, set_headers: dict[str, str]) -> None:
+    add = common.header_mutation.set_headers.add
+    for k, v in set_headers.items():
+        o = add()
+        o.header.key = k
+        o.header.raw_value = v.encode()
+        o.append_action = _OVERWRITE
+
+
+def _fill_destination(resp: pb.ProcessingResponse, value: str) -> None:
+    resp.dynamic_metadata.fields[LB_NAMESPACE].struct_value.fields[DESTINATION_HEADER].string_value = value
+
+
 def destination_metadata(value: str) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
     s.fields[LB_NAMESPACE].struct_value.fields[DESTINATION_HEADER].string_value = value
     return s
 
 
-def routing_headers_response(endpoints: str, content_length: int | None) -> pb.ProcessingResponse:
-    """The deferred request_headers answer: destination header + metadata, route cache cleared."""
+def _routing_headers(endpoints: str, content_length: int | None, identity: bool) -> dict[str, str]:
     hdrs = {DESTINATION_HEADER: endpoints}
     if content_length is not None:
         hdrs["content-length"] = str(content_length)
-    return pb.ProcessingResponse(
-        request_headers=pb.HeadersResponse(
-            response=pb.CommonResponse(header_mutation=header_mutation(hdrs), clear_route_cache=True)
-        ),
-        dynamic_metadata=destination_metadata(endpoints),
-    )
+    if identity:
+        # The response's model name will be restored, which needs an uncompressed body (response
+        # headers, and so content-encoding, are not sent to the picker by default).
+        hdrs["accept-encoding"] = "identity"
+    return hdrs
 
 
-def buffered_body_response(endpoints: str, body: bytes | None, content_length: int | None) -> pb.ProcessingResponse:
+def routing_headers_response(endpoints: str, content_length: int | None, identity: bool = False) -> pb.ProcessingResponse:
+    """The deferred request_headers answer: destination header + metadata, route cache cleared.
+    identity: also ask the model server for an uncompressed response (model-name restore)."""
+    resp = pb.ProcessingResponse()
+    common = resp.request_headers.response
+    _fill_headers(common, _routing_headers(endpoints, content_length, identity))
+    common.clear_route_cache = True
+    _fill_destination(resp, endpoints)
+    return resp
+
+
+def buffered_body_response(endpoints: str, body: bytes | None, content_length: int | None,
+                           identity: bool = False) -> pb.ProcessingResponse:
     """BUFFERED mode: headers were already continued, so routing rides on the body response."""
-    hdrs = {DESTINATION_HEADER: endpoints}
-    if content_length is not None:
-        hdrs["content-length"] = str(content_length)
-    common = pb.CommonResponse(header_mutation=header_mutation(hdrs), clear_route_cache=True)
+    resp = pb.ProcessingResponse()
+    common = resp.request_body.response
+    _fill_headers(common, _routing_headers(endpoints, content_length, identity))
+    common.clear_route_cache = True
     if body is not None:
         common.body_mutation.body = body
-    return pb.ProcessingResponse(request_body=pb.BodyResponse(response=common), dynamic_metadata=destination_metadata(endpoints))
+    _fill_destination(resp, endpoints)
+    return resp
 
 
 def _streamed(body: bytes, end_of_stream: bool, request: bool) -> pb.ProcessingResponse:
-    br = pb.BodyResponse(response=pb.CommonResponse(body_mutation=pb.BodyMutation(
-        streamed_response=pb.StreamedBodyResponse(body=body, end_of_stream=end_of_stream))))
-    return pb.ProcessingResponse(request_body=br) if request else pb.ProcessingResponse(response_body=br)
+    resp = pb.ProcessingResponse()
+    br = resp.request_body if request else resp.response_body
+    sr = br.response.body_mutation.streamed_response
+    sr.body = body
+    if end_of_stream:
+        sr.end_of_stream = True
+    return resp
 
 
 # Empty chunks are common (Envoy often ends a body with an empty end_of_stream message).
@@ -100,6 +132,16 @@ def _chunks(body: bytes, chunk_size: int, request: bool, end_of_stream: bool) ->
     for start in range(0, n, chunk_size):
         end = start + chunk_size
         yield _streamed(bytes(mv[start:end]), end >= n and end_of_stream, request)
+
+
+# gzip, zstd, zlib-wrapped deflate (the common 0x78 0x9c / 0x78 0x01 / 0x78 0xda headers).
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"\x78\x9c", b"\x78\x01", b"\x78\xda")
+
+
+def looks_compressed(first_chunk: bytes) -> bool:
+    """A response body that starts like a compressed stream (used when its headers were not seen).
+    JSON and SSE bodies start with `{`, `[`, whitespace, `data:`, `event:`, `id:` or `:`."""
+    return first_chunk.startswith(_COMPRESSED_MAGIC)
 
 
 def immediate_response(status: int, reason: str, message: str, extra_headers: dict[str, str] | None = None) -> pb.ProcessingResponse:

@@ -4,6 +4,11 @@ FULL_DUPLEX_STREAMED request bodies: buffer chunks until end_of_stream, decide o
 the deferred request_headers response followed by the body as streamed_response chunks.
 BUFFERED: headers are continued at once and the decision rides on the single body response.
 
+Response side: the generated Envoy config skips response headers when the response body is
+streamed (one gRPC message less in and out per request; each costs ~0.1 ms of Python CPU), so the
+first response message is either the headers or the first body chunk. Both carry the
+`envoy.lb` metadata with the served endpoint; the servicer handles either mode.
+
 `StreamState` is the per-stream protocol state machine (plain, synchronous, testable); the
 servicer only pumps gRPC messages through it.
 """
@@ -29,7 +34,7 @@ class StreamState:
     an ImmediateResponse `done` is set and the stream should end."""
 
     __slots__ = ("d", "cfg", "full_duplex", "response_duplex", "headers", "path", "subset", "parts", "size",
-                 "decided", "routed", "restorer", "first_response_bytes", "done")
+                 "decided", "routed", "restorer", "response_started", "sniff", "first_response_bytes", "done")
 
     def __init__(self, director: Director, cfg: ExtProcConfig, full_duplex: bool, response_duplex: bool) -> None:
         self.d = director
@@ -44,6 +49,8 @@ class StreamState:
         self.decided = False
         self.routed: Routed | None = None
         self.restorer: ModelRestorer | None = None
+        self.response_started = False  # served endpoint read (from headers or the first body message)
+        self.sniff = False  # restore pending without response headers: check the first bytes
         self.first_response_bytes = True
         self.done = False
 
@@ -63,12 +70,12 @@ class StreamState:
         kind = req.WhichOneof("request")
         if kind == "request_body":
             return self._request_body(req.request_body)
+        if kind == "response_body":
+            return self._response_body(req)
         if kind == "request_headers":
             return self._request_headers(req)
         if kind == "response_headers":
             return self._response_headers(req)
-        if kind == "response_body":
-            return self._response_body(req.response_body)
         if kind == "request_trailers":
             return self._request_trailers()
         if kind == "response_trailers":
@@ -85,7 +92,7 @@ class StreamState:
                 routed = self._route(b"")
             except RequestError as e:
                 return self._reject(e)
-            return [P.routing_headers_response(routed.header_value, None)]
+            return [P.routing_headers_response(routed.header_value, None, self.restorer is not None)]
         return [] if self.full_duplex else [P.EMPTY_REQUEST_HEADERS]
 
     def _request_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
@@ -105,9 +112,10 @@ class StreamState:
             return self._reject(e)
         out = routed.body
         if self.full_duplex:
-            return [P.routing_headers_response(routed.header_value, len(out)),
+            return [P.routing_headers_response(routed.header_value, len(out), self.restorer is not None),
                     *P.streamed_chunks(out, self.cfg.chunk_size, request=True)]
-        return [P.buffered_body_response(routed.header_value, out if out is not body else None, len(out))]
+        return [P.buffered_body_response(routed.header_value, out if out is not body else None, len(out),
+                                         self.restorer is not None)]
 
     def _request_trailers(self) -> list[pb.ProcessingResponse]:
         if self.decided:
@@ -121,16 +129,22 @@ class StreamState:
             return self._reject(e)
         if not self.full_duplex:
             return [P.EMPTY_REQUEST_TRAILERS]
-        return [P.routing_headers_response(routed.header_value, len(routed.body)),
+        return [P.routing_headers_response(routed.header_value, len(routed.body), self.restorer is not None),
                 *P.streamed_chunks(routed.body, self.cfg.chunk_size, request=True, end_of_stream=False),
                 P.EMPTY_REQUEST_TRAILERS]
+
+    def _response_started(self, req: pb.ProcessingRequest, routed: Routed) -> None:
+        """First response message (headers, or the first body chunk when headers are skipped)."""
+        self.response_started = True
+        served = P.metadata_string_list(req.metadata_context, P.LB_NAMESPACE, P.SERVED_KEY)
+        if served:
+            self.d.moved_to(routed, served[0])
 
     def _response_headers(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
         routed = self.routed
         if routed is not None:
-            served = P.metadata_string_list(req.metadata_context, P.LB_NAMESPACE, P.SERVED_KEY)
-            if served:
-                self.d.moved_to(routed, served[0])
+            if not self.response_started:
+                self._response_started(req, routed)
             if req.response_headers.end_of_stream:
                 self.d.release_tokens(routed)
             if self.restorer is not None:
@@ -139,10 +153,22 @@ class StreamState:
                     self.restorer = None  # compressed body: the model name cannot be found in it
         return [P.response_headers_without_length() if self.restorer is not None else P.EMPTY_RESPONSE_HEADERS]
 
-    def _response_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
-        if self.first_response_bytes and self.routed is not None:
+    def _response_body(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
+        b = req.response_body
+        if self.first_response_bytes:
             self.first_response_bytes = False
-            self.d.release_tokens(self.routed)  # prefill is over
+            routed = self.routed
+            if routed is not None:
+                if not self.response_started:  # response headers skipped
+                    self._response_started(req, routed)
+                    self.sniff = self.restorer is not None
+                self.d.release_tokens(routed)  # prefill is over
+        if self.sniff and b.body:
+            self.sniff = False
+            if P.looks_compressed(b.body):
+                # Rewritten requests ask for identity; a server that compresses anyway (its
+                # content-encoding unseen without the headers) is passed through untouched.
+                self.restorer = None
         restorer = self.restorer
         if self.response_duplex:
             data = restorer.feed(b.body, b.end_of_stream) if restorer is not None else b.body

@@ -7,7 +7,13 @@ import subprocess
 
 import pytest
 
-from endpoint_picker.envoy_bootstrap import build_bootstrap, ext_proc_filter, override_host_lb_policy, pool_cluster
+from endpoint_picker.envoy_bootstrap import (
+    build_bootstrap,
+    ext_proc_filter,
+    override_host_lb_policy,
+    pool_cluster,
+    resolve_response_header_mode,
+)
 from endpoint_picker.testing.envoy import envoy_binary
 
 
@@ -20,6 +26,25 @@ def test_ext_proc_filter_modes_and_metadata():
     # The picker reads the subset hint and the served endpoint, and writes the destination.
     assert f["metadata_options"]["forwarding_namespaces"]["untyped"] == ["envoy.lb", "envoy.lb.subset_hint"]
     assert f["metadata_options"]["receiving_namespaces"]["untyped"] == ["envoy.lb"]
+
+
+def test_response_headers_skipped_only_with_a_processed_response_body():
+    # Every gRPC message costs the Python picker CPU; the body messages carry what it needs.
+    modes = ext_proc_filter("picker")["typed_config"]["processing_mode"]
+    assert modes["response_header_mode"] == "SKIP" and modes["response_body_mode"] == "FULL_DUPLEX_STREAMED"
+    # FULL_DUPLEX_STREAMED requires trailers SEND (Envoy refuses the config otherwise).
+    assert modes["request_trailer_mode"] == "SEND" and modes["response_trailer_mode"] == "SEND"
+    assert resolve_response_header_mode("STREAMED") == "SKIP"
+    assert resolve_response_header_mode("NONE") == "SEND"
+    assert resolve_response_header_mode("FULL_DUPLEX_STREAMED", "SEND") == "SEND"
+    sent = ext_proc_filter("picker", response_header_mode="SEND")["typed_config"]["processing_mode"]
+    assert sent["response_header_mode"] == "SEND"
+    # Without response body processing Envoy ends the stream with the request: in-flight
+    # accounting would be released before the response starts.
+    with pytest.raises(ValueError, match="SKIP needs"):
+        ext_proc_filter("picker", response_body_mode="NONE", response_header_mode="SKIP")
+    with pytest.raises(ValueError):
+        resolve_response_header_mode("STREAMED", "skip")
 
 
 def test_pool_cluster_uses_override_host_with_endpoints_else_original_dst():
@@ -38,6 +63,8 @@ def test_pool_cluster_uses_override_host_with_endpoints_else_original_dst():
         pytest.param({}, id="original-dst"),
         pytest.param({"endpoints": ["127.0.0.1:8000"], "request_body_mode": "BUFFERED", "failure_mode_allow": True,
                       "response_body_mode": "STREAMED", "admin_port": 9901}, id="buffered-fail-open"),
+        pytest.param({"endpoints": ["127.0.0.1:8000"], "response_header_mode": "SEND"}, id="response-headers-sent"),
+        pytest.param({"endpoints": ["127.0.0.1:8000"], "response_body_mode": "NONE"}, id="no-response-body"),
     ],
 )
 def test_envoy_accepts_the_bootstrap(tmp_path, kwargs):

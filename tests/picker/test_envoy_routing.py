@@ -296,3 +296,35 @@ def test_concurrent_mixed_load_keeps_accounting_consistent(stack):
     inflight = [l for l in s.picker_metrics().splitlines() if l.startswith("picker_inflight_requests{")]
     assert len(inflight) == 3 and all(l.endswith(" 0") for l in inflight)  # every request released
     assert "picker_decision_duration_seconds_count 150" in s.picker_metrics()
+
+
+def test_inflight_held_until_the_response_ends_with_response_headers_skipped(stack):
+    """The default Envoy config skips response headers (fewer gRPC messages); Envoy must still keep
+    the ext_proc stream open until the response ends, so a long generation stays in flight, on
+    the endpoint that served it (fallback read from the body messages' metadata)."""
+    s = stack({"slow": {"waiting": 3, "stream_delay_s": 0.6}}, refused=("dead",))
+    slow = next(p for p in s.pods if p["name"] == "slow")
+    dead = next(p for p in s.pods if p["name"] == "dead")
+    slow_key, dead_key = f"{slow['address']}:{s.port}", f"{dead['address']}:{s.port}"
+    deadline = time.monotonic() + 10
+    while f'picker_metrics_age_seconds{{endpoint="{slow_key}"}} -1' in s.picker_metrics():
+        assert time.monotonic() < deadline, "slow never scraped"
+        time.sleep(0.05)
+
+    def inflight() -> dict[str, str]:
+        lines = [l for l in s.picker_metrics().splitlines() if l.startswith("picker_inflight_requests{")]
+        return {l.split('"')[1]: l.rsplit(" ", 1)[1] for l in lines}
+
+    with s.client.stream("POST", s.url + CHAT, json=chat(text="long", stream=True)) as r:
+        assert r.status_code == 200
+        chunks = r.iter_bytes()
+        first = next(chunks)  # the first piece; the next ones come 0.6 s apart
+        assert first
+        time.sleep(0.2)
+        assert inflight() == {slow_key: "1", dead_key: "0"}  # moved from the refused primary
+        rest = b"".join(chunks)
+    assert (first + rest).endswith(b"data: [DONE]\n\n")
+    deadline = time.monotonic() + 5
+    while inflight() != {slow_key: "0", dead_key: "0"}:
+        assert time.monotonic() < deadline, inflight()
+        time.sleep(0.05)

@@ -241,3 +241,56 @@ def test_compressed_response_is_passed_through_untouched():
     out = asyncio.run(run_stream(d, msgs))
     assert out[2] == pb.ProcessingResponse(response_headers=pb.HeadersResponse())  # content-length kept
     assert out[3].response_body.response.body_mutation.streamed_response.body == payload
+
+
+def served_body_msg(data: bytes, served: str | None, eos: bool = False) -> pb.ProcessingRequest:
+    req = pb.ProcessingRequest(response_body=pb.HttpBody(body=data, end_of_stream=eos))
+    if served is not None:
+        md = req.metadata_context.filter_metadata["envoy.lb"]
+        md.fields["x-gateway-destination-endpoint-served"].string_value = served
+    return req
+
+
+def test_skipped_response_headers_served_endpoint_and_release_from_body_messages():
+    """The generated Envoy config skips response headers: the first body message carries the
+    served endpoint (fallback), the first bytes release the prompt tokens, stream end the request."""
+    from endpoint_picker.server import StreamState
+
+    d = make_director()
+    cfg = load_config({}).ext_proc
+    st = StreamState(d, cfg, True, True)
+    assert st.handle(headers_msg("/v1/completions")) == []
+    out = []
+    for m in body_msgs(orjson.dumps({"model": "m", "prompt": "p" * 4000}), 1000):
+        out += st.handle(m)
+    assert header_value(out[0], "accept-encoding") is None  # nothing to restore: compression allowed
+    primary = st.routed.primary
+    fallback = next(f"{a}:8000" for a in EPS if f"{a}:8000" != primary)
+    assert d.store.inflight[primary].requests == 1 and d.store.inflight[primary].tokens == 1000
+    data = b'{"model":"m","choices":[]}'
+    out = st.handle(served_body_msg(data, fallback))
+    assert out[0].response_body.response.body_mutation.streamed_response.body == data
+    assert d.store.inflight[primary].requests == 0
+    assert d.store.inflight[fallback].requests == 1 and d.store.inflight[fallback].tokens == 0  # prefill over
+    out = st.handle(served_body_msg(b"", fallback, eos=True))
+    assert out[0].response_body.response.body_mutation.streamed_response.end_of_stream
+    assert d.store.inflight[fallback].requests == 1  # still in flight until the stream ends
+    st.close()
+    assert all(f.requests == 0 and f.tokens == 0 for f in d.store.inflight.values())
+
+
+def test_skipped_response_headers_restore_asks_for_identity_and_spares_compressed_bodies():
+    rw = {"metadata": {"name": "rw"}, "spec": {"rules": [{"targets": [{"modelRewrite": "served", "weight": 1}]}]}}
+    body = orjson.dumps({"model": "client", "prompt": "hi"})
+    sse = b'data: {"model":"served","x":1}\n\ndata: [DONE]\n\n'
+    out = asyncio.run(run_stream(make_director(rewrites=[rw]), [
+        headers_msg("/v1/completions"), *body_msgs(body, 100),
+        served_body_msg(b"", None), served_body_msg(sse, "10.0.0.1:8000"), served_body_msg(b"", None, eos=True)]))
+    assert header_value(out[0], "accept-encoding") == "identity"  # restore needs the plain body
+    text = b"".join(r.response_body.response.body_mutation.streamed_response.body for r in out[2:])
+    assert text == sse.replace(b"served", b"client")
+    # A server that compresses anyway (headers unseen): passed through untouched.
+    payload = b'\x1f\x8b"model":"served"'
+    out = asyncio.run(run_stream(make_director(rewrites=[rw]), [
+        headers_msg("/v1/completions"), *body_msgs(body, 100), served_body_msg(payload, None, eos=True)]))
+    assert out[2].response_body.response.body_mutation.streamed_response.body == payload

@@ -29,6 +29,8 @@ class BackendState:
     metrics_mode: str = "ok"
     requests: list[dict] = field(default_factory=list)
     keep_requests: bool = True
+    # Pause between the pieces of an SSE response (a long-running generation).
+    stream_delay_s: float = 0.005
 
     def metrics_text(self) -> bytes:
         lora = ""
@@ -127,7 +129,7 @@ class FakeBackend:
             for piece in (payload[:40], payload[40:77], payload[77:]):  # split mid-event on purpose
                 writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
                 await writer.drain()
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(st.stream_delay_s)
             writer.write(b"0\r\n\r\n")
         else:
             out = orjson.dumps({"object": "text_completion", "model": model, "served_by": info})

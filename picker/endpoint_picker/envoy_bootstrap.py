@@ -79,9 +79,9 @@ def ext_proc_filter(
 def resolve_response_header_mode(response_body_mode: str, response_header_mode: str | None = None) -> str:
     """SKIP or SEND for the response headers (see ext_proc_filter).
 
-    With no response body processing (NONE, or BUFFERED) the headers message is the picker's only
-    view of the response, so SKIP is refused there: Envoy would end the ext_proc stream with the
-    request, and the picker would release its in-flight accounting before the response started.
+    SKIP is refused for other response body modes: with NONE the headers message is the picker's
+    only view of the response (Envoy would end the ext_proc stream with the request, and in-flight
+    accounting would be released before the response started); BUFFERED is not verified here.
     """
     streamed = response_body_mode in ("FULL_DUPLEX_STREAMED", "STREAMED")
     if response_header_mode is None:

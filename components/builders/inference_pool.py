@@ -31,8 +31,11 @@ API_KEYS_KEY = "keys.yaml"
 SYSTEM_POOL_SELECTOR = {"inference-gateway.dev/pool": "system"}
 CONFIG_HASH_ANNOTATION = "inference-gateway.dev/config-hash"
 
-# Reference EPP default weights (llm-d-router loader defaults): prefix 3, queue 2, kv 2.
-REFERENCE_SCORERS = (("queue", "queue-scorer", 2), ("kv", "kv-cache-utilization-scorer", 2), ("prefix", "prefix-cache-scorer", 3))
+# Default scorer weights per signal: the winner of the configuration search in benchmarks/
+# (queue 2, kv 1, prefix 5, in-flight 2; better than the reference EPP's queue 2 / kv 2 /
+# prefix 3 on every committed workload). Set pools[].picker.scorers to use other weights.
+DEFAULT_SCORERS = (("queue", "queue-scorer", 2), ("kv", "kv-cache-utilization-scorer", 1), ("prefix", "prefix-cache-scorer", 5))
+INFLIGHT_WEIGHT = 2
 
 
 def picker_name(pool_name: str) -> str:
@@ -79,13 +82,12 @@ def inference_pool(pool, server_name: str, preset: RuntimePreset, namespace: str
 
 # -- picker config (picker/endpoint_picker/config.py PickerConfig) -----------------------------
 def default_scorers(preset: RuntimePreset, has_adapters: bool) -> list[dict[str, Any]]:
-    """Reference weights for the signals the runtime exposes; LoRA affinity when adapters exist;
-    in-flight load alone when the runtime exposes no usable metrics."""
-    scorers = [{"type": t, "weight": w} for signal, t, w in REFERENCE_SCORERS if signal in preset.picker_signals]
+    """Benchmarked weights for the signals the runtime exposes, LoRA affinity when adapters exist,
+    and the picker's own in-flight load (the only signal when the runtime exposes no metrics)."""
+    scorers = [{"type": t, "weight": w} for signal, t, w in DEFAULT_SCORERS if signal in preset.picker_signals]
     if has_adapters and "lora" in preset.picker_signals:
         scorers.append({"type": "lora-affinity-scorer", "weight": 1})
-    if not scorers:
-        scorers.append({"type": "inflight-load-scorer", "weight": 1})
+    scorers.append({"type": "inflight-load-scorer", "weight": INFLIGHT_WEIGHT})
     return scorers
 
 

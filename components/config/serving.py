@@ -146,8 +146,9 @@ class PickerSettings(Strict):
     replicas: int = Field(1, ge=1)
     """More than one enables Lease-based leader election (active-passive)."""
     scorers: list[PickerScorerConfig] | None = None
-    """Default: the reference weights (queue 2, kv-cache 2, prefix 3) plus LoRA affinity when
-    the pool serves adapters."""
+    """Default: the benchmarked weights (queue 2, kv-cache 1, prefix 5, in-flight load 2) plus
+    LoRA affinity when the pool serves adapters. The reference picker's are queue 2, kv-cache 2,
+    prefix 3."""
     picker: Literal["max-score-picker", "weighted-random-picker"] = "max-score-picker"
     reject_unknown_models: bool = False
     """404 for a model the pool does not serve (else the request reaches the model server)."""

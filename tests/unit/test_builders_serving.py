@@ -120,11 +120,13 @@ def test_picker_config_default_shape():
     cfg = ip.picker_config(POOL, SERVER, resolve_preset(SERVER), MODELS)
     assert cfg["scheduling"] == {
         "filters": [],
+        # The benchmarked defaults (benchmarks/results/README.md), LoRA affinity for the adapters.
         "scorers": [
             {"type": "queue-scorer", "weight": 2},
-            {"type": "kv-cache-utilization-scorer", "weight": 2},
-            {"type": "prefix-cache-scorer", "weight": 3},
+            {"type": "kv-cache-utilization-scorer", "weight": 1},
+            {"type": "prefix-cache-scorer", "weight": 5},
             {"type": "lora-affinity-scorer", "weight": 1},
+            {"type": "inflight-load-scorer", "weight": 2},
         ],
         "picker": {"type": "max-score-picker"},
     }
@@ -142,13 +144,13 @@ def test_picker_config_default_shape():
 def test_picker_config_without_adapters_has_no_lora_scorer():
     server = SERVER.model_copy(update={"lora_adapters": []})
     types = [s["type"] for s in ip.picker_config(POOL, server, resolve_preset(server), [])["scheduling"]["scorers"]]
-    assert types == ["queue-scorer", "kv-cache-utilization-scorer", "prefix-cache-scorer"]
+    assert types == ["queue-scorer", "kv-cache-utilization-scorer", "prefix-cache-scorer", "inflight-load-scorer"]
 
 
 def test_picker_config_for_runtimes_without_metrics():
     server = ModelServerConfig(name="t", model="m", runtime="triton")
     cfg = ip.picker_config(POOL, server, resolve_preset(server), [])
-    assert cfg["scheduling"]["scorers"] == [{"type": "inflight-load-scorer", "weight": 1}]
+    assert cfg["scheduling"]["scorers"] == [{"type": "inflight-load-scorer", "weight": 2}]
     assert cfg["scrape"]["engine"] == "none"
 
 

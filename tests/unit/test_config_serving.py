@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.config import parse_stack_config
 
-BASE = {
-    "project": "igw-test-project",
-    "node_pools": [{"machine_type": "a3-highgpu-1g", "autoscaling": {"total_max_nodes": 2}}],
-    "model_servers": [
-        {
-            "name": "vllm-llama3-8b-instruct",
-            "model": "meta-llama/Llama-3.1-8B-Instruct",
-            "lora_adapters": [{"id": "food-review", "source": "Kawon/llama3.1-food-finetune_v14_r8"}],
-        }
-    ],
-    "pools": [{"name": "llama", "model_server": "vllm-llama3-8b-instruct"}],
-    "models": [{"name": "food-review", "pool": "llama"}],
-}
+from .config_cases import SERVING_BASE, config_problems
+
+BASE = SERVING_BASE
 SERVER = BASE["model_servers"][0]
 
 
 def problems(**changes) -> list[str]:
-    values = copy.deepcopy(BASE)
-    values.update(changes)
-    with pytest.raises(ConfigError) as err:
-        parse_stack_config(values)
-    return err.value.problems
+    return config_problems(BASE, **changes)
 
 
 def server(**changes) -> list[dict]:

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import yaml
 
-from components.config import ConfigError, config_values_from_stack_file, parse_stack_config
+from components.config import config_values_from_stack_file, parse_stack_config
 from igw.stackfile import STACKS_DIR
 
+from .config_cases import SERVING_BASE, config_problems
+
 BASE = {
-    "project": "igw-test-project",
-    "node_pools": [{"machine_type": "a3-highgpu-1g", "autoscaling": {"total_max_nodes": 2}}],
-    "model_servers": [
-        {
-            "name": "vllm-llama3-8b-instruct",
-            "model": "meta-llama/Llama-3.1-8B-Instruct",
-            "lora_adapters": [{"id": "food-review", "source": "Kawon/llama3.1-food-finetune_v14_r8"}],
-        }
-    ],
-    "pools": [{"name": "llama", "model_server": "vllm-llama3-8b-instruct"}],
-    "models": [{"name": "food-review", "pool": "llama"}],
+    **SERVING_BASE,
     "gateways": [{"name": "gw", "class": "gke-l7-regional-external-managed", "routes": [{"name": "r", "pool": "llama"}]}],
 }
 
 
 def problems(**changes) -> list[str]:
-    values = copy.deepcopy(BASE)
-    values.update(changes)
-    with pytest.raises(ConfigError) as err:
-        parse_stack_config(values)
-    return err.value.problems
+    return config_problems(BASE, **changes)
 
 
 def test_base_config_is_valid_and_derives_defaults():

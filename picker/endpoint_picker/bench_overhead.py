@@ -172,7 +172,8 @@ class Bench:
     """Backends + picker + the two gateway Envoys. Reused by benchmarks/overhead.py: keep
     `addrs`, `direct_port`, `via_port`, `direct`, `via`, `picker` and `close()` stable."""
 
-    def __init__(self, n_backends: int, tmp: Path, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, n_backends: int, tmp: Path, config: dict[str, Any] | None = None,
+                 request_body_mode: str = "FULL_DUPLEX_STREAMED") -> None:
         port = free_port()  # shared machines: other suites use 127.0.1.x:8000
         self.addrs = [f"127.0.1.{i + 1}:{port}" for i in range(n_backends)]
         self.backends = _start_backends(self.addrs, free_port())
@@ -182,14 +183,16 @@ class Bench:
         eps = tmp / "endpoints.yaml"
         write_endpoints(eps, [{"name": f"pod-{i}", "address": a.split(":")[0], "labels": {"app": "bench"}, "ready": True}
                               for i, a in enumerate(self.addrs)])
-        self.picker = PickerProcess(pool_name="bench", manifests_dir=mdir, endpoints_file=eps, config=config or {})
+        config = dict(config or {})
+        config["ext_proc"] = {**config.get("ext_proc", {}), "request_body_mode": request_body_mode}
+        self.picker = PickerProcess(pool_name="bench", manifests_dir=mdir, endpoints_file=eps, config=config)
         self.direct_port, self.via_port = free_port(), free_port()
         direct = build_bootstrap(self.direct_port, self.picker.address, endpoints=self.addrs, retries=0)
         hcm = direct["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         hcm["http_filters"] = hcm["http_filters"][1:]  # no ext_proc: Envoy's own round robin
         self.direct = EnvoyProcess(direct, self.direct_port, concurrency=1)
-        self.via = EnvoyProcess(build_bootstrap(self.via_port, self.picker.address, endpoints=self.addrs, retries=0),
-                                self.via_port, concurrency=1)
+        self.via = EnvoyProcess(build_bootstrap(self.via_port, self.picker.address, endpoints=self.addrs, retries=0,
+                                                request_body_mode=request_body_mode), self.via_port, concurrency=1)
 
     def close(self) -> None:
         for p in (self.via, self.direct):

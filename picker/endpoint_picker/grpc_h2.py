@@ -6,7 +6,7 @@ message is handled synchronously inside `data_received` (the ext_proc state mach
 awaits), and every answer produced by one socket read leaves in one `write`.
 
 Scope is what a gateway's ext_proc client needs: HTTP/2 framing (RFC 9113) with flow control in
-both directions, HPACK decoding of request headers (the `hpack` package; our own headers are
+both directions, HPACK decoding of request headers (hpack_decoder.py; our own headers are
 literals that never touch the dynamic table), gRPC length-prefixed messages without compression,
 trailers-only errors, RST_STREAM, PING, GOAWAY, and a graceful drain. Anything else is a
 connection error. TLS, compression and server push are out of scope.
@@ -19,7 +19,9 @@ import logging
 import struct
 from typing import Callable, Protocol
 
-import hpack
+from hpack.exceptions import HPACKError
+
+from .hpack_decoder import HeaderDecoder
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +165,7 @@ class GrpcH2Connection(asyncio.Protocol):
         self.buf = bytearray()  # a partial frame
         self.need = 0           # bytes buf must reach before it holds a whole frame
         self.preface_seen = False
-        self.decoder = hpack.Decoder()
+        self.decoder = HeaderDecoder()
         self.streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
         self.peer_initial_window = DEFAULT_WINDOW
@@ -360,8 +362,8 @@ class GrpcH2Connection(asyncio.Protocol):
 
     def _header_block(self, s: _Stream, block: bytes, end_stream: bool) -> None:
         try:
-            headers = self.decoder.decode(block, raw=True)  # always: keeps the HPACK table in step
-        except hpack.HPACKError as e:
+            headers = self.decoder.decode(block)  # always: keeps the HPACK table in step
+        except HPACKError as e:
             raise ConnectionError_(COMPRESSION_ERROR, f"HPACK: {e}") from None
         if s.handler is None and not s.finished:  # request headers (a later block is trailers)
             if self.going_away:

@@ -26,6 +26,7 @@ from .config import PickerConfig, load_config
 from .datastore import Datastore
 from .director import Director
 from .errors import ConfigError
+from .grpc_h2 import GrpcH2Server
 from .health import Health
 from .scheduling.registry import build_registry
 from .scrape import Scraper
@@ -47,6 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grpc-health-port", type=int, default=9003)
     p.add_argument("--metrics-port", type=int, default=9090)
     p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument("--ext-proc-transport", choices=["h2", "grpcio"], default="h2",
+                   help="ext_proc server: our HTTP/2 transport (default, ~5x less CPU per message) or grpcio")
     p.add_argument("--ha-enable-leader-election", action="store_true")
     p.add_argument("--api-keys-file", help="YAML/JSON mapping sha256(api key) hex -> user name")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -109,13 +112,21 @@ class App:
             await self.health.set_ready(self.store.synced and self.leader)
             await asyncio.sleep(0.05)
 
+    async def _start_ext_proc(self, bind: str, port: int, opts: list) -> GrpcH2Server | grpc.aio.Server:
+        if self.args.ext_proc_transport == "grpcio":
+            server = grpc.aio.server(options=opts)
+            pb_grpc.add_ExternalProcessorServicer_to_server(self.servicer, server)
+            server.add_insecure_port(_bind(bind, port))
+            await server.start()
+            return server
+        h2 = GrpcH2Server(self.servicer.open_stream)
+        await h2.start(bind, port)
+        return h2
+
     async def run(self) -> int:
         a = self.args
         bind = a.bind_address
         opts = [("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 128 * 1024 * 1024)]
-        server = grpc.aio.server(options=opts)
-        pb_grpc.add_ExternalProcessorServicer_to_server(self.servicer, server)
-        server.add_insecure_port(_bind(bind, a.grpc_port))
         health_server = grpc.aio.server(options=opts)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, health_server)
         health_server.add_insecure_port(_bind(bind, a.grpc_health_port))
@@ -133,7 +144,7 @@ class App:
         else:
             scraper = None
         tasks.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
-        await server.start()
+        server = await self._start_ext_proc(bind, a.grpc_port, opts)
         log.info("picker for pool %s/%s: ext_proc %s, health %s, metrics %s", a.pool_namespace, a.pool_name,
                  a.grpc_port, a.grpc_health_port, a.metrics_port)
 

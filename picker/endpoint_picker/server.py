@@ -184,7 +184,13 @@ class StreamState:
             self.routed = None
 
 
+PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+
+
 class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
+    """Serves ext_proc streams on either transport: `Process` for grpcio, `open_stream` for the
+    grpc_h2 server (the default; see grpc_h2.py for why)."""
+
     def __init__(self, director: Director, cfg: ExtProcConfig) -> None:
         self.director = director
         self.cfg = cfg
@@ -194,6 +200,13 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
         self.streams_total = 0
         self.messages_in = 0
         self.messages_out = 0
+
+    def open_stream(self, path: str) -> ExtProcStream | None:
+        if path != PROCESS_METHOD:
+            return None
+        self.active_streams += 1
+        self.streams_total += 1
+        return ExtProcStream(self)
 
     async def Process(self, request_iterator, context):  # noqa: N802 (gRPC method name)
         state = StreamState(self.director, self.cfg, self.full_duplex, self.response_duplex)
@@ -215,3 +228,30 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
         finally:
             self.active_streams -= 1
             state.close()
+
+
+class ExtProcStream:
+    """One stream on the grpc_h2 transport: message bytes in, serialized responses out."""
+
+    __slots__ = ("proc", "state")
+
+    def __init__(self, proc: ExternalProcessor) -> None:
+        self.proc = proc
+        self.state = StreamState(proc.director, proc.cfg, proc.full_duplex, proc.response_duplex)
+
+    def on_message(self, message: bytes) -> tuple[list[bytes], bool]:
+        proc = self.proc
+        proc.messages_in += 1
+        try:
+            out = self.state.handle(pb.ProcessingRequest.FromString(message))
+        except Exception:  # as in Process: a bug costs one request a 500
+            log.exception("ext_proc stream failed")
+            proc.director.metrics.rejected(500, "internal-error")
+            out = [P.immediate_response(500, "internal-error", "endpoint picker error")]
+            self.state.done = True
+        proc.messages_out += len(out)
+        return [r.SerializeToString() for r in out], self.state.done
+
+    def close(self) -> None:
+        self.proc.active_streams -= 1
+        self.state.close()

@@ -3,8 +3,14 @@
 The prompt is cut into blocks of `block_tokens` pseudo-tokens (~4 bytes each; no tokenizer).
 Hash chain, seeded with the model so identical text for different models never matches:
     h0 = xxh64(model);  h_i = xxh64(block_i, seed=h_{i-1})
-(one hash call per block: the previous hash is the seed, so each hash covers the whole prefix).
-Each pod has an LRU of the hashes recorded for it, sized like its KV cache.
+(one hash call per block: the previous hash is the seed, so each hash covers the whole prefix;
+this plain loop measured faster than map/accumulate pipelines on CPython 3.11).
+
+Each pod has an LRU of the hashes recorded for it, sized like its KV cache. A chain is recorded
+last block first, so a pod's earlier blocks are always at least as recent as its later ones
+and eviction trims chains from the end, as vLLM frees a finished request's tail blocks first.
+Every pod therefore holds a *prefix* of any chain it holds part of, which lets `match` find
+each pod's run by bisection instead of walking every block.
 """
 
 from __future__ import annotations
@@ -40,31 +46,38 @@ class PrefixIndex:
         self._lru: dict[str, OrderedDict[int, None]] = {}
 
     def match(self, hashes: list[int]) -> dict[str, int]:
-        """Per pod, how many leading blocks it holds; the walk stops at the first block no
-        remaining pod has. Set operations keep long shared prefixes cheap."""
+        """Per pod, how many leading blocks it holds. Pods hold chain prefixes (see the module
+        docstring), so each pod's run end is found by bisection; pods that end in the same place
+        are bisected together as one set."""
         index = self._pods_by_hash
-        if not hashes:
+        n = len(hashes)
+        if not n:
             return {}
         first = index.get(hashes[0])
         if not first:
             return {}
-        alive = set(first)
         hits: dict[str, int] = {}
-        n = len(hashes)
-        i = 1
-        while i < n:
-            pods = index.get(hashes[i])
-            if not pods:
-                break
-            if not pods >= alive:  # some pods end their run here
-                for p in alive - pods:
-                    hits[p] = i
-                alive &= pods
-                if not alive:
-                    return hits
-            i += 1
-        for p in alive:
-            hits[p] = i
+        last = index.get(hashes[-1])
+        if last:
+            whole = first & last
+            for p in whole:
+                hits[p] = n
+            first = first - whole
+        # Each item: every pod in `pods` holds block lo and none holds block hi.
+        work = [(0, n - 1, first)] if first else []
+        while work:
+            lo, hi, pods = work.pop()
+            if hi - lo == 1:
+                for p in pods:
+                    hits[p] = hi
+                continue
+            mid = (lo + hi) // 2
+            have = index.get(hashes[mid])
+            upper = pods & have if have else set()
+            if upper:
+                work.append((mid, hi, upper))
+            if len(upper) < len(pods):
+                work.append((lo, mid, pods - upper))
         return hits
 
     def record(self, pod: str, hashes: list[int], capacity: int | None = None) -> None:
@@ -73,7 +86,7 @@ class PrefixIndex:
         if lru is None:
             lru = self._lru[pod] = OrderedDict()
         index = self._pods_by_hash
-        for h in hashes:
+        for h in reversed(hashes):  # last block first: earlier blocks end up more recent
             if h in lru:
                 lru.move_to_end(h)
                 continue

@@ -36,3 +36,41 @@ def test_remove_pod():
     idx.remove_pod("p")
     assert idx.match(a) == {}
     assert idx.pods() == []
+
+
+def test_block_hashes_chain_each_block_on_the_previous_hash_seeded_with_the_model():
+    import xxhash
+
+    h = block_hashes("m", b"abcdefghij", block_tokens=1, max_blocks=100)  # abcd | efgh | ij
+    h0 = xxhash.xxh64_intdigest(b"m")
+    h1 = xxhash.xxh64_intdigest(b"abcd", h0)
+    h2 = xxhash.xxh64_intdigest(b"efgh", h1)
+    assert h == [h1, h2, xxhash.xxh64_intdigest(b"ij", h2)]
+    assert block_hashes("other", b"abcdefghij", 1, 100)[0] != h[0]  # the model seeds the chain
+
+
+def _greedy_walk(idx: PrefixIndex, hashes: list[int]) -> dict[str, int]:
+    """The reference definition: per pod, consecutive leading blocks it holds."""
+    out = {}
+    for pod in idx.pods():
+        n = 0
+        while n < len(hashes) and pod in idx._pods_by_hash.get(hashes[n], ()):
+            n += 1
+        if n:
+            out[pod] = n
+    return out
+
+
+def test_bisection_match_equals_greedy_walk_under_lru_eviction():
+    import random
+
+    rng = random.Random(7)
+    # Prompts sharing prefixes of different lengths, recorded on pods with small LRUs so chains
+    # are constantly evicted: the bisection must agree with walking every block.
+    stems = [bytes(rng.randrange(256) for _ in range(64)) for _ in range(4)]
+    idx = PrefixIndex()
+    for _ in range(600):
+        prompt = rng.choice(stems)[: rng.randrange(4, 65)] + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 24)))
+        hashes = block_hashes("m", prompt, 1, 100)
+        assert idx.match(hashes) == _greedy_walk(idx, hashes)
+        idx.record(f"p{rng.randrange(5)}", hashes, capacity=rng.choice([8, 20, 50]))

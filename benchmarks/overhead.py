@@ -141,10 +141,14 @@ async def _idle_cpu(gw: "_Target", seconds: float) -> dict[str, Any]:
 class _Target:
     """Where a level's requests go and which processes to charge CPU to."""
 
-    def __init__(self, port: int, procs: dict[str, int], metrics_port: int | None = None, stop=None) -> None:
+    def __init__(self, port: int, procs: dict[str, int], metrics_port: int | None = None, stop=None,
+                 pause=None, resume=None) -> None:
         self.host, self.port, self.metrics_port = "127.0.0.1", port, metrics_port
         self._procs = procs
         self._stop = stop
+        # Gateways other than the one being measured are SIGSTOPped: idle pickers scrape.
+        self.pause = pause or (lambda: None)
+        self.resume = resume or (lambda: None)
 
     def procs(self) -> dict[str, "_Pid"]:
         return {k: _Pid(v) for k, v in self._procs.items()}
@@ -172,6 +176,7 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
     picker_st = next((st for st in sc.strategies if st.type == "picker"), None)
     tmp = Path(tempfile.mkdtemp(prefix="igw-overhead-", dir=_tmp()))
     bench = picker_bench.Bench(n, tmp, picker_config(picker_st) if picker_st else {})
+    first_picker = bench.gateways[0]
     targets: dict[str, _Target] = {}
     result: dict[str, Any] = {"strategies": {}, "levels": [], "not_run": {}, "setup": "endpoint_picker.bench_overhead.Bench",
                               "metrics_page_bytes": len(picker_bench.metrics_text(0))}
@@ -179,9 +184,12 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
         for st in sc.strategies:
             if st.type == "envoy":
                 targets[st.name] = _Target(bench.direct_port, {"envoy": bench.direct.proc.pid})
-            elif st.type == "picker":
-                targets[st.name] = _Target(bench.via_port, {"envoy": bench.via.proc.pid, "picker": bench.picker.proc.pid},
-                                           bench.picker.metrics_port)
+            elif st.type in ("picker", "null-processor"):
+                # The first picker strategy got Bench's own gateway; others get one each.
+                gw = first_picker if st is picker_st else bench.add(picker_config(st), null=st.type == "null-processor")
+                procs = {"envoy": gw.envoy.proc.pid, "picker" if gw.picker else "null-processor": gw.pid}
+                targets[st.name] = _Target(gw.port, procs, gw.picker.metrics_port if gw.picker else None,
+                                           pause=gw.pause, resume=gw.resume)
             elif st.type == "upstream-epp":
                 try:
                     gw = Gateway(st, bench.addrs, picker_config(st))
@@ -193,6 +201,8 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
             result["strategies"][st.name] = {"type": st.type, "lb": st.lb, "description": st.description,
                                              "config": picker_config(st) if st.type != "envoy" else None}
         await asyncio.sleep(1.5)  # picker: discovery + first scrapes
+        for tg in targets.values():
+            tg.pause()
         small = _body(int(o.get("small_prompt_bytes", 240)))
         levels: list[tuple[str, str, dict[str, Any], bytes]] = []
         for rate in o.get("rates", [100, 500, 1000]):
@@ -205,6 +215,11 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
             levels.append((f"{lg.get('bytes', 220000) // 1000} KB prompt, c={lg.get('concurrency', 150)}", "closed",
                            {"concurrency": lg.get("concurrency", 150), "duration_s": lg.get("duration_s", 8),
                             "requests": lg.get("requests", 100000), "timeout_s": 60}, _body(int(lg.get("bytes", 220000)))))
+        lr = o.get("large_prompt_rate") or {}
+        if lr:
+            levels.append((f"{lr.get('bytes', 220000) // 1000} KB prompt, {lr.get('rate', 100)} req/s", "rate",
+                           {"rate": lr.get("rate", 100), "duration_s": lr.get("duration_s", 6), "timeout_s": 60},
+                           _body(int(lr.get("bytes", 220000)))))
         parts = int(o.get("interleave", 2))
         for label, kind, params, body in levels:
             entry: dict[str, Any] = {"level": label, "kind": kind, "params": params, "prompt_bytes": len(body), "runs": {},
@@ -215,9 +230,12 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
             # every gateway rather than whichever happened to run at that moment.
             for i in range(parts):
                 for name, tg in targets.items():
-                    # Warm the connection pool so the run does not pay for connects.
+                    tg.resume()
+                    # Warm the connection pool so the run does not pay for connects (and give a
+                    # resumed picker a fresh scrape).
                     await Level(tg).run("closed", {"concurrency": 8, "duration_s": 0.2}, body)
                     await meas[name].run(kind, part, body, seed=7 + i)
+                    tg.pause()
             for name, m in meas.items():
                 r = m.result()
                 entry["runs"][name] = r

@@ -10,7 +10,7 @@ import yaml
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 KINDS = ("overhead", "quality")
-STRATEGY_TYPES = ("envoy", "picker", "upstream-epp", "oracle")
+STRATEGY_TYPES = ("envoy", "picker", "upstream-epp", "oracle", "null-processor")
 ENVOY_LB = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM")
 WORKLOADS = ("sharegpt", "shared_prefix", "lora", "burst")
 
@@ -95,6 +95,8 @@ def parse(data: Any, path: Path | None = None) -> Scenario:
             raise ScenarioError(f"{where}.config: expected a mapping (PickerConfig)")
         if st.type == "oracle" and kind != "quality":
             raise ScenarioError(f"{where}: the oracle needs simulated replicas (kind: quality)")
+        if st.type == "null-processor" and kind != "overhead":
+            raise ScenarioError(f"{where}: the null processor makes no decision (kind: overhead only)")
         sc.strategies.append(st)
     if kind == "quality":
         sc.cluster = dict(_need(data, "cluster", "scenario", dict))

@@ -48,8 +48,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grpc-health-port", type=int, default=9003)
     p.add_argument("--metrics-port", type=int, default=9090)
     p.add_argument("--bind-address", default="0.0.0.0")
-    p.add_argument("--ext-proc-transport", choices=["h2", "grpcio"], default="h2",
-                   help="ext_proc server: our HTTP/2 transport (default, ~5x less CPU per message) or grpcio")
     p.add_argument("--ha-enable-leader-election", action="store_true")
     p.add_argument("--api-keys-file", help="YAML/JSON mapping sha256(api key) hex -> user name")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -113,7 +111,7 @@ class App:
             await asyncio.sleep(0.05)
 
     async def _start_ext_proc(self, bind: str, port: int, opts: list) -> GrpcH2Server | grpc.aio.Server:
-        if self.args.ext_proc_transport == "grpcio":
+        if self.config.ext_proc.transport == "grpcio":
             server = grpc.aio.server(options=opts)
             pb_grpc.add_ExternalProcessorServicer_to_server(self.servicer, server)
             server.add_insecure_port(_bind(bind, port))

@@ -17,8 +17,11 @@ OVERHEAD = {"scenario": "overhead", "kind": "overhead", "description": "d", "env
     "levels": [
         {"level": "500 req/s", "kind": "rate", "params": {"rate": 500},
          "runs": {"envoy-round-robin": run(0.002, 0.004, 500), "envoy+picker": run(0.003, 0.009, 498, (0.0002, 0.001))}},
+        {"level": "saturation", "kind": "closed", "params": {},
+         "runs": {"envoy-round-robin": run(0.01, 0.02, 4000), "envoy+picker": run(0.04, 0.06, 1600, (0.0002, 0.001))}},
         {"level": "220 KB prompt, c=150", "kind": "closed", "params": {},
-         "runs": {"envoy-round-robin": run(0.1, 0.2, 300), "envoy+picker": run(0.13, 0.3, 200, (0.001, 0.004))}},
+         "runs": {"envoy-round-robin": run(0.1, 0.2, 300), "envoy+picker": run(0.13, 0.3, 200, (0.001, 0.004)),
+                  "envoy+null-processor": run(0.12, 0.25, 250, cpu_s_per_1000_requests={"envoy": 0.1, "null-processor": 0.2})}},
     ],
     "not_run": {"envoy+upstream-epp": "not run: no binary"},
     "scrape": {"endpoints": 100, "interval_ms": 50, "runs": {"envoy+picker": {"cores": {"picker": 0.2}, "endpoints_with_metrics": 100,
@@ -67,4 +70,8 @@ def test_quality_winners_exclude_the_oracle_and_targets_are_checked():
 def test_summary_has_anchor_table():
     md = report.summary_markdown({"overhead": OVERHEAD, "shared_prefix": SHARED}, "uv run igw bench all", 600)
     assert "uv run igw bench all" in md and "10.0 min" in md
-    assert "+1.14 s TTFT" in md and "0.54 s" in md and "−92.8%" in md
+    assert "+1.14 s @c=150 TTFT" in md and "0.54 s" in md and "−92.8%" in md
+    # The picker's rows only (not the null processor's), with the null floor from the same run.
+    assert "| 220 KB prompt, c=150: added latency p50 | +30 ms (200 vs 300 req/s; a do-nothing ext_proc server adds +20 ms) |" in md
+    # Saturation: 1,600 req/s meets the target; capacity = 1000 / 0.5 CPU-s per 1k requests.
+    assert "1600 req/s; picker CPU 0.50 s per 1k = 2000 req/s per core" in md and "| yes |" in md

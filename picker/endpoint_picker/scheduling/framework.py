@@ -82,7 +82,13 @@ class Picker(Protocol):
 @dataclass(slots=True)
 class Decision:
     chosen: list[Candidate]
-    scores: dict[str, float]
+    candidates: list[Candidate]
+    totals: list[float]
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Total score per endpoint key (built on demand: the hot path never needs it)."""
+        return {c.key: t for c, t in zip(self.candidates, self.totals)}
 
 
 class Scheduler:
@@ -104,11 +110,11 @@ class Scheduler:
                 candidates = kept
         totals = [0.0] * len(candidates)
         for scorer, weight in self.scorers:
-            for i, s in enumerate(scorer.score(request, candidates)):
-                totals[i] += weight * (0.0 if s < 0.0 else 1.0 if s > 1.0 else s)
+            totals = [t + weight * (0.0 if s < 0.0 else 1.0 if s > 1.0 else s)
+                      for t, s in zip(totals, scorer.score(request, candidates))]
         chosen = self.picker.pick(request, candidates, totals)
         if chosen:
             for hook in self.post_pick:
                 hook.picked(request, chosen[0])
-        return Decision(chosen, {c.key: t for c, t in zip(candidates, totals)})
+        return Decision(chosen, candidates, totals)
 

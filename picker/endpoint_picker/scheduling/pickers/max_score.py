@@ -27,5 +27,6 @@ class MaxScorePicker:
 
     def pick(self, request: SchedulingRequest, candidates: list[Candidate], scores: list[float]) -> list[Candidate]:
         r = self.rng.random
-        order = sorted(range(len(candidates)), key=lambda i: (-round(scores[i], 9), r()))
+        keys = [(-round(s, 9), r()) for s in scores]  # rounding: float noise must not break ties
+        order = sorted(range(len(candidates)), key=keys.__getitem__)
         return [candidates[i] for i in order[: self.max_endpoints]]

@@ -45,6 +45,8 @@ class PrefixCacheScorer:
         hashes = block_hashes(request.target_model, request.prompt, block_tokens, self.params.max_prefix_blocks)
         request.state[TYPE] = (hashes, block_tokens)
         hits = self.index.match(hashes)
+        if not hits:
+            return [0.0] * len(candidates)
         total = len(hashes)
         return [hits.get(c.key, 0) / total for c in candidates]
 

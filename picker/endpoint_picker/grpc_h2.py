@@ -269,10 +269,9 @@ class GrpcH2Connection(asyncio.Protocol):
     def _unpad(flags: int, payload: bytes) -> bytes:
         if not flags & PADDED:
             return payload
-        pad = payload[0]
-        if pad >= len(payload):
+        if not payload or payload[0] >= len(payload):
             raise ConnectionError_(PROTOCOL_ERROR, "padding exceeds frame")
-        return payload[1:len(payload) - pad]
+        return payload[1:len(payload) - payload[0]]
 
     def _data(self, flags: int, sid: int, payload: bytes) -> None:
         size = len(payload)

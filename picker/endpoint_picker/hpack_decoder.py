@@ -82,6 +82,8 @@ class HeaderDecoder:
                 raise HPACKDecodingError("integer too large")
 
     def _string(self, block: bytes, pos: int) -> tuple[bytes, int]:
+        if pos >= len(block):
+            raise HPACKDecodingError("truncated string")
         huffman = block[pos] & 0x80
         length, pos = self._int(block, pos, 7)
         end = pos + length

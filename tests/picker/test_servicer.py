@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Any
+import functools
+from typing import Any, Awaitable, Callable
 
 import grpc
 import orjson
@@ -18,6 +19,7 @@ from google.protobuf import struct_pb2
 from endpoint_picker.config import load_config
 from endpoint_picker.datastore import Datastore, Endpoint, parse_rewrite
 from endpoint_picker.director import Director
+from endpoint_picker.grpc_h2 import GrpcH2Server
 from endpoint_picker.scheduling.registry import build_registry
 from endpoint_picker.selfmetrics import SelfMetrics
 from endpoint_picker.server import ExternalProcessor
@@ -54,18 +56,39 @@ def body_msgs(body: bytes, size: int) -> list[pb.ProcessingRequest]:
     return [pb.ProcessingRequest(request_body=pb.HttpBody(body=p, end_of_stream=i == len(parts) - 1)) for i, p in enumerate(parts)]
 
 
-async def run_stream(director: Director, messages: list[pb.ProcessingRequest], mode: str = "FULL_DUPLEX_STREAMED") -> list[pb.ProcessingResponse]:
-    server = grpc.aio.server()
+async def _run_stream(transport: str, director: Director, messages: list[pb.ProcessingRequest],
+                      mode: str = "FULL_DUPLEX_STREAMED") -> list[pb.ProcessingResponse]:
+    """One ext_proc stream from a grpcio client to the servicer, served by grpcio (`Process`) or
+    by grpc_h2 (`open_stream`), the picker's two `--ext-proc-transport`s."""
     cfg = load_config({"ext_proc": {"request_body_mode": mode}})
-    pb_grpc.add_ExternalProcessorServicer_to_server(ExternalProcessor(director, cfg.ext_proc), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
+    processor = ExternalProcessor(director, cfg.ext_proc)
+    if transport == "grpcio":
+        server = grpc.aio.server()
+        pb_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+    else:
+        server = GrpcH2Server(processor.open_stream)
+        await server.start("127.0.0.1", 0)
+        port = server.port
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             call = pb_grpc.ExternalProcessorStub(ch).Process(iter(messages))
-            return [r async for r in call]
+            out = await asyncio.wait_for(_collect(call), 30)
     finally:
         await server.stop(0)
+    assert processor.active_streams == 0  # the stream's state was closed
+    return out
+
+
+async def _collect(call) -> list[pb.ProcessingResponse]:
+    return [r async for r in call]
+
+
+@pytest.fixture(params=["grpcio", "h2"])
+def run_stream(request: pytest.FixtureRequest) -> Callable[..., Awaitable[list[pb.ProcessingResponse]]]:
+    """`run_stream(director, messages, mode=...)` over each ext_proc transport."""
+    return functools.partial(_run_stream, request.param)
 
 
 def header_value(resp: pb.ProcessingResponse, name: str) -> str | None:
@@ -76,7 +99,7 @@ def header_value(resp: pb.ProcessingResponse, name: str) -> str | None:
     return None
 
 
-def test_full_duplex_defers_headers_and_rechunks_body():
+def test_full_duplex_defers_headers_and_rechunks_body(run_stream):
     body = orjson.dumps({"model": "m", "prompt": "z" * 200_000})
     out = asyncio.run(run_stream(make_director(), [headers_msg("/v1/completions"), *body_msgs(body, 16_384)]))
     first, chunks = out[0], out[1:]
@@ -95,7 +118,7 @@ def test_full_duplex_defers_headers_and_rechunks_body():
     assert b"".join(c.request_body.response.body_mutation.streamed_response.body for c in chunks) == body
 
 
-def test_buffered_mode_continues_headers_and_routes_on_body():
+def test_buffered_mode_continues_headers_and_routes_on_body(run_stream):
     body = orjson.dumps({"model": "m", "prompt": "hi"})
     out = asyncio.run(run_stream(make_director(), [headers_msg("/v1/completions"), *body_msgs(body, 1 << 20)], mode="BUFFERED"))
     assert out[0] == pb.ProcessingResponse(request_headers=pb.HeadersResponse())
@@ -104,14 +127,14 @@ def test_buffered_mode_continues_headers_and_routes_on_body():
     assert not out[1].request_body.response.HasField("body_mutation")  # body unchanged: no mutation
 
 
-def test_subset_hint_restricts_candidates():
+def test_subset_hint_restricts_candidates(run_stream):
     body = orjson.dumps({"model": "m", "prompt": "hi"})
     d = make_director()
     out = asyncio.run(run_stream(d, [headers_msg("/v1/completions", subset=["10.0.0.3:8000", "9.9.9.9:1"]), *body_msgs(body, 100)]))
     assert header_value(out[0], "x-gateway-destination-endpoint") == "10.0.0.3:8000"
 
 
-def test_subset_hint_with_nothing_eligible_is_503():
+def test_subset_hint_with_nothing_eligible_is_503(run_stream):
     body = orjson.dumps({"model": "m", "prompt": "hi"})
     out = asyncio.run(run_stream(make_director(), [headers_msg("/v1/completions", subset=["9.9.9.9:1"]), *body_msgs(body, 100)]))
     imm = out[0].immediate_response
@@ -119,14 +142,14 @@ def test_subset_hint_with_nothing_eligible_is_503():
     assert {h.header.key: h.header.raw_value for h in imm.headers.set_headers}["x-llm-d-request-dropped-reason"] == b"rejected-no-endpoints"
 
 
-def test_bodyless_request_is_routed_at_headers():
+def test_bodyless_request_is_routed_at_headers(run_stream):
     out = asyncio.run(run_stream(make_director(), [headers_msg("/v1/models", eos=True)]))
     assert len(out) == 1
     assert header_value(out[0], "x-gateway-destination-endpoint")
     assert header_value(out[0], "content-length") is None
 
 
-def test_response_path_restores_model_and_releases_inflight():
+def test_response_path_restores_model_and_releases_inflight(run_stream):
     rw = {"metadata": {"name": "rw"}, "spec": {"rules": [{"targets": [{"modelRewrite": "served", "weight": 1}]}]}}
     d = make_director(rewrites=[rw])
     body = orjson.dumps({"model": "client", "prompt": "hi", "stream": True})
@@ -229,7 +252,7 @@ def test_engine_none_uses_inflight_load_and_never_sheds_on_staleness():
     assert all(f.requests == 0 for f in d.store.inflight.values())
 
 
-def test_compressed_response_is_passed_through_untouched():
+def test_compressed_response_is_passed_through_untouched(run_stream):
     rw = {"metadata": {"name": "rw"}, "spec": {"rules": [{"targets": [{"modelRewrite": "served", "weight": 1}]}]}}
     d = make_director(rewrites=[rw])
     body = orjson.dumps({"model": "client", "prompt": "hi"})
@@ -279,7 +302,7 @@ def test_skipped_response_headers_served_endpoint_and_release_from_body_messages
     assert all(f.requests == 0 and f.tokens == 0 for f in d.store.inflight.values())
 
 
-def test_skipped_response_headers_restore_asks_for_identity_and_spares_compressed_bodies():
+def test_skipped_response_headers_restore_asks_for_identity_and_spares_compressed_bodies(run_stream):
     rw = {"metadata": {"name": "rw"}, "spec": {"rules": [{"targets": [{"modelRewrite": "served", "weight": 1}]}]}}
     body = orjson.dumps({"model": "client", "prompt": "hi"})
     sse = b'data: {"model":"served","x":1}\n\ndata: [DONE]\n\n'

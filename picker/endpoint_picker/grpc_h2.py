@@ -52,7 +52,9 @@ class StreamHandler(Protocol):
     """One RPC. `on_message` gets each request message and returns the serialized responses plus
     whether the call is finished (the transport then sends OK trailers and stops reading)."""
 
-    def on_message(self, message: bytes) -> tuple[list[bytes], bool]: ...
+    def on_message(self, message: memoryview) -> tuple[list[bytes], bool]:
+        """`message` is only valid during the call (a view of the connection's read buffer)."""
+        ...
 
     def close(self) -> None:
         """The stream ended, normally or not: release whatever the call holds. Called once."""
@@ -88,8 +90,9 @@ OK_TRAILERS = _literal(b"grpc-status", b"0")
 
 
 def _status_block(code: int, message: str) -> bytes:
-    # grpc-message is percent-encoded per the gRPC HTTP/2 spec; ours are plain ASCII.
-    return _literal(b"grpc-status", str(code).encode()) + _literal(b"grpc-message", message.encode("ascii", "replace"))
+    # grpc-message is percent-encoded (gRPC over HTTP/2: bytes outside 0x20-0x7E, and "%").
+    text = "".join(c if " " <= c <= "~" and c != "%" else "".join(f"%{b:02X}" for b in c.encode()) for c in message)
+    return _literal(b"grpc-status", str(code).encode()) + _literal(b"grpc-message", text.encode("ascii"))
 
 
 class _Stream:
@@ -173,6 +176,7 @@ class GrpcH2Connection(asyncio.Protocol):
         self.conn_send_window = DEFAULT_WINDOW
         self.conn_unacked = 0
         self.continuing: _Stream | None = None  # stream whose header block is incomplete
+        self.reset_streams: dict[int, None] = {}  # recently reset by us (ordered set)
         self.going_away = False
         self.out: list[bytes] = []
 
@@ -338,11 +342,18 @@ class GrpcH2Connection(asyncio.Protocol):
             block = block[5:]
         s = self.streams.get(sid)
         if s is None:
-            if sid <= self.last_stream_id or not sid & 1:
+            if not sid & 1:
                 raise ConnectionError_(PROTOCOL_ERROR, f"stream {sid} cannot be opened")
-            self.last_stream_id = sid
             s = _Stream(sid, self.peer_initial_window)
-            self.streams[sid] = s
+            if sid in self.reset_streams:
+                # Trailers racing our RST_STREAM: decode (the HPACK state must stay in step) and
+                # drop, on a stream object that is never registered.
+                s.finished = True
+            elif sid <= self.last_stream_id:
+                raise ConnectionError_(PROTOCOL_ERROR, f"stream {sid} cannot be opened")
+            else:
+                self.last_stream_id = sid
+                self.streams[sid] = s
         if flags & END_HEADERS:
             self._header_block(s, block, bool(flags & END_STREAM))
         else:
@@ -369,7 +380,7 @@ class GrpcH2Connection(asyncio.Protocol):
                 self.out.append(_frame(RST_STREAM, 0, s.id, _U32.pack(REFUSED_STREAM)))
                 self._end(s)
                 return
-            path = next((v for k, v in headers if k == b":path"), b"").decode("latin-1")
+            path = next((v for k, v in headers if k == b":path"), b"").decode("utf-8", "replace")
             handler = self.server.open_stream(path)
             if handler is None:
                 self._fail(s, GRPC_UNIMPLEMENTED, f"unknown method {path}")
@@ -382,6 +393,8 @@ class GrpcH2Connection(asyncio.Protocol):
         if len(payload) != 4:
             raise ConnectionError_(FRAME_SIZE_ERROR, "bad WINDOW_UPDATE")
         inc = _U32.unpack(payload)[0] & 0x7FFFFFFF
+        if inc == 0:
+            raise ConnectionError_(PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
         if sid == 0:
             self.conn_send_window += inc
             if self.conn_send_window > MAX_WINDOW:
@@ -393,6 +406,8 @@ class GrpcH2Connection(asyncio.Protocol):
         s = self.streams.get(sid)
         if s is not None:
             s.send_window += inc
+            if s.send_window > MAX_WINDOW:
+                raise ConnectionError_(FLOW_CONTROL_ERROR, f"stream {sid} window overflow")
             self._drain(s)
 
     def _settings(self, flags: int, sid: int, payload: bytes) -> None:
@@ -455,6 +470,10 @@ class GrpcH2Connection(asyncio.Protocol):
             if not s.remote_closed:
                 # We are done before the client: tell it to stop sending (gRPC servers do this).
                 self.out.append(_frame(RST_STREAM, 0, s.id, _U32.pack(NO_ERROR)))
+                reset = self.reset_streams
+                reset[s.id] = None
+                if len(reset) > 1024:  # frames racing a reset arrive within a round trip
+                    del reset[next(iter(reset))]
             self._forget(s)
 
     def _finish(self, s: _Stream, trailers: bytes) -> None:
@@ -482,7 +501,10 @@ class GrpcH2Connection(asyncio.Protocol):
         self.streams.pop(s.id, None)
         h, s.handler = s.handler, None
         if h is not None:
-            h.close()
+            try:
+                h.close()
+            except Exception:  # one handler's bug must not leave the others open
+                log.exception("ext_proc stream close failed")
 
     def _end(self, s: _Stream) -> None:
         """Reset or lost: drop the stream and close its handler."""
@@ -504,6 +526,9 @@ class GrpcH2Connection(asyncio.Protocol):
         self._flush()
 
     def close(self) -> None:
+        """Close now: handlers of open streams are closed before this returns."""
+        for s in list(self.streams.values()):
+            self._end(s)
         if self.transport is not None:
             self._flush()
             self.transport.close()

@@ -1,10 +1,12 @@
 """HPACK (RFC 7541) header-block decoding for grpc_h2, built for a peer that repeats itself.
 
-A gateway's ext_proc client sends nearly the same header block on every stream, with `:path`
-as a Huffman-coded literal that is never indexed. The `hpack` package decodes that string
-again each time (~50 µs of pure-Python bit twiddling per stream); here decoded Huffman strings
-are remembered, so a repeated block costs a few table lookups. The static table and the
-Huffman decoder itself come from `hpack`.
+A gateway's ext_proc client sends the same header block on every stream after the first
+(Envoy: indexed fields plus `:path` as a Huffman-coded literal that is never indexed). The
+`hpack` package decodes it again each time (~50 µs of pure-Python Huffman per stream). Here:
+  * a block that left the dynamic table untouched is remembered with the table's version; the
+    same bytes against the same table decode to the same headers, so a repeat is one dict hit;
+  * decoded Huffman strings are remembered too, for blocks that do change the table.
+The static table and the Huffman decoder itself come from `hpack`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ ENTRY_OVERHEAD = 32
 DEFAULT_TABLE_SIZE = 4096
 MAX_HEADER_LIST = 64 * 1024
 _HUFFMAN_CACHE_LIMIT = 512
+_BLOCK_CACHE_LIMIT = 64
 
 
 class HeaderDecoder:
@@ -31,8 +34,23 @@ class HeaderDecoder:
         self.dynamic: deque[tuple[bytes, bytes]] = deque()
         self.size = 0
         self._huffman: dict[bytes, bytes] = {}
+        self.version = 0  # bumped on every dynamic table change
+        self._blocks: dict[bytes, tuple[int, list[tuple[bytes, bytes]]]] = {}
 
     def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        """The block's (name, value) pairs. The list may be shared with later calls: read only."""
+        hit = self._blocks.get(block)
+        if hit is not None and hit[0] == self.version:
+            return hit[1]
+        version = self.version
+        headers = self._decode(block)
+        if self.version == version:
+            if len(self._blocks) >= _BLOCK_CACHE_LIMIT:
+                self._blocks.clear()
+            self._blocks[bytes(block)] = (version, headers)
+        return headers
+
+    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         headers: list[tuple[bytes, bytes]] = []
         pos, n = 0, len(block)
         total = 0
@@ -51,6 +69,7 @@ class HeaderDecoder:
                 if size > self.max_table_size:
                     raise HPACKDecodingError(f"table size {size} above the advertised {self.max_table_size}")
                 self.table_size_limit = size
+                self.version += 1
                 self._evict()
                 continue
             else:  # literal without indexing / never indexed: the table is untouched
@@ -118,6 +137,7 @@ class HeaderDecoder:
         raise HPACKDecodingError(f"header index {index} out of range")
 
     def _add(self, header: tuple[bytes, bytes]) -> None:
+        self.version += 1
         size = len(header[0]) + len(header[1]) + ENTRY_OVERHEAD
         if size > self.table_size_limit:  # RFC 7541 §4.4: an oversized entry empties the table
             self.dynamic.clear()

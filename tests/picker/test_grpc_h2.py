@@ -508,6 +508,9 @@ _REQ = request_headers(Encoder())  # a fresh encoder's block: literals only
         pytest.param([frame(HEADERS, END_HEADERS, 3, _REQ), frame(HEADERS, END_HEADERS, 1, _REQ)], 3, PROTOCOL_ERROR,
                      id="stream-id-going-backwards"),
         pytest.param([frame(PUSH_PROMISE, END_HEADERS, 1, b"\0\0\0\2")], 0, PROTOCOL_ERROR, id="push-promise"),
+        pytest.param([frame(WINDOW_UPDATE, 0, 0, b"\0\0\0\0")], 0, PROTOCOL_ERROR, id="window-update-of-zero"),
+        pytest.param([frame(HEADERS, END_HEADERS, 1, _REQ), frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 2**31 - 1))],
+                     1, 0x3, id="stream-window-overflow"),
         pytest.param([struct.pack(">I", (1 << 20) + 1)[1:] + struct.pack(">BBI", DATA, 0, 1)], 0, 0x6,
                      id="frame-above-our-max-frame-size"),
     ],
@@ -616,5 +619,70 @@ def test_grpc_h2_response_data_respects_peer_stream_and_connection_windows():
             assert b"".join(f.payload for f in data) + rest == grpc_message(bytes(i % 251 for i in range(100_000)))
             assert sent[-1].type == HEADERS and sent[-1].flags & END_STREAM  # trailers after the last DATA
             c.close()
+
+    run(main)
+
+
+def test_grpc_h2_trailers_racing_our_reset_are_decoded_and_dropped():
+    """done=True ends the call and resets the stream; trailers the client sent meanwhile must not
+    kill the connection, and their HPACK entries must still be applied."""
+    async def main():
+        async with serving() as (server, methods):
+            c = await RawClient.connect(server.port)
+            enc = Encoder()
+            c.send(frame(HEADERS, END_HEADERS, 1, request_headers(enc)), frame(DATA, 0, 1, grpc_message(b"done")))
+            _, data, trailers = await c.response(1)
+            assert trailers["grpc-status"] == "0" and data == grpc_message(b"bye-1") + grpc_message(b"bye-2")
+            rst, _ = await c.until(RST_STREAM)
+            assert (rst.sid, rst.payload) == (1, b"\0\0\0\0")
+            # Trailers adding a dynamic-table entry, then a stream whose block references it.
+            c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, enc.encode([("x-late-trailer", "1")])))
+            block = enc.encode([(":method", "POST"), (":scheme", "http"), (":path", METHOD), (":authority", "picker"),
+                                ("content-type", "application/grpc"), ("te", "trailers"), ("x-late-trailer", "1")])
+            c.send(frame(HEADERS, END_HEADERS, 3, block), frame(DATA, END_STREAM, 3, grpc_message(b"next")))
+            assert (await c.response(3))[1] == grpc_message(b"next")
+            assert [h.closed for h in methods.handlers] == [1, 1]
+            c.close()
+
+    run(main)
+
+
+def test_grpc_h2_grpc_message_is_percent_encoded():
+    async def main():
+        async with serving() as (server, _):
+            c = await RawClient.connect(server.port)
+            c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, request_headers(Encoder(), "/no/such 100%/método")))
+            _, _, trailers = await c.response(1)
+            assert trailers["grpc-status"] == "12"
+            assert trailers["grpc-message"] == "unknown method /no/such 100%25/m%C3%A9todo"
+            c.close()
+
+    run(main)
+
+
+class ClosesBadly(Echo):
+    def close(self) -> None:
+        super().close()
+        raise RuntimeError("close bug")
+
+
+def test_grpc_h2_handler_close_bug_does_not_leave_other_streams_open():
+    async def main():
+        handlers: list[Echo] = []
+
+        def methods(path: str) -> Echo:
+            handlers.append(ClosesBadly() if not handlers else Echo())
+            return handlers[-1]
+
+        server = GrpcH2Server(methods)
+        await step(server.start("127.0.0.1", 0))
+        c = await RawClient.connect(server.port)
+        enc = Encoder()
+        c.send(frame(HEADERS, END_HEADERS, 1, request_headers(enc)), frame(HEADERS, END_HEADERS, 3, request_headers(enc)))
+        await c.sync()
+        assert len(handlers) == 2
+        await step(server.stop(0))  # closes both: the first one's bug must not skip the second
+        assert [h.closed for h in handlers] == [1, 1]
+        c.close()
 
     run(main)

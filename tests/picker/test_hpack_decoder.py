@@ -161,3 +161,17 @@ def test_hpack_decoder_rejects_oversized_header_list():
     block = Encoder().encode([NeverIndexedHeaderTuple(b"x-big", big)], huffman=False)
     with pytest.raises(HPACKDecodingError, match="too large"):
         HeaderDecoder().decode(block)
+
+
+def test_repeated_block_is_served_from_cache_only_while_the_table_is_unchanged():
+    from hpack import Encoder
+
+    from endpoint_picker.hpack_decoder import HeaderDecoder
+
+    enc, dec = Encoder(), HeaderDecoder()
+    dec.decode(enc.encode([("a", "1")]))           # literal with indexing: ("a", "1") is entry 62
+    ref = enc.encode([("a", "1")])                 # now just the index 62
+    first = dec.decode(ref)
+    assert first == [(b"a", b"1")] and dec.decode(ref) is first  # same bytes, same table: cached
+    dec.decode(enc.encode([("b", "2")]))           # a new entry shifts ("a", "1") to 63
+    assert dec.decode(ref) == [(b"b", b"2")]       # index 62 means something else now

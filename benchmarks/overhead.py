@@ -28,7 +28,7 @@ import orjson
 from endpoint_picker import bench_overhead as picker_bench
 from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
 
-from . import stats
+from . import stats, wrk
 from .httpclient import Pool
 from .loadgen import closed_loop, open_loop, poisson_offsets
 from .procs import cpu_seconds, free_port
@@ -65,6 +65,7 @@ class Level:
         self.cpu: dict[str, float] = {}
         self.hist: list[tuple[float, float]] = []
         self.loadavg: list[float] = []
+        self.wrk_runs: list[wrk.WrkRun] = []
 
     async def run(self, kind: str, params: dict[str, Any], body: bytes, seed: int = 7) -> None:
         gw = self.gw
@@ -77,7 +78,12 @@ class Level:
             return await pool.request("POST", "/v1/completions", body, timeout=params.get("timeout_s", 30))
 
         t0 = time.monotonic()
-        if kind == "rate":
+        if kind == "wrk":
+            run = await wrk.closed_loop(f"http://{gw.host}:{gw.port}/v1/completions", body, params["concurrency"],
+                                        params["duration_s"])
+            self.wrk_runs.append(run)
+            samples, window = [], run.seconds
+        elif kind == "rate":
             offs = poisson_offsets(params["rate"], params["duration_s"], seed=seed)
             samples, start, _ = await open_loop(offs, [None] * len(offs), send, drain_s=params.get("drain_s", 15))
             # achieved throughput: completions over the time they took (not over the schedule)
@@ -103,19 +109,33 @@ class Level:
         except OSError:
             pass
 
+    def _wrk_result(self) -> dict[str, Any]:
+        runs = self.wrk_runs
+        requests = sum(r.requests for r in runs)
+        ok = requests - sum(r.errors for r in runs)
+        # wrk gives percentiles per run, not samples: request-weighted mean over the parts.
+        latency = {q: sum(r.percentiles_s[q] * r.requests for r in runs) / max(1, requests)
+                   for q in ("p50", "p90", "p99")}
+        return {"requests": requests, "ok": ok, "errors": requests - ok, "error_examples": [],
+                "throughput_rps": ok / self.window if self.window > 0 else 0.0,
+                "latency_s": {**latency, "mean": None, "n": ok}, "client": "wrk"}
+
     def result(self) -> dict[str, Any]:
         samples = self.samples
         ok = [s for s in samples if s.ok]
-        out: dict[str, Any] = {
+        out: dict[str, Any] = self._wrk_result() if self.wrk_runs else {
             "requests": len(samples), "ok": len(ok), "errors": len(samples) - len(ok),
             "error_examples": sorted({(s.error or f"HTTP {s.status}") for s in samples if not s.ok})[:3],
             "throughput_rps": len(ok) / self.window if self.window > 0 else 0.0,
             "latency_s": stats.summarize([s.latency for s in ok]),
+        }
+        out.update({
             "cpu_s": dict(self.cpu),
             "wall_s": self.wall,
             "cpu_cores": {k: v / self.wall for k, v in self.cpu.items()} if self.wall else {},
-            "cpu_s_per_1000_requests": {k: (v / len(ok) * 1000 if ok else None) for k, v in self.cpu.items()},
-        }
+        })
+        n_ok = out["ok"]
+        out["cpu_s_per_1000_requests"] = {k: (v / n_ok * 1000 if n_ok else None) for k, v in self.cpu.items()}
         if self.loadavg:
             out["loadavg_1m"] = max(self.loadavg)
         if self.hist:
@@ -210,6 +230,12 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
         sat = o.get("saturation") or {}
         levels.append(("saturation", "closed", {"concurrency": sat.get("concurrency", 64),
                                                 "duration_s": sat.get("duration_s", 6)}, small))
+        sw = o.get("saturation_wrk") or {}
+        if sw and wrk.available():
+            levels.append(("saturation (wrk client)", "wrk", {"concurrency": sw.get("concurrency", 64),
+                                                               "duration_s": sw.get("duration_s", 6)}, small))
+        elif sw:
+            result["not_run"]["saturation (wrk client)"] = "wrk is not installed (apt-get install wrk)"
         lg = o.get("large_prompt") or {}
         if lg:
             levels.append((f"{lg.get('bytes', 220000) // 1000} KB prompt, c={lg.get('concurrency', 150)}", "closed",
@@ -270,6 +296,7 @@ async def _scrape_cost(sc: Scenario, scr: dict[str, Any], log) -> dict[str, Any]
     eps = tmp / "eps.yaml"
     write_endpoints(eps, [{"name": f"p{i}", "address": a.split(":")[0], "labels": {"app": "idle"}, "ready": True}
                           for i, a in enumerate(addrs)])
+    measured: set[str] = set()
     try:
         for st in sc.strategies:
             if st.type == "upstream-epp":
@@ -278,6 +305,11 @@ async def _scrape_cost(sc: Scenario, scr: dict[str, Any], log) -> dict[str, Any]
             if st.type != "picker":
                 continue
             cfg = picker_config(st)
+            # Scraping depends on the scrape config only (not body mode or transport): once each.
+            key = repr(sorted((cfg.get("scrape") or {}).items()))
+            if key in measured:
+                continue
+            measured.add(key)
             cfg = {**cfg, "scrape": {**(cfg.get("scrape") or {}), "interval_ms": interval}}
             picker = PickerProcess(pool_name="idle", manifests_dir=mdir, endpoints_file=eps, config=cfg)
             try:

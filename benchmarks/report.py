@@ -215,10 +215,11 @@ def anchors_markdown(docs: dict[str, dict[str, Any]]) -> str:
             rows.append(("picker decision latency p50 / p99 @500 req/s", f"{_ms(r500['decision_p50_s'], 3)} / {_ms(r500['decision_p99_s'], 3)} ms",
                          "3.59 / 78.6 (p95) ms on 4.94 cores, optimized-baseline", "LR high_qps_small_token_comparison_analysis.md",
                          "yes" if ok else "no (target ≤ 1 / ≤ 5 ms)"))
-        sat = next((r for r in orows if r["level"] == "saturation"), None)
-        if sat and sat["cpu_per_1000"].get("picker"):
+        for sat in (r for r in orows if r["level"].startswith("saturation")):
+            if not sat["cpu_per_1000"].get("picker"):
+                continue
             capacity = 1000 / sat["cpu_per_1000"]["picker"]
-            rows.append(("requests/s through one picker process (saturation, shared 2 cores)",
+            rows.append((f"requests/s through one picker process ({sat['level']}, shared 2 cores)",
                          f"{sat['throughput_rps']:.0f} req/s; picker CPU {sat['cpu_per_1000']['picker']:.2f} s per 1k "
                          f"= {capacity:.0f} req/s per core", "≥5k picks/s per replica (GIE tuning guide, 4 cores)",
                          "GIE resource-tuning.md", "yes" if sat["throughput_rps"] >= 1500 else "no (target ≥ 1,500 req/s)"))
@@ -227,10 +228,12 @@ def anchors_markdown(docs: dict[str, dict[str, Any]]) -> str:
                 continue
             floor = null.get(big["level"])
             floor_txt = f"; a do-nothing ext_proc server adds {floor['added_p50_s'] * 1000:+.0f} ms" if floor and floor["added_p50_s"] is not None else ""
+            # The target (≤ +50 ms) is set for concurrency 150; other large-prompt levels are context.
+            target = ("yes" if big["added_p50_s"] <= 0.05 else "no (target ≤ +50 ms)") if "c=150" in big["level"] else "–"
             rows.append((f"{big['level']}: added latency p50", f"{big['added_p50_s'] * 1000:+.0f} ms "
                          f"({big['throughput_rps']:.0f} vs {big['base_throughput_rps']:.0f} req/s{floor_txt})",
                          "+158 ms @c=20, +1.14 s @c=150 TTFT, plateau ~130 req/s (GIE v1.5.0)", "GIE #2928 / LR #1109",
-                         "yes" if big["added_p50_s"] <= 0.05 else "no (target ≤ +50 ms)"))
+                         target))
         sc = (ov["result"].get("scrape") or {}).get("runs", {})
         for name, r in sc.items():
             if "cores" in r:

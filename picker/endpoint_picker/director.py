@@ -18,7 +18,7 @@ from .config import PickerConfig
 from .datastore import Datastore, RewriteRule
 from .errors import BadRequest, ModelNotFound, NoEndpoints
 from .protocol import MODEL_REWRITE_HEADER, OBJECTIVE_HEADERS
-from .requests import parse_request
+from .requests import kserve_path_for, parse_request
 from .scheduling.framework import Candidate, Scheduler, SchedulingRequest
 from .selfmetrics import SelfMetrics
 
@@ -33,6 +33,8 @@ class Routed:
     # In-flight accounting handles, released by release_*().
     primary: str
     tokens: int
+    # New :path when the model lives in the path (KServe v2) and was rewritten; else None.
+    path: str | None = None
 
     @property
     def rewritten(self) -> bool:
@@ -89,6 +91,7 @@ class Director:
             raise BadRequest("request has no model", reason="missing-model")
         target = client_model
         new_body = body
+        new_path = None
         if client_model is not None:
             forced = headers.get(MODEL_REWRITE_HEADER)
             if forced:
@@ -99,9 +102,12 @@ class Director:
                     target = pick_rewrite(rule, headers.get("x-request-id", ""), self.rng)
             if self.cfg.models.reject_unknown and target not in self.served and client_model not in self.served:
                 raise ModelNotFound(f"model '{client_model}' is not served by this pool", reason="model-not-found")
-            if target != client_model and parsed.body is not None and parsed.model_key is not None:
-                parsed.body[parsed.model_key] = target
-                new_body = orjson.dumps(parsed.body)  # the only re-serialization
+            if target != client_model:
+                if parsed.api == "kserve":
+                    new_path = kserve_path_for(path, target)  # KServe v2 names the model in the path
+                elif parsed.body is not None and parsed.model_key is not None:
+                    parsed.body[parsed.model_key] = target
+                    new_body = orjson.dumps(parsed.body)  # the only re-serialization
         objective = headers.get(OBJECTIVE_HEADERS[0]) or headers.get(OBJECTIVE_HEADERS[1])
         priority = self.store.priority_for(objective, client_model)
         self.limiter.check(user, client_model)
@@ -125,7 +131,7 @@ class Director:
         primary.inflight.requests += 1
         primary.inflight.tokens += tokens
         self.metrics.decided(primary.key, "scheduled" if body or client_model else "bodyless", time.perf_counter() - t0)
-        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens)
+        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens, new_path)
 
     def _candidates(self, subset: list[str] | None) -> list[Candidate]:
         store = self.store

@@ -66,8 +66,10 @@ def destination_metadata(value: str) -> struct_pb2.Struct:
     return s
 
 
-def _routing_headers(endpoints: str, content_length: int | None, identity: bool) -> dict[str, str]:
+def _routing_headers(endpoints: str, content_length: int | None, identity: bool, path: str | None) -> dict[str, str]:
     hdrs = {DESTINATION_HEADER: endpoints}
+    if path is not None:
+        hdrs[":path"] = path  # a model named in the path (KServe v2) was rewritten
     if content_length is not None:
         hdrs["content-length"] = str(content_length)
     if identity:
@@ -77,23 +79,25 @@ def _routing_headers(endpoints: str, content_length: int | None, identity: bool)
     return hdrs
 
 
-def routing_headers_response(endpoints: str, content_length: int | None, identity: bool = False) -> pb.ProcessingResponse:
+def routing_headers_response(endpoints: str, content_length: int | None, identity: bool = False,
+                             path: str | None = None) -> pb.ProcessingResponse:
     """The deferred request_headers answer: destination header + metadata, route cache cleared.
-    identity: also ask the model server for an uncompressed response (model-name restore)."""
+    identity: also ask the model server for an uncompressed response (model-name restore);
+    path: a new :path (rewritten KServe v2 model)."""
     resp = pb.ProcessingResponse()
     common = resp.request_headers.response
-    _fill_headers(common, _routing_headers(endpoints, content_length, identity))
+    _fill_headers(common, _routing_headers(endpoints, content_length, identity, path))
     common.clear_route_cache = True
     _fill_destination(resp, endpoints)
     return resp
 
 
 def buffered_body_response(endpoints: str, body: bytes | None, content_length: int | None,
-                           identity: bool = False) -> pb.ProcessingResponse:
+                           identity: bool = False, path: str | None = None) -> pb.ProcessingResponse:
     """BUFFERED mode: headers were already continued, so routing rides on the body response."""
     resp = pb.ProcessingResponse()
     common = resp.request_body.response
-    _fill_headers(common, _routing_headers(endpoints, content_length, identity))
+    _fill_headers(common, _routing_headers(endpoints, content_length, identity, path))
     common.clear_route_cache = True
     if body is not None:
         common.body_mutation.body = body

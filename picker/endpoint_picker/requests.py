@@ -77,6 +77,14 @@ def kserve_model(path: str) -> str | None:
     return parts[3] if len(parts) > 3 and parts[3] else None
 
 
+def kserve_path_for(path: str, model: str) -> str:
+    """The same KServe v2 path (version, verb and query kept) naming another model."""
+    base, sep, query = path.partition("?")
+    parts = base.split("/")
+    parts[3] = model
+    return "/".join(parts) + sep + query
+
+
 _PROMPT_KEYS = {
     "chat": ("messages",),
     "completions": ("prompt",),

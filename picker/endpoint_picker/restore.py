@@ -1,7 +1,7 @@
 """Response-side model name restore: the client sees the model name it asked for.
 
-Works on JSON and SSE bodies by replacing the serialized `"model":"<served>"` pair, so no
-response is parsed. Bytes after the last newline are held back so a pair split across chunks
+Works on JSON and SSE bodies by replacing the serialized `"model":"<served>"` pair (OpenAI) or
+`"model_name":"<served>"` (KServe v2), so no response is parsed. Bytes after the last newline are held back so a pair split across chunks
 is still found (SSE events end in newlines; a plain JSON body is small and flushed at the end).
 """
 
@@ -13,7 +13,7 @@ import orjson
 class ModelRestorer:
     def __init__(self, served: str, client: str) -> None:
         s, c = orjson.dumps(served), orjson.dumps(client)
-        self.pairs = [(b'"model":' + s, b'"model":' + c), (b'"model": ' + s, b'"model": ' + c)]
+        self.pairs = [(key + sep + s, key + sep + c) for key in (b'"model":', b'"model_name":') for sep in (b"", b" ")]
         self._carry = b""
 
     def _replace(self, data: bytes) -> bytes:

@@ -92,7 +92,7 @@ class StreamState:
                 routed = self._route(b"")
             except RequestError as e:
                 return self._reject(e)
-            return [P.routing_headers_response(routed.header_value, None, self.restorer is not None)]
+            return [P.routing_headers_response(routed.header_value, None, self.restorer is not None, routed.path)]
         return [] if self.full_duplex else [P.EMPTY_REQUEST_HEADERS]
 
     def _request_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
@@ -112,10 +112,10 @@ class StreamState:
             return self._reject(e)
         out = routed.body
         if self.full_duplex:
-            return [P.routing_headers_response(routed.header_value, len(out), self.restorer is not None),
+            return [P.routing_headers_response(routed.header_value, len(out), self.restorer is not None, routed.path),
                     *P.streamed_chunks(out, self.cfg.chunk_size, request=True)]
         return [P.buffered_body_response(routed.header_value, out if out is not body else None, len(out),
-                                         self.restorer is not None)]
+                                         self.restorer is not None, routed.path)]
 
     def _request_trailers(self) -> list[pb.ProcessingResponse]:
         if self.decided:
@@ -129,7 +129,7 @@ class StreamState:
             return self._reject(e)
         if not self.full_duplex:
             return [P.EMPTY_REQUEST_TRAILERS]
-        return [P.routing_headers_response(routed.header_value, len(routed.body), self.restorer is not None),
+        return [P.routing_headers_response(routed.header_value, len(routed.body), self.restorer is not None, routed.path),
                 *P.streamed_chunks(routed.body, self.cfg.chunk_size, request=True, end_of_stream=False),
                 P.EMPTY_REQUEST_TRAILERS]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -75,7 +76,6 @@ def test_bodyless_request_gets_an_endpoint(stack):
 
 
 def test_one_megabyte_body_is_chunked_and_forwarded_exactly(stack):
-    import hashlib
 
     import orjson
 
@@ -106,6 +106,23 @@ def test_buffered_mode_keeps_exact_content_length_after_rewrite(stack):
     assert seen["received_model"] == "internal-model-v2"
     assert int(seen["content_length"]) == seen["received_bytes"] == len(body) + len("internal-model-v2") - len("public")
     assert r.json()["model"] == "public"  # restored for the client
+
+
+@pytest.mark.parametrize("mode", ["FULL_DUPLEX_STREAMED", "BUFFERED"])
+def test_kserve_v2_rewrite_moves_the_model_in_the_path_and_restores_model_name(stack, mode):
+    rewrite = {"apiVersion": "llm-d.ai/v1alpha2", "kind": "InferenceModelRewrite",
+               "metadata": {"name": "rw", "namespace": "default"},
+               "spec": {"poolRef": {"name": "test-pool"},
+                        "rules": [{"matches": [{"model": {"type": "Exact", "value": "public"}}],
+                                   "targets": [{"modelRewrite": "internal-v2", "weight": 1}]}]}}
+    s = stack({"a": {}}, objects=[rewrite], request_body_mode=mode)
+    body = b'{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}'
+    r = s.post("/v2/models/public/versions/3/infer?trace=1", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    seen = r.json()["served_by"]
+    assert seen["path"] == "/v2/models/internal-v2/versions/3/infer?trace=1"  # version, verb, query kept
+    assert seen["sha256"] == hashlib.sha256(body).hexdigest()  # the body names no model: untouched
+    assert r.json()["model_name"] == "public"  # restored for the client
 
 
 def test_sse_stream_passthrough_restores_client_model(stack):

@@ -169,6 +169,18 @@ def test_response_path_restores_model_and_releases_inflight(run_stream):
     assert all(f.requests == 0 and f.tokens == 0 for f in d.store.inflight.values())  # released at stream end
 
 
+def test_kserve_v2_bodyless_request_gets_the_rewritten_path(run_stream):
+    rw = {"metadata": {"name": "rw"}, "spec": {"rules": [{"matches": [{"model": {"type": "Exact", "value": "m-public"}}],
+                                                          "targets": [{"modelRewrite": "m-internal", "weight": 1}]}]}}
+    d = make_director(rewrites=[rw])
+    out = asyncio.run(run_stream(d, [headers_msg("/v2/models/m-public/ready", {":method": "GET"}, eos=True)]))
+    assert header_value(out[0], ":path") == "/v2/models/m-internal/ready"
+    assert header_value(out[0], "x-gateway-destination-endpoint").split(",")[0].split(":")[0] in EPS
+    # Without a rewrite the path is left alone (no :path mutation at all).
+    out = asyncio.run(run_stream(d, [headers_msg("/v2/models/other/ready", {":method": "GET"}, eos=True)]))
+    assert header_value(out[0], ":path") is None
+
+
 def test_rewrite_weights_over_2000_requests():
     rw = {"metadata": {"name": "split", "creationTimestamp": "2026-01-01T00:00:00Z"},
           "spec": {"rules": [{"matches": [{"model": {"type": "Exact", "value": "chat"}}],

@@ -131,6 +131,9 @@ class FakeBackend:
                 await writer.drain()
                 await asyncio.sleep(st.stream_delay_s)
             writer.write(b"0\r\n\r\n")
+        elif path.startswith("/v2/models/"):  # KServe v2 inference response: the model is named in the path
+            out = orjson.dumps({"model_name": path.split("/")[3], "model_version": "1", "outputs": [], "served_by": info})
+            writer.write(_response("200 OK", {"content-type": "application/json", "x-inference-pod": st.name}, out))
         else:
             out = orjson.dumps({"object": "text_completion", "model": model, "served_by": info})
             writer.write(_response("200 OK", {"content-type": "application/json", "x-inference-pod": st.name}, out))

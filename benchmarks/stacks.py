@@ -165,7 +165,8 @@ class Gateway:
                                       "--manifests-dir", str(mdir), "--endpoints-file", str(ep),
                                       "--grpc-port", str(grpc_port), "--grpc-health-port", str(health_port),
                                       "--metrics-port", str(self.metrics_port), "--bind-address", "127.0.0.1",
-                                      "--log-level", "warning"], wait_for=("127.0.0.1", grpc_port))
+                                      "--log-level", "warning", "--secure-serving=false"],  # scheduling, not TLS, is measured
+                           wait_for=("127.0.0.1", grpc_port))
         return grpc_port
 
     def _start_upstream_epp(self, config: dict[str, Any]) -> int:

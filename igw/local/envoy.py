@@ -277,7 +277,8 @@ def clusters(plan: LocalPlan, xds_dir: Path, picker_ports: dict[str, int]) -> li
         # The picker's address comes from EDS too: a replaced picker (new config → new process on
         # new ports) takes new streams while the streams already open on the old one finish
         # (a changed cluster would be rebuilt and its connections dropped).
-        pc = picker_cluster(picker_cluster_name(pool.name), f"127.0.0.1:{picker_ports[pool.name]}")
+        # TLS, as a gateway on GKE talks to the picker (its default --secure-serving, self-signed).
+        pc = picker_cluster(picker_cluster_name(pool.name), f"127.0.0.1:{picker_ports[pool.name]}", tls=True)
         pc.pop("load_assignment")
         pc.update({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "type": "EDS",
                    "eds_cluster_config": {"eds_config": _source(xds_dir, f"eds-picker-{pool.name}.yaml")},

@@ -133,9 +133,11 @@ def pool_cluster(name: str = POOL_CLUSTER, endpoints: Sequence[str] | None = Non
     }
 
 
-def picker_cluster(name: str = EXT_PROC_CLUSTER, picker_address: str = "127.0.0.1:9002") -> dict[str, Any]:
-    """HTTP/2 (gRPC) cluster for the picker's ext_proc port."""
-    return {
+def picker_cluster(name: str = EXT_PROC_CLUSTER, picker_address: str = "127.0.0.1:9002",
+                   tls: bool = False) -> dict[str, Any]:
+    """HTTP/2 (gRPC) cluster for the picker's ext_proc port. tls: the picker serves TLS (its
+    default): h2 by ALPN, certificate not verified, as gateways treat the picker (GIE #582)."""
+    cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "1s",
@@ -146,6 +148,11 @@ def picker_cluster(name: str = EXT_PROC_CLUSTER, picker_address: str = "127.0.0.
         "load_assignment": {"cluster_name": name,
                             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(picker_address)}}]}]},
     }
+    if tls:
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {"alpn_protocols": ["h2"]}}}
+    return cluster
 
 
 def build_bootstrap(
@@ -164,6 +171,7 @@ def build_bootstrap(
     listener_address: str = "127.0.0.1",
     admin_port: int | None = None,
     response_header_mode: str | None = None,
+    picker_tls: bool = False,
 ) -> dict[str, Any]:
     """Build the bootstrap dict (serialize with json/yaml and pass to `envoy -c`).
 
@@ -174,6 +182,7 @@ def build_bootstrap(
     The picker's `ext_proc.request_body_mode` / `response_body_mode` must match.
     response_header_mode: None = SKIP for streamed response bodies, else SEND (the picker handles
     both; see ext_proc_filter).
+    picker_tls: the picker serves TLS (`--secure-serving`, its default); False for a cleartext picker.
     """
     ext_proc = ext_proc_filter(EXT_PROC_CLUSTER, failure_mode_allow=failure_mode_allow,
                                message_timeout_s=message_timeout_s, grpc_timeout_s=grpc_timeout_s,
@@ -197,7 +206,7 @@ def build_bootstrap(
         "http_filters": http_filters,
     }
     pool = pool_cluster(POOL_CLUSTER, endpoints)
-    picker = picker_cluster(EXT_PROC_CLUSTER, picker_address)
+    picker = picker_cluster(EXT_PROC_CLUSTER, picker_address, tls=picker_tls)
     bootstrap: dict[str, Any] = {
         "static_resources": {
             "listeners": [{

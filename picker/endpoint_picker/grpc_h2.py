@@ -1,4 +1,4 @@
-"""A small gRPC server over cleartext HTTP/2 (h2c, prior knowledge) for one bidi-streaming method.
+"""A small gRPC server over HTTP/2 (h2c with prior knowledge, or h2 over TLS) for one bidi method.
 
 Why not grpcio: its asyncio server costs ~0.1 ms of CPU per message, and one proxied request is
 ~9 ext_proc messages, so grpcio alone capped the picker near 750 requests/s on one core. Here a
@@ -8,14 +8,15 @@ awaits), and every answer produced by one socket read leaves in one `write`.
 Scope is what a gateway's ext_proc client needs: HTTP/2 framing (RFC 9113) with flow control in
 both directions, HPACK decoding of request headers (hpack_decoder.py; our own headers are
 literals that never touch the dynamic table), gRPC length-prefixed messages without compression,
-trailers-only errors, RST_STREAM, PING, GOAWAY, and a graceful drain. Anything else is a
-connection error. TLS, compression and server push are out of scope.
+trailers-only errors, RST_STREAM, PING, GOAWAY, and a graceful drain, in cleartext or over TLS
+(asyncio's). Anything else is a connection error; compression and server push are out of scope.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl as ssl_mod
 import struct
 from typing import Callable, Protocol
 
@@ -131,9 +132,10 @@ class GrpcH2Server:
         self.connections: set[GrpcH2Connection] = set()
         self._server: asyncio.base_events.Server | None = None
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, ssl: "ssl_mod.SSLContext | None" = None) -> None:
+        """Listen on host:port; with `ssl`, HTTP/2 over TLS (the context should offer ALPN h2)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: GrpcH2Connection(self), host, port, reuse_address=True)
+        self._server = await loop.create_server(lambda: GrpcH2Connection(self), host, port, reuse_address=True, ssl=ssl)
 
     @property
     def port(self) -> int:

@@ -3,7 +3,8 @@
 picker --pool-name NAME --pool-namespace NS --config-file PATH
        [--discovery kubernetes|files] [--manifests-dir DIR --endpoints-file FILE]
        [--grpc-port 9002] [--grpc-health-port 9003] [--metrics-port 9090]
-       [--bind-address 0.0.0.0] [--ha-enable-leader-election] [--api-keys-file PATH]
+       [--bind-address 0.0.0.0] [--secure-serving[=true|false]] [--cert-path DIR]
+       [--ha-enable-leader-election] [--api-keys-file PATH]
        [--log-level info] [--drain-timeout SECONDS]
 """
 
@@ -32,6 +33,7 @@ from .scheduling.registry import build_registry
 from .scrape import Scraper
 from .selfmetrics import SelfMetrics, serve_metrics
 from .server import ExternalProcessor
+from .tls import certificate_files, server_context
 
 log = logging.getLogger("endpoint_picker")
 
@@ -48,6 +50,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grpc-health-port", type=int, default=9003)
     p.add_argument("--metrics-port", type=int, default=9090)
     p.add_argument("--bind-address", default="0.0.0.0")
+    p.add_argument("--secure-serving", nargs="?", const=True, default=True, type=_flag_bool, metavar="BOOL",
+                   help="TLS on the ext_proc port (default true, as the reference picker; gateways do not verify it)")
+    p.add_argument("--cert-path", help="directory with tls.crt and tls.key; default: a self-signed certificate")
     p.add_argument("--ha-enable-leader-election", action="store_true")
     p.add_argument("--api-keys-file", help="YAML/JSON mapping sha256(api key) hex -> user name")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -57,6 +62,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.discovery == "files" and not args.manifests_dir:
         p.error("--discovery files requires --manifests-dir (and usually --endpoints-file)")
     return args
+
+
+def _flag_bool(value: str) -> bool:
+    """Go-style boolean flag values, so `--secure-serving=false` reads as it does for the reference."""
+    v = value.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
 
 
 def _bind(host: str, port: int) -> str:
@@ -77,6 +92,9 @@ class App:
         self.servicer = ExternalProcessor(self.director, config.ext_proc)
         self.health = Health()
         self.leader = not args.ha_enable_leader_election
+        # Certificates are checked here, so a bad --cert-path exits 2 before anything listens.
+        self.cert_files = certificate_files(args.cert_path) if args.secure_serving else None
+        self.ssl_context = server_context(*self.cert_files) if self.cert_files else None
         self._stop = asyncio.Event()
         self.metrics.endpoint_state = self._endpoint_state
         self.metrics.ext_proc_counts = lambda: (self.servicer.streams_total, self.servicer.messages_in,
@@ -111,14 +129,19 @@ class App:
             await asyncio.sleep(0.05)
 
     async def _start_ext_proc(self, bind: str, port: int, opts: list) -> GrpcH2Server | grpc.aio.Server:
+        files = self.cert_files
         if self.config.ext_proc.transport == "grpcio":
             server = grpc.aio.server(options=opts)
             pb_grpc.add_ExternalProcessorServicer_to_server(self.servicer, server)
-            server.add_insecure_port(_bind(bind, port))
+            if files is None:
+                server.add_insecure_port(_bind(bind, port))
+            else:
+                creds = grpc.ssl_server_credentials([(files[1].read_bytes(), files[0].read_bytes())])
+                server.add_secure_port(_bind(bind, port), creds)
             await server.start()
             return server
         h2 = GrpcH2Server(self.servicer.open_stream)
-        await h2.start(bind, port)
+        await h2.start(bind, port, ssl=self.ssl_context)
         return h2
 
     async def run(self) -> int:
@@ -143,8 +166,8 @@ class App:
             scraper = None
         tasks.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
         server = await self._start_ext_proc(bind, a.grpc_port, opts)
-        log.info("picker for pool %s/%s: ext_proc %s, health %s, metrics %s", a.pool_namespace, a.pool_name,
-                 a.grpc_port, a.grpc_health_port, a.metrics_port)
+        log.info("picker for pool %s/%s: ext_proc %s (%s), health %s, metrics %s", a.pool_namespace, a.pool_name,
+                 a.grpc_port, "TLS" if a.secure_serving else "cleartext", a.grpc_health_port, a.metrics_port)
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -79,7 +79,8 @@ def stack(tmp_path: Path, fleet: BackendFleet) -> Iterator[Callable[..., Stack]]
     def make(backends: dict[str, dict[str, Any]], *, config: dict[str, Any] | None = None,
              objects: list[dict[str, Any]] = (), refused: tuple[str, ...] = (), failure_mode_allow: bool = False,
              api_keys_file: Path | None = None, request_body_mode: str = "FULL_DUPLEX_STREAMED",
-             response_body_mode: str = "FULL_DUPLEX_STREAMED", response_header_mode: str | None = None) -> Stack:
+             response_body_mode: str = "FULL_DUPLEX_STREAMED", response_header_mode: str | None = None,
+             secure: bool = False, picker_args: list[str] | None = None) -> Stack:
         mdir = tmp_path / f"manifests{len(made)}"
         mdir.mkdir()
         # One free port per stack (other suites on this machine also use 127.0.1.x:8000).
@@ -97,12 +98,13 @@ def stack(tmp_path: Path, fleet: BackendFleet) -> Iterator[Callable[..., Stack]]
         cfg = dict(config or {})
         cfg.setdefault("ext_proc", {})
         cfg["ext_proc"] = {"request_body_mode": request_body_mode, "response_body_mode": response_body_mode, **cfg["ext_proc"]}
-        picker = PickerProcess(pool_name=POOL, manifests_dir=mdir, endpoints_file=eps, config=cfg, api_keys_file=api_keys_file)
+        picker = PickerProcess(pool_name=POOL, manifests_dir=mdir, endpoints_file=eps, config=cfg, api_keys_file=api_keys_file,
+                               secure=secure, extra_args=picker_args)
         addrs = [f"{p['address']}:{port}" for p in pods]
         listen = free_port()
         boot = build_bootstrap(listen, picker.address, endpoints=addrs, failure_mode_allow=failure_mode_allow,
                                request_body_mode=request_body_mode, response_body_mode=response_body_mode,
-                               response_header_mode=response_header_mode)
+                               response_header_mode=response_header_mode, picker_tls=secure)
         try:
             envoy = EnvoyProcess(boot, listen)
         except Exception:

@@ -40,7 +40,8 @@ def write_manifests(path: Path, objects: list[dict[str, Any]]) -> None:
 class PickerProcess:
     def __init__(self, *, pool_name: str, manifests_dir: Path, endpoints_file: Path,
                  config: dict[str, Any] | None = None, api_keys_file: Path | None = None,
-                 extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+                 secure: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="picker-"))
         self.config_path = self.dir / "picker.yaml"
         self.config_path.write_text(yaml.safe_dump(config or {}))
@@ -52,6 +53,8 @@ class PickerProcess:
                 "--metrics-port", str(self.metrics_port), "--bind-address", "127.0.0.1", "--log-level", "warning"]
         if api_keys_file:
             args += ["--api-keys-file", str(api_keys_file)]
+        # Tests and benchmarks talk cleartext unless they test TLS (the picker's default).
+        args.append(f"--secure-serving={'true' if secure else 'false'}")
         args += extra_args or []
         self.log_path = self.dir / "picker.log"
         self._log = open(self.log_path, "wb")

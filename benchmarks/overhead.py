@@ -206,7 +206,8 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
                 targets[st.name] = _Target(bench.direct_port, {"envoy": bench.direct.proc.pid})
             elif st.type in ("picker", "null-processor"):
                 # The first picker strategy got Bench's own gateway; others get one each.
-                gw = first_picker if st is picker_st else bench.add(picker_config(st), null=st.type == "null-processor")
+                gw = first_picker if st is picker_st and not st.tls else bench.add(picker_config(st), null=st.type == "null-processor",
+                                                                    tls=st.tls)
                 procs = {"envoy": gw.envoy.proc.pid, "picker" if gw.picker else "null-processor": gw.pid}
                 targets[st.name] = _Target(gw.port, procs, gw.picker.metrics_port if gw.picker else None,
                                            pause=gw.pause, resume=gw.resume)

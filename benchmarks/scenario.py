@@ -27,6 +27,7 @@ class Strategy:
     config: dict[str, Any] | None = None    # picker config (PickerConfig YAML as a dict)
     config_file: str | None = None          # picker config from a file (relative to scenarios/)
     search: bool = False                    # part of the picker config search
+    tls: bool = False                       # picker: serve ext_proc over TLS (its default outside benchmarks)
     description: str = ""
 
 
@@ -78,12 +79,12 @@ def parse(data: Any, path: Path | None = None) -> Scenario:
         where = f"strategies[{i}]"
         if not isinstance(s, dict):
             raise ScenarioError(f"{where}: expected a mapping")
-        extra = set(s) - {"name", "type", "lb", "config", "config_file", "search", "description"}
+        extra = set(s) - {"name", "type", "lb", "config", "config_file", "search", "tls", "description"}
         if extra:
             raise ScenarioError(f"{where}: unknown keys {sorted(extra)}")
         st = Strategy(name=_need(s, "name", where, str), type=_need(s, "type", where, str), lb=s.get("lb"),
                       config=s.get("config"), config_file=s.get("config_file"), search=bool(s.get("search", False)),
-                      description=str(s.get("description", "")))
+                      tls=bool(s.get("tls", False)), description=str(s.get("description", "")))
         if st.name in seen:
             raise ScenarioError(f"{where}.name: duplicate strategy {st.name!r}")
         seen.add(st.name)
@@ -95,6 +96,8 @@ def parse(data: Any, path: Path | None = None) -> Scenario:
             raise ScenarioError(f"{where}.config: expected a mapping (PickerConfig)")
         if st.type == "oracle" and kind != "quality":
             raise ScenarioError(f"{where}: the oracle needs simulated replicas (kind: quality)")
+        if st.tls and (st.type != "picker" or kind != "overhead"):
+            raise ScenarioError(f"{where}.tls: only for picker strategies of overhead scenarios")
         if st.type == "null-processor" and kind != "overhead":
             raise ScenarioError(f"{where}: the null processor makes no decision (kind: overhead only)")
         sc.strategies.append(st)

@@ -180,7 +180,8 @@ class PickerGateway:
     """One gateway Envoy in front of one ext_proc server over the shared backends: the real
     picker (config as in picker.yaml) or, with `null=True`, the do-nothing processor."""
 
-    def __init__(self, addrs: list[str], mdir: Path, eps: Path, config: dict[str, Any], null: bool = False) -> None:
+    def __init__(self, addrs: list[str], mdir: Path, eps: Path, config: dict[str, Any], null: bool = False,
+                 tls: bool = False) -> None:
         self.config = config
         self.mode = (config.get("ext_proc") or {}).get("request_body_mode", "FULL_DUPLEX_STREAMED")
         self.picker: PickerProcess | None = None
@@ -192,11 +193,11 @@ class PickerGateway:
             wait_port("127.0.0.1", port)
             address, self.pid = f"127.0.0.1:{port}", self.null.pid
         else:
-            self.picker = PickerProcess(pool_name="bench", manifests_dir=mdir, endpoints_file=eps, config=config)
+            self.picker = PickerProcess(pool_name="bench", manifests_dir=mdir, endpoints_file=eps, config=config, secure=tls)
             address, self.pid = self.picker.address, self.picker.proc.pid
         self.port = free_port()
         self.envoy = EnvoyProcess(build_bootstrap(self.port, address, endpoints=addrs, retries=0,
-                                                  request_body_mode=self.mode), self.port, concurrency=1)
+                                                  request_body_mode=self.mode, picker_tls=tls), self.port, concurrency=1)
 
     def pause(self) -> None:
         """SIGSTOP the gateway while others are measured: an idle picker still scrapes its
@@ -245,8 +246,8 @@ class Bench:
         first = self.add(with_mode(config or {}, request_body_mode) if request_body_mode else dict(config or {}))
         self.via, self.via_port, self.picker = first.envoy, first.port, first.picker
 
-    def add(self, config: dict[str, Any], null: bool = False) -> PickerGateway:
-        gw = PickerGateway(self.addrs, self.mdir, self.eps, config, null)
+    def add(self, config: dict[str, Any], null: bool = False, tls: bool = False) -> PickerGateway:
+        gw = PickerGateway(self.addrs, self.mdir, self.eps, config, null, tls)
         self.gateways.append(gw)
         return gw
 
@@ -277,13 +278,15 @@ def summarize(lat: list[float], errors: list[int], elapsed: float) -> dict[str, 
 FD, BUF = "FULL_DUPLEX_STREAMED", "BUFFERED"
 # name -> (picker config, null processor?). "picker" is the shipped default (GKE's body mode);
 # "picker-buffered" is what `igw up` runs for FailOpen pools; "null-*" do no work at all (the
-# floor any ext_proc server pays through Envoy); "picker-grpcio" is the former transport.
-GATEWAYS: dict[str, tuple[dict[str, Any], bool]] = {
-    "picker": (with_mode({}, FD), False),
-    "picker-buffered": (with_mode({}, BUF), False),
-    "picker-grpcio": (with_mode({"ext_proc": {"transport": "grpcio"}}, FD), False),
-    "null": (with_mode({}, FD), True),
-    "null-buffered": (with_mode({}, BUF), True),
+# floor any ext_proc server pays through Envoy); "picker-grpcio" is the former transport;
+# "picker-tls" serves TLS as a deployed picker does (--secure-serving, the CLI default).
+GATEWAYS: dict[str, tuple[dict[str, Any], bool, bool]] = {
+    "picker": (with_mode({}, FD), False, False),
+    "picker-tls": (with_mode({}, FD), False, True),
+    "picker-buffered": (with_mode({}, BUF), False, False),
+    "picker-grpcio": (with_mode({"ext_proc": {"transport": "grpcio"}}, FD), False, False),
+    "null": (with_mode({}, FD), True, False),
+    "null-buffered": (with_mode({}, BUF), True, False),
 }
 
 
@@ -312,9 +315,9 @@ async def run(quick: bool) -> dict[str, Any]:
     small = json.dumps({"model": "m", "prompt": "Write a haiku about load balancers.", "max_tokens": 16}).encode()
     big = json.dumps({"model": "m", "prompt": ("The quick brown fox jumps over the lazy dog. " * 5000)[:220_000]}).encode()
     loads = [  # (name, body, kind, rate or concurrency, gateways)
-        ("rate500", small, "rate", 500, ["picker", "picker-buffered", "picker-grpcio"]),
+        ("rate500", small, "rate", 500, ["picker", "picker-tls", "picker-buffered", "picker-grpcio"]),
         ("saturation_c64", small, "closed", 64, list(GATEWAYS)),
-        ("prompt220k_rate100", big, "rate", 100, ["picker", "picker-buffered", "null", "null-buffered"]),
+        ("prompt220k_rate100", big, "rate", 100, ["picker", "picker-tls", "picker-buffered", "null", "null-buffered"]),
         ("prompt220k_c150", big, "closed", 150, list(GATEWAYS)),
     ]
     results: dict[str, Any] = {}
@@ -322,9 +325,9 @@ async def run(quick: bool) -> dict[str, Any]:
         b = Bench(16, Path(d))
         gws = {"picker": b.gateways[0]}
         try:
-            for name, (config, null) in GATEWAYS.items():
+            for name, (config, null, tls) in GATEWAYS.items():
                 if name not in gws:
-                    gws[name] = b.add(config, null)
+                    gws[name] = b.add(config, null, tls)
             await asyncio.sleep(1.0)  # first scrapes
             for gw in gws.values():
                 gw.pause()

@@ -44,6 +44,9 @@ BASE = {
     (lambda d: d.update(extra=1), "unknown keys"),
     (lambda d: d["cluster"].update(time_scale=0), "cluster.time_scale"),
     (lambda d: d["workload"].update(type="shared_prefix", params={"num_groups": 2}), "workload.params.num_prompts_per_group"),
+    (lambda d: d["strategies"].append({"name": "p", "type": "picker", "tls": True}),
+     r"strategies\[1\].tls: only for picker strategies of overhead scenarios"),
+    (lambda d: d["strategies"].append({"name": "n", "type": "null-processor"}), "null processor makes no decision"),
 ])
 def test_bad_scenarios_name_the_key(mutate, message):
     import copy

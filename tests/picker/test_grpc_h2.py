@@ -111,6 +111,12 @@ async def round_trip(call: grpc.aio.StreamStreamCall, message: bytes) -> bytes:
     return await step(call.read())
 
 
+async def finish_ok(call: grpc.aio.StreamStreamCall) -> None:
+    """Half-close and expect the server to end the call with OK."""
+    await step(call.done_writing())
+    assert await step(call.code()) == grpc.StatusCode.OK
+
+
 async def read_to_end(call: grpc.aio.StreamStreamCall) -> list[bytes]:
     out = []
     for _ in range(10_000):
@@ -180,8 +186,7 @@ def test_grpc_h2_large_messages_both_ways_across_flow_control_windows():
             big = await step(round_trip(call, b"big:3000000"), 15)  # small request, 3 MB answer
             assert big == bytes(i % 251 for i in range(3_000_000))
             assert await round_trip(call, b"after") == b"after"  # the stream is still in step
-            await step(call.done_writing())
-            assert await step(call.code()) == grpc.StatusCode.OK
+            await finish_ok(call)
             assert [len(m) for m in methods.handlers[0].seen] == [20_000, 3_000_000, 11, 5]
 
     run(main)
@@ -200,8 +205,7 @@ def test_grpc_h2_handler_done_sends_responses_then_ok_and_closes_once():
             # The connection carries on.
             call2 = open_call(ch)
             assert await round_trip(call2, b"b") == b"b"
-            await step(call2.done_writing())
-            assert await step(call2.code()) == grpc.StatusCode.OK
+            await finish_ok(call2)
             assert h.closed == 1 and h.seen == [b"a", b"done"]
 
     run(main)
@@ -221,8 +225,7 @@ def test_grpc_h2_handler_exception_is_internal_for_that_stream_only():
             other = open_call(ch)
             assert await round_trip(other, b"3") == b"3"
             for c in (good, other):
-                await step(c.done_writing())
-                assert await step(c.code()) == grpc.StatusCode.OK
+                await finish_ok(c)
             assert [h.closed for h in methods.handlers] == [1, 1, 1]
             assert len(server.connections) == 1
 
@@ -238,8 +241,7 @@ def test_grpc_h2_unknown_method_is_unimplemented():
             assert methods.unknown == ["/some.Service/Other"] and methods.handlers == []
             ok = open_call(ch)  # the connection is fine
             assert await round_trip(ok, b"y") == b"y"
-            await step(ok.done_writing())
-            assert await step(ok.code()) == grpc.StatusCode.OK
+            await finish_ok(ok)
 
     run(main)
 
@@ -256,8 +258,7 @@ def test_grpc_h2_client_cancel_resets_stream_and_closes_handler_once():
             assert server.active_streams == 0
             again = open_call(ch)
             assert await round_trip(again, b"b") == b"b"
-            await step(again.done_writing())
-            assert await step(again.code()) == grpc.StatusCode.OK
+            await finish_ok(again)
             assert h.closed == 1
 
     run(main)
@@ -282,8 +283,7 @@ def test_grpc_h2_stop_refuses_new_connections_and_lets_open_stream_finish():
             await eventually(lambda: _refused(port))
             assert not stopping.done()  # still draining the open stream
             assert await round_trip(call, b"during") == b"during"
-            await step(call.done_writing())
-            assert await step(call.code()) == grpc.StatusCode.OK
+            await finish_ok(call)
             await step(stopping)
             assert time.monotonic() - started < 2  # returned once the stream finished, not at grace
             (h,) = methods.handlers

@@ -239,7 +239,7 @@ class ExtProcStream:
         self.proc = proc
         self.state = StreamState(proc.director, proc.cfg, proc.full_duplex, proc.response_duplex)
 
-    def on_message(self, message: bytes) -> tuple[list[bytes], bool]:
+    def on_message(self, message: memoryview) -> tuple[list[bytes], bool]:
         proc = self.proc
         proc.messages_in += 1
         try:

@@ -1,8 +1,9 @@
 """Response-side model name restore: the client sees the model name it asked for.
 
 Works on JSON and SSE bodies by replacing the serialized `"model":"<served>"` pair (OpenAI) or
-`"model_name":"<served>"` (KServe v2), so no response is parsed. Bytes after the last newline are held back so a pair split across chunks
-is still found (SSE events end in newlines; a plain JSON body is small and flushed at the end).
+`"model_name":"<served>"` (KServe v2), so no response is parsed. Bytes after the last newline
+are held back so a pair split across chunks is still found (SSE events end in newlines; a plain
+JSON body is small and flushed at the end).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ PICKER_GRACE_SECONDS = 130
 CONFIG_KEY = "picker.yaml"
 API_KEYS_DIR = "/etc/picker/api-keys"
 API_KEYS_KEY = "keys.yaml"
+TLS_DIR = "/etc/picker/tls"
 SYSTEM_POOL_SELECTOR = {"inference-gateway.dev/pool": "system"}
 CONFIG_HASH_ANNOTATION = "inference-gateway.dev/config-hash"
 
@@ -145,6 +146,8 @@ def picker_args(pool, namespace: str) -> list[str]:
         args.append("--ha-enable-leader-election")
     if pool.picker.api_keys:
         args += ["--api-keys-file", f"{API_KEYS_DIR}/{API_KEYS_KEY}"]
+    if pool.picker.tls_secret:
+        args += ["--cert-path", TLS_DIR]  # else the picker's default: TLS with a self-signed certificate
     return args
 
 
@@ -160,6 +163,9 @@ def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) 
     if settings.api_keys:
         mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
         volumes.append({"name": "api-keys", "secret": {"secretName": api_keys_secret_name(pool.name)}})
+    if settings.tls_secret:
+        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
+        volumes.append({"name": "tls", "secret": {"secretName": settings.tls_secret}})
     container = {
         "name": "epp",
         "image": image,

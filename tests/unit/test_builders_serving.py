@@ -195,6 +195,15 @@ def test_picker_ha_and_api_keys():
     assert {"name": "api-keys", "secret": {"secretName": "llama-epp-api-keys"}} in vols
 
 
+def test_picker_serves_a_tls_secret_when_named_else_its_self_signed_default():
+    assert "--cert-path" not in ip.picker_args(POOL, "ns")  # default: TLS, self-signed at startup
+    pool = InferencePoolConfig(name="llama", model_server=SERVER.name, picker={"tls_secret": "llama-epp-cert"})
+    assert ip.picker_args(pool, "ns")[-2:] == ["--cert-path", "/etc/picker/tls"]
+    spec = ip.picker_deployment(pool, "ns", "img", {})["spec"]["template"]["spec"]
+    assert {"name": "tls", "secret": {"secretName": "llama-epp-cert"}} in spec["volumes"]
+    assert {"name": "tls", "mountPath": "/etc/picker/tls", "readOnly": True} in spec["containers"][0]["volumeMounts"]
+
+
 def test_picker_role_is_read_only_with_one_replica():
     rules = ip.picker_role(POOL, "ns")["rules"]
     assert rules == [

@@ -21,8 +21,11 @@ def _stream_or_plain(client: openai.OpenAI, i: int, user: str):
         if i % 2:
             raw = client.chat.completions.with_raw_response.create(
                 model=BASE_MODEL, messages=msgs, max_tokens=48, stream=True, extra_headers={"x-user-id": user})
-            for chunk in raw.parse():
-                started = True
+            # The response has started once its headers arrived: vLLM (and the simulator) send them
+            # before the first token, and from then on no gateway can move the request elsewhere.
+            started = True
+            for _chunk in raw.parse():
+                pass
             return ("ok", raw.headers.get("x-inference-pod"))
         raw = client.chat.completions.with_raw_response.create(model=BASE_MODEL, messages=msgs, max_tokens=48,
                                                                extra_headers={"x-user-id": user})

@@ -157,7 +157,7 @@ class PickerSettings(Strict):
     user_header: str = "x-user-id"
     tls_secret: Name | None = None
     """A `kubernetes.io/tls` Secret in the pool's namespace whose tls.crt/tls.key the picker serves
-    on its ext_proc port (read at start: a renewed certificate needs a rollout). Default: a
+    on its ext_proc port (a renewed Secret is picked up without a restart). Default: a
     self-signed certificate made at startup, as the reference picker does (gateways do not verify
     the picker's certificate)."""
     cpu: str = "2"

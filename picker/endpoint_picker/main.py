@@ -33,7 +33,7 @@ from .scheduling.registry import build_registry
 from .scrape import Scraper
 from .selfmetrics import SelfMetrics, serve_metrics
 from .server import ExternalProcessor
-from .tls import certificate_files, server_context
+from .tls import CertificateReloader, certificate_files, server_context
 
 log = logging.getLogger("endpoint_picker")
 
@@ -95,6 +95,8 @@ class App:
         # Certificates are checked here, so a bad --cert-path exits 2 before anything listens.
         self.cert_files = certificate_files(args.cert_path) if args.secure_serving else None
         self.ssl_context = server_context(*self.cert_files) if self.cert_files else None
+        self.reloader = (CertificateReloader(self.ssl_context, *self.cert_files)
+                         if self.ssl_context is not None and args.cert_path else None)
         self._stop = asyncio.Event()
         self.metrics.endpoint_state = self._endpoint_state
         self.metrics.ext_proc_counts = lambda: (self.servicer.streams_total, self.servicer.messages_in,
@@ -127,6 +129,12 @@ class App:
         while not self._stop.is_set():
             await self.health.set_ready(self.store.synced and self.leader)
             await asyncio.sleep(0.05)
+
+    async def _reload_certificates(self, reloader: CertificateReloader, interval_s: float = 2.0) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(interval_s)
+            if reloader.check():
+                log.info("serving the renewed certificate from %s", self.args.cert_path)
 
     async def _start_ext_proc(self, bind: str, port: int, opts: list) -> GrpcH2Server | grpc.aio.Server:
         files = self.cert_files
@@ -165,6 +173,8 @@ class App:
         else:
             scraper = None
         tasks.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
+        if self.reloader is not None and self.config.ext_proc.transport == "h2":  # grpcio loads once
+            tasks.append(asyncio.create_task(self._reload_certificates(self.reloader), name="cert-reload"))
         server = await self._start_ext_proc(bind, a.grpc_port, opts)
         log.info("picker for pool %s/%s: ext_proc %s (%s), health %s, metrics %s", a.pool_namespace, a.pool_name,
                  a.grpc_port, "TLS" if a.secure_serving else "cleartext", a.grpc_health_port, a.metrics_port)

@@ -3,7 +3,9 @@
 Gateways (GKE's, Istio, kgateway) speak TLS to the endpoint picker and do not verify its
 certificate (gateway-api-inference-extension #582), so without `--cert-path` a self-signed
 certificate is made at startup. `--cert-path DIR` serves DIR/tls.crt and DIR/tls.key instead
-(a mounted Secret). The health port stays plaintext: Kubernetes gRPC probes cannot do TLS.
+(a mounted Secret), reloaded when they change (a renewed Secret reaches the pod as new files;
+new connections get the new certificate). The health port stays plaintext: Kubernetes gRPC
+probes cannot do TLS.
 """
 
 from __future__ import annotations
@@ -68,3 +70,32 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
         raise ConfigError(f"cannot load the serving certificate {cert_file} / {key_file}: {e}") from None
     ctx.set_alpn_protocols(["h2"])
     return ctx
+
+
+class CertificateReloader:
+    """Reloads the certificate into `context` when either file changes (mtime or size; a
+    Kubernetes Secret update swaps a symlink, which `stat` follows). A bad pair keeps the old one."""
+
+    def __init__(self, context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
+        self.context, self.cert_file, self.key_file = context, cert_file, key_file
+        self._seen = self._stamp()
+        self.reloads = 0
+
+    def _stamp(self) -> tuple[tuple[int, int], ...] | None:
+        try:
+            return tuple((s.st_mtime_ns, s.st_size) for s in (self.cert_file.stat(), self.key_file.stat()))
+        except OSError:
+            return None
+
+    def check(self) -> bool:
+        """Reload if the files changed; True when a new certificate is now served."""
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return False
+        try:
+            self.context.load_cert_chain(self.cert_file, self.key_file)
+        except (ssl.SSLError, OSError):
+            return False  # mid-update (certificate and key from different pairs): try again later
+        self._seen = stamp
+        self.reloads += 1
+        return True

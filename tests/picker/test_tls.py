@@ -61,3 +61,38 @@ def test_secure_serving_flag_reads_go_style_booleans():
     assert parse_args(base + ["--secure-serving", "true"]).secure_serving is True
     with pytest.raises(SystemExit):
         parse_args(base + ["--secure-serving=maybe"])
+
+
+def test_renewed_certificate_is_served_to_new_connections(stack, tmp_path: Path):
+    import os
+    import time
+
+    first, _ = self_signed(tmp_path)
+    s = stack({"a": {}}, secure=True, picker_args=["--cert-path", str(tmp_path)])
+    assert _served_certificate(s.picker.grpc_port) == ssl.PEM_cert_to_DER_cert(first.read_text())
+    # A Secret update: a new pair appears and replaces the old one atomically.
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    renewed, key = self_signed(new_dir)
+    os.replace(key, tmp_path / "tls.key")
+    os.replace(renewed, tmp_path / "tls.crt")
+    want = ssl.PEM_cert_to_DER_cert((tmp_path / "tls.crt").read_text())
+    deadline = time.monotonic() + 10
+    while _served_certificate(s.picker.grpc_port) != want:
+        assert time.monotonic() < deadline, "renewed certificate never served"
+        time.sleep(0.2)
+    assert s.post(json={"model": "m", "prompt": "hello"}).status_code == 200  # Envoy reconnects fine
+
+
+def test_reloader_keeps_the_old_pair_while_files_disagree(tmp_path: Path):
+    from endpoint_picker.tls import CertificateReloader, server_context
+
+    cert, key = self_signed(tmp_path)
+    ctx = server_context(cert, key)
+    r = CertificateReloader(ctx, cert, key)
+    assert r.check() is False  # unchanged
+    other = tmp_path / "other"
+    other.mkdir()
+    other_cert, _ = self_signed(other)
+    cert.write_bytes(other_cert.read_bytes())  # certificate renewed, key not yet
+    assert r.check() is False and r.reloads == 0

@@ -183,8 +183,7 @@ def crd_errors(obj: dict[str, Any], crd: dict[str, Any]) -> list[str]:
     group, _, version = obj["apiVersion"].rpartition("/")
     if group != crd["spec"]["group"] or obj["kind"] != crd["spec"]["names"]["kind"]:
         return [f"{obj['apiVersion']} {obj['kind']} is not served by CRD {crd['metadata']['name']}"]
-    if crd["spec"].get("scope") == "Namespaced" and not obj.get("metadata", {}).get("namespace"):
-        pass  # the namespace may come from the client; not an error
+    # A namespaced object without metadata.namespace is fine: the client supplies it.
     schema = version_schema(crd, version)
     body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
     validator = jsonschema.Draft7Validator(to_json_schema({**schema, "properties": {k: v for k, v in schema.get("properties", {}).items() if k not in ("apiVersion", "kind", "metadata")}}))

@@ -149,11 +149,8 @@ async def _amain(cfgs: list[SimConfig]) -> None:
               f"time_scale={c.time_scale})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(s, stop.set)
-        except NotImplementedError:
-            pass
+    for s in (signal.SIGINT, signal.SIGTERM):  # POSIX only, like the rest of the tooling
+        loop.add_signal_handler(s, stop.set)
     await stop.wait()
     for r in reps:
         await r.stop()

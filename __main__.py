@@ -5,7 +5,8 @@
 
 import pulumi
 
-from components.config import ConfigError, load_stack_config
+from components.config import ConfigError
+from components.stack_config import load_stack_config
 from components.platform import InferencePlatform
 
 try:

@@ -27,7 +27,7 @@ def health_probe(cfg: StackConfig, pool: str) -> HealthProbe:
     """The runtime preset's HTTP port and health path for the pool's model server."""
     server = cfg.model_server(cfg.pool(pool).model_server)
     try:
-        from .builders.runtimes import resolve_preset
+        from .catalog.runtimes import resolve_preset
 
         preset = resolve_preset(server)
         return HealthProbe(port=preset.port, path=preset.health_path)
@@ -40,7 +40,7 @@ def model_server_metrics(cfg: StackConfig, server_name: str) -> tuple[int, str] 
     """(port, metrics path) of a model server, or None when its runtime exports no metrics."""
     server = cfg.model_server(server_name)
     try:
-        from .builders.runtimes import resolve_preset
+        from .catalog.runtimes import resolve_preset
 
         preset = resolve_preset(server)
         return (preset.port, preset.metrics_path) if preset.metrics_path else None

@@ -26,7 +26,7 @@ class GpuNodePoolArgs:
 class GpuNodePool(pulumi.ComponentResource):
     """An H100 pool named like `gpu-h100x8-a3h8[-spot|-dws|-res]`.
 
-    The machine type alone decides the accelerator type and count (builders/machines.py). The
+    The machine type alone decides the accelerator type and count (catalog/machines.py). The
     provisioning model picks how VMs are obtained:
 
     - `on-demand`: regular VMs (quota NVIDIA_H100_GPUS);

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .builders import inference_pool as b
-from .builders.runtimes import RuntimePreset
+from .catalog.runtimes import RuntimePreset
 from .config.serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
 
 

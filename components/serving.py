@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from .builders import crds as crd_builders
 from .builders.inference_pool import GRPC_PORT, POOL_GROUP
 from .builders.model_server import hf_token_secret
-from .builders.runtimes import RuntimePreset
+from .catalog.runtimes import RuntimePreset
 from .config import StackConfig, secret_config
 from .inference_pool import InferencePool, InferencePoolArgs
 from .model_routing import ModelRouting, ModelRoutingArgs

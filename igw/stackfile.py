@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from components.config import ConfigError, StackConfig, config_values_from_stack_file, parse_stack_config
+from components.config import ConfigError, StackConfig, config_values_from_stack_file
+from components.stack_config import parse_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = ROOT / "stacks"

@@ -12,7 +12,8 @@ import shlex
 from typing import Any
 
 from ..config import GatewayConfig, RouteConfig, StackConfig
-from .routes import DEPLOYED_MODEL_HEADER, INVOKE_PREFIX, served_targets
+from ..config.served_models import served_targets
+from .routes import DEPLOYED_MODEL_HEADER, INVOKE_PREFIX
 
 IP_PLACEHOLDER = "${GATEWAY_IP}"
 

@@ -6,10 +6,10 @@ it is unit-tested without Pulumi and the components only pass the results throug
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
-from .machines import GpuMachine
+from ..catalog.machines import GpuMachine
+from ..catalog.names import node_service_account_id
 
 if TYPE_CHECKING:
     from ..config import GpuNodePoolConfig, StackConfig
@@ -37,20 +37,6 @@ CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 MONITORING_COMPONENTS = ("SYSTEM_COMPONENTS", "DCGM")
 """gcloud --monitoring=SYSTEM,DCGM: GPU metrics (DCGM) need managed Prometheus."""
-
-_SA_ID = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-
-
-def node_service_account_id(name_prefix: str) -> str:
-    """<name_prefix>-nodes, a valid service account id (6-30 chars) or ValueError."""
-    account_id = f"{name_prefix}-nodes"
-    if not _SA_ID.match(account_id):
-        raise ValueError(
-            f"{name_prefix!r} makes the node service account id {account_id!r}, which is not a valid "
-            "service account id; use a name_prefix of 1-24 lowercase letters, digits or '-', starting with a letter"
-        )
-    return account_id
-
 
 def cluster_location(cfg: StackConfig) -> str:
     """Regional clusters live in the region; zonal ones in the first configured zone."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .runtimes import RuntimePreset
+from ..catalog.runtimes import RuntimePreset
 
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_API_VERSION = f"{POOL_GROUP}/v1"

@@ -26,10 +26,6 @@ METADATA_VALUE_MAX = 1023
 """GCPTrafficExtension CRD: each metadata value is at most 1023 characters."""
 
 
-def template_name(project: str, region: str, template_id: str) -> str:
-    return f"projects/{project}/locations/{region}/templates/{template_id}"
-
-
 def guarded_gateways(gateways: Sequence[GatewayConfig], model_armor: ModelArmorConfig | None) -> list[str]:
     """Gateways that get the extension. A gateway's own `model_armor` wins; otherwise
     `model_armor.gateways` when set; otherwise every external gateway."""

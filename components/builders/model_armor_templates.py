@@ -24,11 +24,6 @@ def callout_member(project_number: str) -> str:
     return f"serviceAccount:service-{project_number}@gcp-sa-dep.iam.gserviceaccount.com"
 
 
-def template_name(project: str, location: str, template_id: str) -> str:
-    """Full resource name, as the provider's id and as `model_armor_settings` expect it."""
-    return f"projects/{project}/locations/{location}/templates/{template_id}"
-
-
 def _enforcement(on: bool) -> str:
     return "ENABLED" if on else "DISABLED"
 

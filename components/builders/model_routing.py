@@ -19,33 +19,14 @@ for it while the pool is saturated, and never sheds priority >= 0):
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Any
 
+from ..catalog.names import dns_name
 from .inference_pool import POOL_GROUP
 
 LLMD_API_VERSION = "llm-d.ai/v1alpha2"
 MODEL_ANNOTATION = "inference-gateway.dev/model"
 CRITICALITY_PRIORITY = {"Critical": 100, "Standard": 0, "Sheddable": -10}
-
-_NOT_DNS = re.compile(r"[^a-z0-9.-]+")
-_MAX_NAME = 63
-
-
-def dns_name(model: str) -> str:
-    """A DNS-safe object name for a model name: ``meta-llama/Llama-3.1-8B-Instruct`` ->
-    ``meta-llama-llama-3.1-8b-instruct``. Long names keep a hash suffix so they stay unique."""
-    name = _NOT_DNS.sub("-", model.lower())
-    name = re.sub(r"-{2,}", "-", name)
-    name = re.sub(r"\.{2,}", ".", name)
-    name = re.sub(r"[.-]*\.[.-]*", ".", name)  # no '-.' / '.-' (invalid label boundaries)
-    name = name.strip(".-")
-    if len(name) > _MAX_NAME:
-        digest = hashlib.sha256(model.encode()).hexdigest()[:8]
-        name = name[: _MAX_NAME - 9].rstrip(".-") + "-" + digest
-    return name or "model-" + hashlib.sha256(model.encode()).hexdigest()[:8]
-
 
 def pool_ref(pool_name: str) -> dict[str, str]:
     return {"group": POOL_GROUP, "kind": "InferencePool", "name": pool_name}

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .runtimes import MODELS_DIR, RuntimePreset
+from ..catalog.runtimes import MODELS_DIR, RuntimePreset
 
 LORA_SYNCER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/lora-syncer:v1.2.1"
 """Seed 001 used the moving staging tag ``k8s-staging-images/...:main``; v1.2.1 is the release

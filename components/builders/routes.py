@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..config import GatewayConfig, RouteConfig, ServedModelConfig
+from ..config.served_models import SERVED_MODELS_PREFIX, ServedTarget, served_name, served_targets
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 POOL_GROUP = "inference.networking.k8s.io"
@@ -40,62 +41,8 @@ MODEL_REWRITE_HEADER = "x-llm-d-model-name-rewrite"
 DEPLOYED_MODEL_HEADER = "x-deployed-model-id"
 """Clients name a served model with this header on predict / invoke endpoints (seed 000)."""
 INVOKE_PREFIX = "/invoke/"
-SERVED_MODELS_PREFIX = "/served-models/"
 MAX_RULES = 16
 """HTTPRoute spec.rules maxItems (Gateway API CRD)."""
-
-
-@dataclass(frozen=True)
-class ServedTarget:
-    """One model a client can address directly: `name` in the path / header, `model` served."""
-
-    name: str
-    model: str
-    client_model: str
-    pool: str
-
-    @property
-    def invocations_path(self) -> str:
-        return f"{SERVED_MODELS_PREFIX}{self.name}/invocations"
-
-
-def served_name(model: str) -> str:
-    """A model id as a URL path segment and header value: 'meta-llama/Llama-3.1-8B' ->
-    'meta-llama-llama-3-1-8b'."""
-    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
-    return slug[:63].rstrip("-") or "model"
-
-
-def served_targets(models: Iterable[ServedModelConfig], pools: Iterable[str]) -> list[ServedTarget]:
-    """Every directly addressable served model of these pools, in config order, deduplicated.
-
-    A served model with targets contributes one entry per target (its `name`, e.g. seed 002
-    current / challenger, or the target model's slug); one without targets contributes itself.
-    """
-    pool_set = set(pools)
-    out: list[ServedTarget] = []
-    for m in models:
-        if m.pool not in pool_set:
-            continue
-        if m.targets:
-            entries = [ServedTarget(t.name or served_name(t.model), t.model, m.name, m.pool) for t in m.targets]
-        else:
-            entries = [ServedTarget(served_name(m.name), m.name, m.name, m.pool)]
-        for e in entries:
-            if not any((o.name, o.model, o.pool) == (e.name, e.model, e.pool) for o in out):
-                out.append(e)
-    return out
-
-
-def served_target_conflicts(targets: list[ServedTarget]) -> list[tuple[ServedTarget, ServedTarget]]:
-    """Pairs that share a served name but serve different models (or pools)."""
-    seen: dict[str, ServedTarget] = {}
-    conflicts = []
-    for t in targets:
-        first = seen.setdefault(t.name, t)
-        if first is not t and (first.model, first.pool) != (t.model, t.pool):
-            conflicts.append((first, t))
-    return conflicts
 
 
 def route_name(gateway: GatewayConfig, route: RouteConfig) -> str:

@@ -1,7 +1,9 @@
 """Stack config: the ONLY place stack config is read and validated.
 
-`load_stack_config()` reads `inference-gateway:*` keys of the running Pulumi stack and returns a
-frozen `StackConfig`; every problem is raised together as `ConfigError` before any resource exists.
+The schema (pydantic, unknown keys rejected) and its cross-field rules. Read and validate a stack
+through `components.stack_config` (`load_stack_config()` / `parse_stack_config(values)`), which
+adds the limits only a render can tell; every problem is raised together as `ConfigError` before
+any resource exists. This package imports only `components.catalog`.
 """
 
 from ._base import ConfigError
@@ -29,6 +31,15 @@ from .serving import (
     ServedModelConfig,
     TargetModelConfig,
 )
-from .stack import PROJECT, SECRET_KEYS, StackConfig, config_values_from_stack_file, load_stack_config, parse_stack_config, secret_config
+from .served_models import ServedTarget, served_targets
+from .stack import (
+    PROJECT,
+    SECRET_KEYS,
+    StackConfig,
+    config_values_from_stack_file,
+    read_stack_config_values,
+    secret_config,
+    validate_stack_config,
+)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ..builders.machines import GpuMachine, gpu_machine
+from ..catalog.machines import GpuMachine, gpu_machine
 from ._base import Strict, cidr, dns_label
 
 Cidr = Annotated[str, AfterValidator(cidr)]

@@ -222,9 +222,9 @@ class ObservabilityConfig(Strict):
 
 def gateway_rules(cfg) -> list[str]:
     """Cross-field rules for gateways (called from stack._rules once pools and models are valid):
-    served-model names unique per gateway, HTTPRoute size limits, Model Armor wiring."""
-    from ..builders.model_armor_extension import METADATA_VALUE_MAX, guarded_gateways, model_armor_settings, template_name
-    from ..builders.routes import MAX_RULES, rule_count, served_target_conflicts, served_targets
+    served-model names unique per gateway, Model Armor wiring. Limits that only a render can tell
+    (HTTPRoute rule count, extension metadata size) are in components/builders/render_limits.py."""
+    from .served_models import served_target_conflicts, served_targets
 
     problems: list[str] = []
     for i, g in enumerate(cfg.gateways):
@@ -234,24 +234,6 @@ def gateway_rules(cfg) -> list[str]:
                 f"gateways[{i}]: served name {a.name!r} means {a.model!r} (pool {a.pool!r}) and {b.model!r} "
                 f"(pool {b.pool!r}); give the targets distinct names (models[].targets[].name)"
             )
-        for j, r in enumerate(g.routes):
-            n = rule_count(r, cfg.models)
-            if n > MAX_RULES:
-                problems.append(
-                    f"gateways[{i}].routes[{j}]: needs {n} HTTPRoute rules (one per served model plus the "
-                    f"endpoint); at most {MAX_RULES} are allowed. Set served_model_routes: false or split the route"
-                )
         if g.model_armor and (cfg.model_armor is None or not cfg.model_armor.guards):
             problems.append(f"gateways[{i}].model_armor: true needs model_armor with templates and guards")
-    ma = cfg.model_armor
-    if ma is not None and ma.guards and guarded_gateways(cfg.gateways, ma):
-        ids = {t.id for t in ma.templates}
-        if all(g.prompt_template in ids and g.response_template in ids for g in ma.guards):
-            names = {t: template_name(cfg.project, cfg.region, t) for t in ids}
-            size = len(model_armor_settings(ma, names))
-            if size > METADATA_VALUE_MAX:
-                problems.append(
-                    f"model_armor.guards: the model_armor_settings value would be {size} characters; the "
-                    f"GCPTrafficExtension allows {METADATA_VALUE_MAX}. Use fewer guards (model: default covers every other model)"
-                )
     return problems

@@ -28,7 +28,7 @@ class RouteOverride(Strict):
 
 
 class RuntimeOverrides(Strict):
-    """Override any field of the runtime preset (components/builders/runtimes.py)."""
+    """Override any field of the runtime preset (components/catalog/runtimes.py)."""
 
     image: str | None = None
     command: list[str] | None = None
@@ -105,7 +105,7 @@ class ModelServerConfig(Strict):
 
     @model_validator(mode="after")
     def _loras(self):
-        from ..builders.runtimes import PRESETS
+        from ..catalog.runtimes import PRESETS
 
         if self.lora_adapters and self.runtime != "vllm":
             raise ValueError(f"lora_adapters need the vllm runtime; runtime is {self.runtime!r}")
@@ -123,7 +123,7 @@ class ModelServerConfig(Strict):
 
     @property
     def lora_enabled(self) -> bool:
-        from ..builders.runtimes import PRESETS
+        from ..catalog.runtimes import PRESETS
 
         if self.enable_lora is None:
             return PRESETS[self.runtime].supports_lora

@@ -9,7 +9,8 @@ from typing import Any, Literal, Mapping
 import pydantic
 from pydantic import Field
 
-from ..builders.machines import KNOWN_H100_ZONES
+from ..catalog.machines import KNOWN_H100_ZONES
+from ..catalog.names import dns_name, node_service_account_id
 from ._base import ConfigError, Strict, describe_validation_error
 from .infra import (
     ApisConfig,
@@ -76,7 +77,7 @@ class StackConfig(Strict):
         return {self.region} if self.gateways else set()
 
     def node_pool_name(self, pool: GpuNodePoolConfig) -> str:
-        from ..builders.machines import pool_name
+        from ..catalog.machines import pool_name
 
         return pool.name or pool_name(pool.machine, pool.provisioning)
 
@@ -196,8 +197,6 @@ def _rules(cfg: StackConfig) -> list[str]:
             add(f"models[{i}].name: {m.name!r} is already served by pool {m.pool!r} (models[{seen_names[key]}])")
         seen_names[key] = i
         # Routing objects are named after the model (DNS-safe) and share the namespace.
-        from ..builders.model_routing import dns_name
-
         object_name = dns_name(m.name)
         if object_name in object_names and key not in seen_names_before:
             j = object_names[object_name]
@@ -251,8 +250,6 @@ GKE_NAME_MAX = 40
 
 def _gcp_name_rules(cfg: StackConfig) -> list[str]:
     """Names the GCP components derive from the config (issue 3: GCP infrastructure)."""
-    from ..builders.gke import node_service_account_id
-
     problems: list[str] = []
     try:
         node_service_account_id(cfg.name_prefix)
@@ -280,8 +277,9 @@ def _gcp_name_rules(cfg: StackConfig) -> list[str]:
     return problems
 
 
-def parse_stack_config(values: Mapping[str, Any]) -> StackConfig:
-    """Validate a mapping of config keys (without the `inference-gateway:` prefix)."""
+def validate_stack_config(values: Mapping[str, Any]) -> StackConfig:
+    """Validate a mapping of config keys (without the `inference-gateway:` prefix): the schema and
+    every cross-field rule. `components.stack_config.parse_stack_config` adds the render limits."""
     try:
         cfg = StackConfig.model_validate(dict(values))
     except pydantic.ValidationError as err:
@@ -311,8 +309,9 @@ def config_values_from_stack_file(document: Mapping[str, Any]) -> tuple[dict[str
     return ours, raw
 
 
-def load_stack_config() -> StackConfig:
-    """Read the running stack's Pulumi config. The only place config is read."""
+def read_stack_config_values() -> dict[str, Any]:
+    """Our keys of the running stack's Pulumi config (unknown keys are an error). The only place
+    config is read; `components.stack_config.load_stack_config` validates what it returns."""
     import pulumi
 
     ours = pulumi.Config(PROJECT)
@@ -332,7 +331,7 @@ def load_stack_config() -> StackConfig:
     if unknown:
         allowed = ", ".join([*StackConfig.model_fields, *SECRET_KEYS])
         raise ConfigError([f"{k}: unknown config key; allowed: {allowed}" for k in unknown])
-    return parse_stack_config(values)
+    return values
 
 
 def _unknown_keys() -> list[str]:

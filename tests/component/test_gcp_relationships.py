@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from components.config import config_values_from_stack_file, parse_stack_config
+from components.config import config_values_from_stack_file
+from components.stack_config import parse_stack_config
 from components.config.routing import GATEWAY_CLASSES
 from igw.engine import MOCK_PROJECT_NUMBER
 from igw.stackfile import read_stack

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.config import ConfigError
+from components.stack_config import parse_stack_config
 
 # The smallest stack that serves something: one H100 pool, one vLLM server with an adapter, one
 # InferencePool and one served model. Tests add or replace top-level keys.

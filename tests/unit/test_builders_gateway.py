@@ -11,8 +11,10 @@ from components.builders import endpoints
 from components.builders import gateway as gw
 from components.builders import metrics_access as ma
 from components.builders import model_armor_extension as armor
+from components.catalog.names import template_name
 from components.builders import policies
-from components.config import GatewayConfig, ModelArmorConfig, parse_stack_config
+from components.config import GatewayConfig, ModelArmorConfig
+from components.stack_config import parse_stack_config
 from components.config.serving import BackendPolicyConfig
 from tests.crd_schema import validate_with_upstream
 
@@ -116,7 +118,7 @@ MA = ModelArmorConfig.model_validate(
         "fail_open": True,
     }
 )
-NAMES = {t: armor.template_name("proj", "us-central1", t) for t in ("prompt", "response")}
+NAMES = {t: template_name("proj", "us-central1", t) for t in ("prompt", "response")}
 
 
 def test_model_armor_settings_is_a_json_array_string():

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from components.builders import gke, model_armor_templates as ma, network, picker_image
-from components.builders.machines import H100_MACHINES
-from components.config import parse_stack_config
+from components.catalog.machines import H100_MACHINES
+from components.catalog.names import node_service_account_id, template_name
+from components.stack_config import parse_stack_config
 
 SA = "nodes@p.iam.gserviceaccount.com"
 
@@ -163,9 +164,9 @@ def test_node_roles_are_least_privilege():
         "roles/stackdriver.resourceMetadata.writer",
         "roles/artifactregistry.reader",
     }
-    assert gke.node_service_account_id("igw-prod") == "igw-prod-nodes"
+    assert node_service_account_id("igw-prod") == "igw-prod-nodes"
     with pytest.raises(ValueError, match="not a valid service account id"):
-        gke.node_service_account_id("x" * 30)
+        node_service_account_id("x" * 30)
 
 
 def test_kubeconfig_uses_the_gke_auth_plugin():
@@ -254,7 +255,7 @@ def test_template_variants():
 
 def test_callout_identity_and_names():
     assert ma.callout_member("42") == "serviceAccount:service-42@gcp-sa-dep.iam.gserviceaccount.com"
-    assert ma.template_name("p", "us-central1", "t") == "projects/p/locations/us-central1/templates/t"
+    assert template_name("p", "us-central1", "t") == "projects/p/locations/us-central1/templates/t"
     assert set(ma.CALLOUT_ROLES) == {"roles/modelarmor.calloutUser", "roles/modelarmor.user", "roles/serviceusage.serviceUsageConsumer"}
 
 

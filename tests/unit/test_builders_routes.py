@@ -8,11 +8,9 @@ from components.builders.routes import (
     DEPLOYED_MODEL_HEADER,
     MODEL_REWRITE_HEADER,
     httproute_manifest,
-    served_name,
-    served_target_conflicts,
-    served_targets,
 )
 from components.config import GatewayConfig, RouteConfig, ServedModelConfig
+from components.config.served_models import served_name, served_target_conflicts, served_targets
 
 POOL = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
 STRIP = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": [MODEL_REWRITE_HEADER]}}

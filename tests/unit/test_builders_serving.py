@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from components.builders import crds, inference_pool as ip, model_routing as mr, model_server as ms
-from components.builders.runtimes import resolve_preset
+from components.catalog.names import dns_name
+from components.catalog.runtimes import resolve_preset
 from components.config.serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
 from tests.crd_schema import crd_errors, validate_with_upstream
 
@@ -234,7 +235,7 @@ def test_picker_config_change_rolls_the_picker():
 def test_dns_names(model, name):
     import re
 
-    got = mr.dns_name(model)
+    got = dns_name(model)
     assert len(got) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", got)
     assert ".-" not in got and "-." not in got
     if name is not None:

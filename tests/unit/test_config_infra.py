@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.config import ConfigError
+from components.stack_config import parse_stack_config
 
 BASE: dict[str, Any] = {"project": "igw-test-project"}
 H100_ZONES = "us-central1-a, us-central1-b, us-central1-c"

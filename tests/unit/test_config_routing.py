@@ -7,7 +7,8 @@ from typing import Callable
 
 import pytest
 
-from components.config import ConfigError, config_values_from_stack_file, parse_stack_config
+from components.config import ConfigError, config_values_from_stack_file
+from components.stack_config import parse_stack_config
 from igw.stackfile import read_stack
 
 PROD, _ = config_values_from_stack_file({"config": read_stack("prod")})

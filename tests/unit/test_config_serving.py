@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 
-from components.config import parse_stack_config
+from components.stack_config import parse_stack_config
 
 from .config_cases import SERVING_BASE, config_problems
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components.config import config_values_from_stack_file, parse_stack_config
+from components.config import config_values_from_stack_file
+from components.stack_config import parse_stack_config
 from igw.stackfile import STACKS_DIR
 
 from .config_cases import SERVING_BASE, config_problems

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from components.builders.runtimes import PRESETS, Route, resolve_preset
+from components.catalog.runtimes import PRESETS, Route, resolve_preset
 from components.config.serving import ModelServerConfig
 
 

@@ -27,10 +27,25 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import Any, Callable, Literal, Protocol as TypingProtocol
 
-if TYPE_CHECKING:  # builders stay importable without pydantic models at runtime
-    from ..config.serving import ModelServerConfig
+
+class ServerSpec(TypingProtocol):
+    """What the args builders and ``resolve_preset`` read of a model server (the stack config's
+    ``ModelServerConfig`` has these fields); the catalog imports nothing from the config."""
+
+    name: str
+    model: str
+    runtime: str
+    tensor_parallel_size: int
+    max_loras: int
+    max_cpu_loras: int
+    max_lora_rank: int | None
+    extra_args: Any
+    runtime_overrides: Any
+
+    @property
+    def lora_enabled(self) -> bool: ...
 
 Protocol = Literal["http", "grpc"]
 Signal = Literal["queue", "kv", "lora", "prefix"]
@@ -47,7 +62,7 @@ class Route:
     """grpc routes are HTTP/2 paths ``/<package.Service>/<Method>``."""
 
 
-ArgsBuilder = Callable[["ModelServerConfig", "RuntimePreset"], list[str]]
+ArgsBuilder = Callable[[ServerSpec, "RuntimePreset"], list[str]]
 
 
 @dataclass(frozen=True)
@@ -91,12 +106,12 @@ class RuntimePreset:
     def scrape_engine(self) -> str:
         return "vllm" if self.picker_signals else "none"
 
-    def build_args(self, server: "ModelServerConfig") -> list[str]:
+    def build_args(self, server: ServerSpec) -> list[str]:
         return list(self.args) if isinstance(self.args, list) else self.args(server, self)
 
 
 # -- args builders --------------------------------------------------------------------------------
-def vllm_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+def vllm_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
     """Seed 001's vLLM flags; LoRA flags whenever LoRA is enabled (even with no adapters yet) so
     that adding an adapter never changes the pod template."""
     args = [
@@ -111,7 +126,7 @@ def vllm_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
     return args + list(server.extra_args)
 
 
-def tgis_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+def tgis_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
     return [
         f"--model-name={server.model}",
         f"--num-shard={server.tensor_parallel_size}",
@@ -121,11 +136,11 @@ def tgis_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
     ]
 
 
-def extra_only(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+def extra_only(server: ServerSpec, preset: RuntimePreset) -> list[str]:
     return list(server.extra_args)
 
 
-def openvino_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+def openvino_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
     return [
         f"--model_name={server.name}",
         f"--model_path={MODELS_DIR}",
@@ -139,7 +154,7 @@ def openvino_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[st
     ]
 
 
-def triton_args(server: "ModelServerConfig", preset: RuntimePreset) -> list[str]:
+def triton_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
     return [
         f"--model-repository={MODELS_DIR}",
         f"--http-port={preset.port}",
@@ -269,7 +284,7 @@ PRESETS: dict[str, RuntimePreset] = {
 }
 
 
-def resolve_preset(server: "ModelServerConfig") -> RuntimePreset:
+def resolve_preset(server: ServerSpec) -> RuntimePreset:
     """The server's runtime preset with its ``runtime_overrides`` applied."""
     preset = PRESETS[server.runtime]
     ov = server.runtime_overrides

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import orjson
 import xxhash
@@ -57,14 +58,19 @@ def pick_rewrite(rule: RewriteRule, request_id: str, rng: random.Random) -> str:
 
 
 class Director:
+    """`clock` is the monotonic clock that metrics ages and rate limits are judged against
+    (`time.monotonic`; the virtual-time benchmark passes its simulated clock)."""
+
     def __init__(self, config: PickerConfig, store: Datastore, scheduler: Scheduler, metrics: SelfMetrics,
-                 api_keys: ApiKeys | None = None, rng: random.Random | None = None) -> None:
+                 api_keys: ApiKeys | None = None, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = config
+        self.clock = clock
         self.store = store
         self.scheduler = scheduler
         self.metrics = metrics
         self.api_keys = api_keys
-        self.limiter = RateLimiter(config.rate_limits)
+        self.limiter = RateLimiter(config.rate_limits, clock)
         self.rng = rng or random.Random()
         self.engine = config.scrape.engine != "none"
         self.staleness_s = config.saturation.metrics_staleness_ms / 1000.0
@@ -120,7 +126,7 @@ class Director:
             raise NoEndpoints("no eligible endpoints", reason="rejected-no-endpoints")
         if priority < 0:  # only sheddable traffic pays for the saturation check
             check_shed(priority, pool_saturation(((c.metrics, c.inflight) for c in candidates),
-                                                 self.cfg.saturation, self.engine))
+                                                 self.cfg.saturation, self.engine, self.clock()))
         req = SchedulingRequest(target_model=target or "", prompt=parsed.prompt,
                                 request_id=headers.get("x-request-id", ""), priority=priority)
         decision = self.scheduler.schedule(req, candidates)
@@ -135,7 +141,7 @@ class Director:
 
     def _candidates(self, subset: list[str] | None) -> list[Candidate]:
         store = self.store
-        now = time.monotonic()
+        now = self.clock()
         staleness = self.staleness_s
         metrics, inflight = store.metrics, store.inflight
         keys = store.endpoints.keys() if subset is None else [k for k in subset if k in store.endpoints]

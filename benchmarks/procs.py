@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from endpoint_picker.testing.envoy import envoy_binary, free_port, wait_port  # noqa: F401 (re-exported)
+from endpoint_picker.envoy_bootstrap import envoy_binary  # noqa: F401 (re-exported)
+from endpoint_picker.testing.envoy import free_port, wait_port  # noqa: F401 (re-exported)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WORK_DIR = Path(__file__).parent / ".work"

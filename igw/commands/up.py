@@ -76,7 +76,7 @@ def _reload(args: argparse.Namespace, state_dir: Path, state: dict, manifests: P
     (state_dir / "reload.json").write_text(yaml.safe_dump(req))
     print(f"  apply     stack {args.stack} is running (pid {state['supervisor_pid']}): applying the new render ...",
           flush=True)
-    from ..local.runner import RELOAD_SIGNAL
+    from ..local.supervisor import RELOAD_SIGNAL
 
     os.kill(state["supervisor_pid"], RELOAD_SIGNAL)
     deadline = time.monotonic() + args.timeout
@@ -105,7 +105,7 @@ def _detach(args: argparse.Namespace, opts, manifests: Path) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / "supervisor.log"
     log_path.write_text("")
-    argv = [sys.executable, "-m", "igw.local.supervisor", "--stack", opts.stack, "--state-dir", str(opts.state_dir),
+    argv = [sys.executable, "-m", "igw.local.detached", "--stack", opts.stack, "--state-dir", str(opts.state_dir),
             "--manifests", str(manifests.resolve()), "--port", str(opts.port), "--time-scale", str(opts.time_scale),
             "--address-base", opts.address_base]
     if opts.upstream_sim:
@@ -142,7 +142,8 @@ def _detach(args: argparse.Namespace, opts, manifests: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..local.runner import UPSTREAM_SIM_ENV, Options
+    from ..local.replicas import UPSTREAM_SIM_ENV
+    from ..local.supervisor import Options
     from ..local.state import default_state_dir, kill_recorded, read_state, supervisor_alive
 
     state_dir = (args.state_dir or default_state_dir(args.stack)).resolve()

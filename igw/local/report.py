@@ -13,6 +13,22 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return ["  " + line for line in out]
 
 
+def describe_route(e) -> list[str]:
+    """[match, what happens, backends] for the summary table."""
+    match = ("= " if e.path_type == "Exact" else "") + e.path + ("*" if e.path_type == "PathPrefix" else "")
+    if e.method:
+        match = f"{e.method} {match}"
+    match += "".join(f" [{h.name}: {h.value}]" for h in e.headers)
+    does = []
+    if e.rewrite_full is not None:
+        does.append(f"path -> {e.rewrite_full}")
+    if e.rewrite_prefix is not None:
+        does.append(f"prefix -> {e.rewrite_prefix}")
+    does += [f"{k}: {v}" for k, v in e.set_headers]
+    backends = ", ".join(p if len(e.backends) == 1 else f"{p}={w}" for p, w in e.backends) or "-"
+    return [match, "; ".join(does) or "-", backends]
+
+
 def summary(state: dict[str, Any]) -> str:
     url = state["gateway_url"]
     procs = state.get("processes") or {}

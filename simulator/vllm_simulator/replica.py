@@ -11,7 +11,6 @@ import random
 import sys
 import time
 import uuid
-import zlib
 
 import orjson
 
@@ -20,7 +19,7 @@ from .config import VLLM_VERSION, SimConfig
 from .engine import FINISHED, Engine, Request
 from .http import HTTPConnection, HTTPRequest
 from .metrics import Metrics
-from .text import TextSource, split_echo_tokens
+from .text import TextSource, output_length, split_echo_tokens
 
 JSON = b"application/json"
 FAILURE_TYPES = {
@@ -373,21 +372,29 @@ class Replica:
         asyncio.get_running_loop().call_later(delay, conn.respond, 200, out)
 
     # ------------------------------------------------------------------ generation
-    def _preflight(self, conn) -> bool:
-        """Startup / fault injection for inference requests.  True = answered."""
+    def injected_fault(self) -> tuple[int, str, str] | None:
+        """Startup and fault injection for one inference request, whatever its API: None to
+        serve it, else (HTTP status, vLLM error type, message) to answer instead. May crash the
+        replica (then the connection is gone) or stall its engine (the request is still served)."""
         if self.starting():
-            conn.respond(503, error_body("The server is starting up", "ServiceUnavailableError", 503))
-            return True
+            return 503, "ServiceUnavailableError", "The server is starting up"
         self.n_gen_requests += 1
         n = self.n_gen_requests
         if self.crash_after and n > self.crash_after:
             self.crash()
-            return True
+            return 500, "InternalServerError", "crashed"
         if self.stall_after and n == self.stall_after + 1 and self.stall_seconds > 0:
             self.engine.stall(self.stall_seconds)
         if self.failure_rate > 0 and self.rng.random() < self.failure_rate:
-            status, typ, msg = FAILURE_TYPES[self.rng.choice(self.failure_types)]
             self.injected_failures += 1
+            return FAILURE_TYPES[self.rng.choice(self.failure_types)]
+        return None
+
+    def _preflight(self, conn) -> bool:
+        """Startup / fault injection for inference requests.  True = answered."""
+        fault = self.injected_fault()
+        if fault is not None:
+            status, typ, msg = fault
             conn.respond(status, error_body(msg, typ, status))
             return True
         return False
@@ -463,14 +470,7 @@ class Replica:
             return conn.respond(400, error_body(
                 f"Request needs {prompt_len + mt} tokens of KV cache but the cache holds only "
                 f"{cfg.num_gpu_blocks * cfg.block_size} tokens.", "BadRequestError", 400))
-        crc = zlib.crc32(data, cfg.seed & 0xFFFFFFFF)
-        if body.get("ignore_eos") or mt == 1:
-            out_len, reason = mt, "length"
-        else:
-            # deterministic "EOS": a length in [ceil(mt/2), mt] fixed by the prompt and seed
-            lo = (mt + 1) // 2
-            out_len = lo + crc % (mt - lo + 1)
-            reason = "length" if out_len == mt else "stop"
+        crc, out_len, reason = output_length(data, cfg.seed, mt, bool(body.get("ignore_eos")))
         stream = bool(body.get("stream"))
         so = body.get("stream_options") or {}
         g = _Gen()

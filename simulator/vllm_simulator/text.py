@@ -8,6 +8,7 @@ token under the approximate tokenizer, so re-tokenizing generated text gives
 from __future__ import annotations
 
 import random
+import zlib
 
 WORDS = (
     "the and for are but not you all any can had her was one our out day get has him his how "
@@ -38,6 +39,21 @@ class TextSource:
         full, rest = divmod(n, CYCLE_LEN)
         rot = self.joined2[4 * base:4 * (base + CYCLE_LEN)]
         return rot * full + rot[:4 * rest]
+
+
+def output_length(prompt: bytes, seed: int, max_tokens: int, ignore_eos: bool = False) -> tuple[int, int, str]:
+    """How much the model says: (checksum of the prompt, output tokens, finish reason).
+
+    ``ignore_eos`` (or ``max_tokens`` 1) gives exactly ``max_tokens`` tokens, finish "length".
+    Otherwise a deterministic "EOS": a length in ``[ceil(max/2), max]`` fixed by the prompt and
+    seed, finish "length" when it equals the maximum, else "stop". The checksum also picks where
+    the generated text starts in the word cycle (``TextSource.token(checksum, i)``)."""
+    crc = zlib.crc32(prompt, seed & 0xFFFFFFFF)
+    if ignore_eos or max_tokens <= 1:
+        return crc, max(1, max_tokens), "length"
+    lo = (max_tokens + 1) // 2
+    n = lo + crc % (max_tokens - lo + 1)
+    return crc, n, "length" if n == max_tokens else "stop"
 
 
 def split_echo_tokens(text: str) -> list[str]:

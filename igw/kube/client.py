@@ -97,6 +97,10 @@ class KubeClient:
             raise ApiError(method, path, r.status_code, data)
         return data
 
+    def ready(self) -> bool:
+        """GET /readyz answered 200 (every readiness check of the API server passes)."""
+        return self._http.get("/readyz").status_code == 200
+
     # ------------------------------------------------------------------ discovery
     def _discover(self, api_version: str) -> dict[str, ResourceType]:
         path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"

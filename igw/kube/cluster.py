@@ -248,9 +248,7 @@ class LocalCluster:
         self._wait("kube-apiserver", proc, self._apiserver_ready, deadline)
 
     def _apiserver_ready(self) -> bool:
-        r = httpx.get(f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.admin_token}"},
-                      verify=str(self.ca_file), timeout=2)
-        return r.status_code == 200
+        return self.admin().ready()
 
     def _write_admin_kubeconfig(self) -> None:
         write_kubeconfig(self.admin_kubeconfig, self.server, self.ca_file, user=ADMIN_USER, token=self.admin_token)

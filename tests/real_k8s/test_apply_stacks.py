@@ -1,0 +1,120 @@
+"""Every committed stack's render, applied server-side in `igw synth` order to the real API server
+(with the CRDs a GKE cluster provides installed first): every object accepted and stored as
+written, every CRD Established, and the controllers act on what was applied — Deployments get
+their pods (the pod template passes the server's pod validation and admission) and
+service-account-token Secrets get a token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from igw.engine import SECRET
+from igw.kube import ApiError, KubeClient, until
+from igw.stackfile import available_stacks
+
+from .manifests import install_crds, namespaces_used, stack_manifests, upstream_crds
+
+FIELD_MANAGER = "inference-gateway"
+GKE_FIELD_MANAGER = "gke-cluster"
+
+
+def masked_whole_field(obj: dict[str, Any]) -> bool:
+    """A Secret whose whole stringData/data `igw synth` replaced by the "[secret]" placeholder."""
+    return obj["kind"] == "Secret" and SECRET in (obj.get("stringData"), obj.get("data"))
+
+
+def differences(applied: Any, stored: Any, path: str = "") -> list[str]:
+    """Where the stored object lost or changed what was applied. Equivalent spellings are not
+    differences: quantities the server canonicalizes (`1` -> "1") and empty maps it drops."""
+    if isinstance(applied, dict):
+        if stored is None and not applied:
+            return []
+        if not isinstance(stored, dict):
+            return [f"{path}: applied {applied!r}, stored {stored!r}"]
+        return [d for k, v in applied.items() for d in differences(v, stored.get(k), f"{path}.{k}")]
+    if isinstance(applied, list):
+        if not isinstance(stored, list) or len(stored) != len(applied):
+            return [f"{path}: applied {applied!r}, stored {stored!r}"]
+        return [d for i, (a, s) in enumerate(zip(applied, stored)) for d in differences(a, s, f"{path}[{i}]")]
+    if applied == stored or (".resources." in path and isinstance(applied, int) and stored == str(applied)):
+        return []
+    return [f"{path}: applied {applied!r}, stored {stored!r}"]
+
+
+def cleanup(admin: KubeClient, objects: list[dict[str, Any]]) -> None:
+    """Delete a stack's namespaced objects (not CRDs, Namespaces or cluster-wide RBAC, which the
+    next stack re-applies), so stacks that share names start from nothing."""
+    namespaced = [o for o in objects if o["metadata"].get("namespace")]
+    for o in namespaced:
+        admin.delete(o["apiVersion"], o["kind"], o["metadata"]["name"], namespace=o["metadata"]["namespace"])
+    for o in namespaced:
+        until(lambda: admin.get(o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) is None,
+              timeout=30, what=f"{o['kind']} {o['metadata']['name']} deleted")
+
+
+@pytest.fixture(scope="module")
+def gke_crds(admin: KubeClient) -> list[str]:
+    """The upstream CRDs no stack renders itself (Gateway API, GKE policies, GMP): a GKE
+    cluster has them. CRDs a render carries are applied by the render."""
+    rendered = {o["metadata"]["name"] for s in available_stacks() for o in stack_manifests(s)
+                if o["kind"] == "CustomResourceDefinition"}
+    return install_crds(admin, [c for c in upstream_crds() if c["metadata"]["name"] not in rendered],
+                        field_manager=GKE_FIELD_MANAGER)
+
+
+@pytest.mark.parametrize("stack", available_stacks())
+def test_render_applies_in_order(stack: str, admin: KubeClient, gke_crds: list[str]) -> None:
+    objects = stack_manifests(stack)
+    declared = {o["metadata"]["name"] for o in objects if o["kind"] == "Namespace"}
+    for ns in sorted(namespaces_used(objects) - declared):
+        admin.ensure_namespace(ns)  # the render's own Namespace objects are applied in order below
+
+    rejected, changed = {}, {}
+    try:
+        for obj in objects:
+            key = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+            try:
+                stored = admin.apply(obj, field_manager=FIELD_MANAGER)
+            except ApiError as e:
+                rejected[key] = e.message
+                continue
+            if obj["kind"] == "CustomResourceDefinition":
+                admin.wait_established(obj["metadata"]["name"])
+            if diff := differences({k: v for k, v in obj.items() if k != "status"}, stored):
+                changed[key] = diff
+
+        expected_rejections = {f"Secret {o['metadata']['namespace']}/{o['metadata']['name']}"
+                               for o in objects if masked_whole_field(o)}
+        assert set(rejected) == expected_rejections, rejected
+        for key in expected_rejections:  # see test_secrets_keep_their_keys
+            assert "stringData: expected map" in rejected[key] or "data: expected map" in rejected[key], rejected[key]
+        assert changed == {}
+
+        # The controller manager acts on the objects: every Deployment gets all its pods.
+        for d in (o for o in objects if o["kind"] == "Deployment"):
+            name, ns = d["metadata"]["name"], d["metadata"]["namespace"]
+
+            def pods_created() -> bool:
+                status = (admin.get("apps/v1", "Deployment", name, ns) or {}).get("status") or {}
+                failures = [c for c in status.get("conditions") or [] if c["type"] == "ReplicaFailure"]
+                assert not failures, f"Deployment {ns}/{name}: {failures}"
+                return status.get("replicas") == d["spec"].get("replicas", 1)
+
+            until(pods_created, timeout=60, what=f"Deployment {ns}/{name} has its {d['spec'].get('replicas', 1)} pods")
+        # ... and every service-account-token Secret gets a token for its ServiceAccount.
+        for s in (o for o in objects if o["kind"] == "Secret" and o.get("type") == "kubernetes.io/service-account-token"):
+            until(lambda: "token" in ((admin.get("v1", "Secret", s["metadata"]["name"], s["metadata"]["namespace"]) or {})
+                                      .get("data") or {}),
+                  timeout=30, what=f"token in Secret {s['metadata']['name']}")
+    finally:
+        cleanup(admin, objects)
+
+
+@pytest.mark.xfail(strict=True, reason="igw synth masks a secret field as a whole: `stringData: '[secret]'` is not "
+                                       "a map, and the API server refuses the Secret (the keys are lost in the render)")
+def test_secrets_keep_their_keys() -> None:
+    masked = [f"{s}: {o['metadata']['name']}" for s in available_stacks() for o in stack_manifests(s)
+              if masked_whole_field(o)]
+    assert masked == []

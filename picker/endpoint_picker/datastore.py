@@ -34,9 +34,13 @@ class Metrics:
     waiting: float = 0.0
     running: float = 0.0
     kv_usage: float = 0.0
+    # vllm:lora_requests_info (newest series): running / waiting adapter lists and max_lora.
+    # Real vLLM lists every in-flight adapter in both; scrape.parse_lora explains.
     active_loras: frozenset[str] = frozenset()
     waiting_loras: frozenset[str] = frozenset()
     max_lora: int = 0
+    # The family is on the page (LoRA is enabled), even before its first sample.
+    lora_enabled: bool = False
     block_size: int = 0
     num_gpu_blocks: int = 0
     # time.monotonic() of the last successful scrape; 0 = never.

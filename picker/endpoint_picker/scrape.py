@@ -17,10 +17,12 @@ from .http11 import HttpConnection, HttpError
 
 log = logging.getLogger(__name__)
 
-WAITING = b"vllm:num_requests_waiting"
+# The series the scheduler reads, by their vLLM names (vLLM 0.19-0.32; the simulator exposes the
+# same). Everything else on the ~55 KB page is skipped without being parsed.
+WAITING = b"vllm:num_requests_waiting"  # not vllm:num_requests_waiting_by_reason (same prefix)
 RUNNING = b"vllm:num_requests_running"
 KV = b"vllm:kv_cache_usage_perc"
-KV_OLD = b"vllm:gpu_cache_usage_perc"
+KV_OLD = b"vllm:gpu_cache_usage_perc"  # vLLM before v0.10; read only when KV is absent
 LORA = b"vllm:lora_requests_info"
 CACHE_CONFIG = b"vllm:cache_config_info"
 
@@ -54,13 +56,34 @@ def _series(text: bytes, name: bytes) -> list[tuple[bytes, float]]:
                 pass
 
 
+def _declared(text: bytes, name: bytes) -> bool:
+    """The family is on the page (its # TYPE line), whether or not it has a sample yet."""
+    return b"# TYPE " + name + b" " in text
+
+
+_ESCAPES = {"n": "\n", "\\": "\\", '"': '"'}
+
+
 def _labels(block: bytes) -> dict[str, str]:
-    """Parse `a="x",b="y"` (values without escaped quotes, which is all vLLM emits here)."""
-    out = {}
-    for part in block.decode("utf-8", "replace").split('",'):
-        k, sep, v = part.partition('="')
-        if sep:
-            out[k.strip().lstrip(",")] = v.rstrip('"')
+    """Parse a label block `a="x",b="y"` with the exposition format's escapes (\\\\, \\", \\n)."""
+    text = block.decode("utf-8", "replace")
+    out: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        eq = text.find("=", i)
+        if eq < 0 or eq + 1 >= n or text[eq + 1] != '"':
+            break
+        key = text[i:eq].strip().lstrip(",").strip()
+        j, value = eq + 2, []
+        while j < n and text[j] != '"':
+            if text[j] == "\\" and j + 1 < n:
+                value.append(_ESCAPES.get(text[j + 1], "\\" + text[j + 1]))
+                j += 2
+            else:
+                value.append(text[j])
+                j += 1
+        out[key] = "".join(value)
+        i = j + 1
     return out
 
 
@@ -68,32 +91,48 @@ def _adapters(value: str) -> frozenset[str]:
     return frozenset(a for a in (s.strip() for s in value.split(",")) if a)
 
 
+def _int_label(labels: dict[str, str], key: str) -> int:
+    try:
+        return int(float(labels.get(key) or 0))
+    except ValueError:
+        return 0
+
+
+def parse_lora(text: bytes, m: Metrics) -> None:
+    """`vllm:lora_requests_info` as real vLLM sets it (0.19-0.32, v1 engine).
+
+    The gauge's value is the wall-clock time it was last set, once per engine step, and every label
+    combination ever set stays on the page (in whatever adapter order it had): the series with the
+    newest value is the current state. vLLM writes each adapter that has any request in flight into
+    *both* label lists (running and waiting), so the lists are read as sets, never added up; the
+    slots in use are their union. The family has no sample until the first request: LoRA is on
+    (the family is declared), nothing is in flight, every slot is free.
+    """
+    samples = _series(text, LORA)
+    m.lora_enabled = bool(samples) or _declared(text, LORA)
+    if not samples:
+        m.active_loras = m.waiting_loras = frozenset()
+        m.max_lora = 0
+        return
+    labels = _labels(max(samples, key=lambda s: s[1])[0])
+    m.active_loras = _adapters(labels.get("running_lora_adapters", ""))
+    m.waiting_loras = _adapters(labels.get("waiting_lora_adapters", ""))
+    m.max_lora = _int_label(labels, "max_lora")
+
+
 def parse_metrics(text: bytes, into: Metrics | None = None) -> Metrics:
     """Update (or create) a Metrics snapshot from vLLM Prometheus text."""
     m = into if into is not None else Metrics()
-    waiting = _series(text, WAITING)
-    m.waiting = sum(v for _, v in waiting)
+    m.waiting = sum(v for _, v in _series(text, WAITING))
     m.running = sum(v for _, v in _series(text, RUNNING))
     kv = _series(text, KV) or _series(text, KV_OLD)
     m.kv_usage = max((v for _, v in kv), default=0.0)
-    lora = _series(text, LORA)
-    if lora:
-        # The gauge's value is a timestamp: the newest series is the current adapter state.
-        labels = _labels(max(lora, key=lambda s: s[1])[0])
-        m.active_loras = _adapters(labels.get("running_lora_adapters", ""))
-        m.waiting_loras = _adapters(labels.get("waiting_lora_adapters", ""))
-        try:
-            m.max_lora = int(float(labels.get("max_lora", "0") or 0))
-        except ValueError:
-            m.max_lora = 0
+    parse_lora(text, m)
     cache = _series(text, CACHE_CONFIG)
     if cache:
         labels = _labels(cache[0][0])
-        for attr, key in (("block_size", "block_size"), ("num_gpu_blocks", "num_gpu_blocks")):
-            try:
-                setattr(m, attr, int(float(labels.get(key, "0") or 0)))
-            except ValueError:
-                pass
+        m.block_size = _int_label(labels, "block_size")
+        m.num_gpu_blocks = _int_label(labels, "num_gpu_blocks")
     return m
 
 

@@ -60,6 +60,34 @@ def test_lora_affinity_scorer():
     assert LoraAffinityScorer().score(req("a"), cands) == [1.0, 0.8, 0.6, 0.0]
 
 
+def lora(running: str, waiting: str, max_lora: int = 2, **kw) -> dict:
+    return dict(active_loras=frozenset(filter(None, running.split(","))),
+                waiting_loras=frozenset(filter(None, waiting.split(","))), max_lora=max_lora, lora_enabled=True, **kw)
+
+
+@pytest.mark.parametrize(
+    "model,endpoint,expected",
+    [
+        # Real vLLM lists an in-flight adapter in both lists: one request for lora-a leaves a slot free.
+        ("lora-b", lora("lora-a", "lora-a"), 0.8),
+        ("base", lora("lora-a", "lora-a"), 0.8),
+        ("lora-a", lora("lora-a", "lora-a"), 1.0),
+        # Both slots in use (each adapter in both lists): nothing free for a third model.
+        ("base", lora("lora-a,lora-b", "lora-b,lora-a"), 0.0),
+        ("lora-b", lora("lora-a,lora-b", "lora-b,lora-a"), 1.0),
+        # Only queued (waiting list, not running: simulator-style or older servers): not loaded.
+        ("lora-a", lora("", "lora-a", max_lora=2), 0.8),  # a slot is free anyway
+        ("lora-a", lora("lora-b", "lora-a", max_lora=2), 0.6),  # no slot free: queued is the best it gets
+        ("lora-c", lora("lora-b", "lora-a", max_lora=2), 0.0),
+        # Family declared, no sample yet (nothing served since start): every slot is free.
+        ("lora-a", dict(lora_enabled=True), 0.8),
+    ],
+)
+def test_lora_affinity_reads_real_vllm_semantics(model, endpoint, expected):
+    other = cand(9, **lora("lora-a,lora-b", "lora-a,lora-b"))  # keeps the pool "LoRA-aware"
+    assert LoraAffinityScorer().score(req(model), [cand(0, **endpoint), other])[0] == expected
+
+
 def test_lora_affinity_is_neutral_without_lora_metrics():
     assert LoraAffinityScorer().score(req("a"), [cand(0), cand(1)]) == [1.0, 1.0]  # no pod reports LoRA
 

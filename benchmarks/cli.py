@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import report
-from .scenario import SCENARIO_DIR, ScenarioError, discover, resolve
+from .catalog import discover, resolve
+from .scenario import SCENARIO_DIR, ScenarioError
 
 
 def environment() -> dict[str, Any]:

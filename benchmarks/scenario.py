@@ -10,6 +10,7 @@ import yaml
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 KINDS = ("overhead", "quality")
+SPEC_KINDS = ("evaluation", "search", "scale", "crosscheck")   # virtual-time kinds: evalspec.py
 STRATEGY_TYPES = ("envoy", "picker", "upstream-epp", "oracle", "null-processor")
 ENVOY_LB = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM")
 WORKLOADS = ("sharegpt", "shared_prefix", "lora", "burst")
@@ -68,7 +69,7 @@ def parse(data: Any, path: Path | None = None) -> Scenario:
     name = _need(data, "name", "scenario", str)
     kind = _need(data, "kind", "scenario", str)
     if kind not in KINDS:
-        raise ScenarioError(f"scenario.kind: {kind!r} is not one of {KINDS}")
+        raise ScenarioError(f"scenario.kind: {kind!r} is not one of {KINDS + SPEC_KINDS}")
     sc = Scenario(name=name, kind=kind, description=str(data.get("description", "")).strip(),
                   path=path or Path(f"{name}.yaml"), order=int(data.get("order", 100)))
     strategies = data.get("strategies") or []
@@ -131,6 +132,7 @@ def parse(data: Any, path: Path | None = None) -> Scenario:
 
 
 def load(path: str | Path) -> Scenario:
+    """A scenario of kind overhead or quality (catalog.load reads every kind)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -140,24 +142,6 @@ def load(path: str | Path) -> Scenario:
         return parse(data, path)
     except ScenarioError as e:
         raise ScenarioError(f"{path.name}: {e}") from None
-
-
-def discover(directory: Path = SCENARIO_DIR) -> list[Scenario]:
-    scs = [load(p) for p in sorted(directory.glob("*.yaml")) if not p.name.startswith("picker-")]
-    return sorted(scs, key=lambda s: (s.order, s.name))
-
-
-def resolve(name: str, directory: Path = SCENARIO_DIR) -> list[Scenario]:
-    if name == "all":
-        return discover(directory)
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return [load(p)]
-    cand = directory / f"{name}.yaml"
-    if cand.exists():
-        return [load(cand)]
-    known = ", ".join(s.name for s in discover(directory))
-    raise ScenarioError(f"unknown scenario {name!r} (known: {known}, or 'all', or a path to a YAML file)")
 
 
 def picker_config(st: Strategy, directory: Path = SCENARIO_DIR) -> dict[str, Any]:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import scenario, workloads
+from benchmarks import catalog, scenario, workloads
 from benchmarks.scenario import ScenarioError, parse
 
 
 def test_every_committed_scenario_parses_and_names_are_unique():
-    scs = scenario.discover()
+    scs = catalog.discover()
     names = [s.name for s in scs]
     assert len(names) == len(set(names))
-    assert {"overhead", "shared_prefix", "sharegpt", "lora", "burst"} <= set(names)
+    assert {"overhead", "shared_prefix", "sharegpt", "lora", "burst", "evaluation"} <= set(names)
     for sc in scs:
+        if not isinstance(sc, scenario.Scenario):
+            continue    # virtual-time specs validate their picker configs when loaded (evalspec)
         for st in sc.strategies:
             if st.type == "picker":
                 from endpoint_picker.config import load_config
@@ -22,9 +24,9 @@ def test_every_committed_scenario_parses_and_names_are_unique():
 
 
 def test_resolve_all_and_unknown():
-    assert len(scenario.resolve("all")) == len(scenario.discover())
+    assert len(catalog.resolve("all")) == len(catalog.discover())
     with pytest.raises(ScenarioError, match="unknown scenario 'nope'"):
-        scenario.resolve("nope")
+        catalog.resolve("nope")
 
 
 BASE = {

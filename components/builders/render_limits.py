@@ -1,6 +1,7 @@
 """Limits only a render can tell, checked with the stack config before any resource exists.
 
-An HTTPRoute holds at most 16 rules (one per served model plus the endpoint), and a
+An HTTPRoute holds at most 16 rules and 128 matches (served-model rules, one rule per client API
+path on invoke routes), and a
 GCPTrafficExtension metadata value at most 1023 characters. Counting them means building them,
 so these checks live with the builders; `components.stack_config` runs them after the config's
 own rules pass and reports their problems the same way.
@@ -10,19 +11,20 @@ from __future__ import annotations
 
 from ..catalog.names import template_name
 from ..config import StackConfig
+from ..config.exposure import route_api_paths
 from .model_armor_extension import METADATA_VALUE_MAX, guarded_gateways, model_armor_settings
-from .routes import MAX_RULES, rule_count
+from .routes import route_limit_problem
 
 
 def render_limit_problems(cfg: StackConfig) -> list[str]:
     problems: list[str] = []
     for i, g in enumerate(cfg.gateways):
         for j, r in enumerate(g.routes):
-            n = rule_count(r, cfg.models)
-            if n > MAX_RULES:
+            problem = route_limit_problem(r, cfg.models, [p.route for p in route_api_paths(cfg, r)])
+            if problem:
                 problems.append(
-                    f"gateways[{i}].routes[{j}]: needs {n} HTTPRoute rules (one per served model plus the "
-                    f"endpoint); at most {MAX_RULES} are allowed. Set served_model_routes: false or split the route"
+                    f"gateways[{i}].routes[{j}]: {problem} (one rule per served model on path_prefix routes, "
+                    "one per client API path on invoke routes). Set served_model_routes: false or split the route"
                 )
     ma = cfg.model_armor
     if ma is not None and ma.guards and guarded_gateways(cfg.gateways, ma):

@@ -2,9 +2,17 @@
 
 A preset says how to start the server and how the platform talks to it: image, command/args,
 ports, health/readiness/metrics paths, protocol (http, or grpc -> the InferencePool's
-``appProtocol: kubernetes.io/h2c``), the routes it serves (the gateway builds HTTPRoutes from
-``preset.routes``) and the picker signals its metrics provide (none -> the picker schedules on
-its own in-flight counts only). ``runtime_overrides`` in stack config replaces any field.
+``appProtocol: kubernetes.io/h2c``), the client API paths it serves (``routes``), the internal
+endpoints it also answers (``internal``) and the picker signals its metrics provide (none -> the
+picker schedules on its own in-flight counts only). ``runtime_overrides`` in stack config
+replaces any field.
+
+Exposed surface by allow-list: a gateway routes only ``routes`` (plus what a stack widens
+explicitly, ``gateways[].routes[].expose``), for plain, predict, invoke and served-model routes
+alike. Everything else the server answers - ``internal`` (adapter load/unload, metrics, cache
+reset, sleep/wake, profiling, health) and anything unlisted - is never reachable from a gateway;
+a widening or override that would reach an ``internal`` path is a config error
+(``components/config/exposure.py``).
 
 Images (public registries, pinned tags; override ``image`` to pin by digest):
 
@@ -52,14 +60,34 @@ Signal = Literal["queue", "kv", "lora", "prefix"]
 MODELS_DIR = "/mnt/models"
 
 
+MODEL_PLACEHOLDER = "{model}"
+
+
 @dataclass(frozen=True)
 class Route:
-    """A path a runtime serves. ``match`` is the Gateway API path match type."""
+    """A client API path a runtime serves. ``match`` is the Gateway API path match type: Exact, or
+    PathPrefix (path-segment prefix: ``/info`` covers ``/info`` and ``/info/x``, not ``/infox``).
+    No regular expressions: GKE's gateway classes support Exact and PathPrefix path matches.
+
+    ``{model}`` in ``path`` stands for each client-facing model name of the pool (KServe v2
+    names the model in the path: ``/v2/models/{model}/infer``), so only served models are
+    addressable."""
 
     path: str
     match: Literal["Exact", "PathPrefix"] = "Exact"
     protocol: Protocol = "http"
     """grpc routes are HTTP/2 paths ``/<package.Service>/<Method>``."""
+
+    def covers(self, path: str) -> bool:
+        """Whether a gateway match for this route lets ``path`` through."""
+        if self.match == "Exact":
+            return path == self.path
+        prefix = self.path.rstrip("/")
+        return prefix == "" or path == prefix or path.startswith(prefix + "/")
+
+    def overlaps(self, other: Route) -> bool:
+        """Whether some request path is let through by both."""
+        return self.covers(other.path) or other.covers(self.path)
 
 
 ArgsBuilder = Callable[[ServerSpec, "RuntimePreset"], list[str]]
@@ -81,12 +109,15 @@ class RuntimePreset:
     metrics_path: str | None
     protocol: Protocol
     routes: tuple[Route, ...]
+    """The client API: the only paths a gateway routes to this runtime."""
     picker_signals: frozenset[str]
     """Which vLLM-style metrics exist (queue/kv/lora/prefix); empty: in-flight load only."""
     env: dict[str, str] = field(default_factory=dict)
     supports_lora: bool = False
     api: str = ""
     """The API family, for docs: openai, caikit, kserve-v2, tgis-grpc."""
+    internal: tuple[Route, ...] = ()
+    """Admin and internal endpoints the server also answers; no gateway route may reach them."""
 
     @property
     def target_port(self) -> int:
@@ -166,14 +197,35 @@ def triton_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
 
 
 # -- the table --------------------------------------------------------------------------------------
-_OPENAI = tuple(
-    Route(p)
-    for p in ("/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/tokenize", "/detokenize", "/version")
-)
-_KSERVE_V2_REST = (Route("/v2/models/", "PathPrefix"),)  # /v2/models/<name>[/versions/<v>]/infer
+# Client APIs: the OpenAI inference endpoints and model listing; Caikit tasks and model info;
+# KServe v2 infer, model metadata and readiness (REST and gRPC); TGIS generation over gRPC.
+_OPENAI = tuple(Route(p) for p in ("/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/models"))
+_CAIKIT = (Route("/api/v1/task/", "PathPrefix"), Route("/info/", "PathPrefix"))
+_KSERVE_V2_REST = tuple(Route(p) for p in ("/v2/models/{model}", "/v2/models/{model}/ready", "/v2/models/{model}/infer"))
 _KSERVE_V2_GRPC = tuple(
-    Route(f"/inference.GRPCInferenceService/{m}", protocol="grpc")
-    for m in ("ModelInfer", "ModelReady", "ModelMetadata", "ServerReady", "ServerLive", "ServerMetadata")
+    Route(f"/inference.GRPCInferenceService/{m}", protocol="grpc") for m in ("ModelInfer", "ModelReady", "ModelMetadata")
+)
+_TGIS_GRPC = tuple(
+    Route(f"/fmaas.GenerationService/{m}", protocol="grpc") for m in ("Generate", "GenerateStream", "Tokenize", "ModelInfo")
+)
+
+# Admin and internal endpoints (vLLM's api_server, Triton / OpenVINO model control, health).
+_VLLM_INTERNAL = tuple(
+    Route(p)
+    for p in (
+        "/metrics", "/health", "/ping", "/load", "/version", "/server_info",
+        "/v1/load_lora_adapter", "/v1/unload_lora_adapter",  # VLLM_ALLOW_RUNTIME_LORA_UPDATING
+        "/reset_prefix_cache", "/reset_mm_cache", "/sleep", "/wake_up", "/is_sleeping",
+        "/start_profile", "/stop_profile", "/collective_rpc", "/scale_elastic_ep", "/is_scaling_elastic_ep",
+        "/pause", "/resume",
+    )
+)
+_KSERVE_V2_INTERNAL = (
+    Route("/v2/health/", "PathPrefix"), Route("/v2/repository/", "PathPrefix"), Route("/v2/models/stats"),
+    Route("/v2/logging"), Route("/v2/trace/setting"), Route("/v2/systemsharedmemory/", "PathPrefix"),
+    Route("/v2/cudasharedmemory/", "PathPrefix"), Route("/metrics"),
+    Route("/inference.GRPCInferenceService/RepositoryModelLoad", protocol="grpc"),
+    Route("/inference.GRPCInferenceService/RepositoryModelUnload", protocol="grpc"),
 )
 
 PRESETS: dict[str, RuntimePreset] = {
@@ -195,6 +247,7 @@ PRESETS: dict[str, RuntimePreset] = {
             env={"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "true"},
             supports_lora=True,
             api="openai",
+            internal=_VLLM_INTERNAL,
         ),
         RuntimePreset(
             name="caikit-tgis",
@@ -207,10 +260,11 @@ PRESETS: dict[str, RuntimePreset] = {
             readiness_path="/health",
             metrics_path=None,
             protocol="http",
-            routes=(Route("/api/v1/task/text-generation"), Route("/api/v1/task/server-streaming-text-generation")),
+            routes=_CAIKIT,
             picker_signals=frozenset(),
             env={"RUNTIME_LOCAL_MODELS_DIR": MODELS_DIR},
             api="caikit",
+            internal=(Route("/health"),),
         ),
         RuntimePreset(
             name="caikit-standalone",
@@ -223,14 +277,11 @@ PRESETS: dict[str, RuntimePreset] = {
             readiness_path="/health",
             metrics_path=None,
             protocol="http",
-            routes=tuple(
-                Route(f"/api/v1/task/{t}")
-                for t in ("embedding", "embedding-tasks", "sentence-similarity", "sentence-similarity-tasks", "rerank", "rerank-tasks")
-            )
-            + (Route("/info/models"),),
+            routes=_CAIKIT,
             picker_signals=frozenset(),
             env={"RUNTIME_LOCAL_MODELS_DIR": MODELS_DIR, "RUNTIME_HTTP_ENABLED": "true"},
             api="caikit",
+            internal=(Route("/health"),),
         ),
         RuntimePreset(
             name="tgis",
@@ -243,12 +294,10 @@ PRESETS: dict[str, RuntimePreset] = {
             readiness_path="/health",
             metrics_path="/metrics",
             protocol="grpc",
-            routes=(
-                Route("/fmaas.GenerationService/Generate", protocol="grpc"),
-                Route("/fmaas.GenerationService/GenerateStream", protocol="grpc"),
-            ),
+            routes=_TGIS_GRPC,
             picker_signals=frozenset(),
             api="tgis-grpc",
+            internal=(Route("/health"), Route("/metrics")),
         ),
         RuntimePreset(
             name="openvino",
@@ -264,6 +313,7 @@ PRESETS: dict[str, RuntimePreset] = {
             routes=_KSERVE_V2_REST + _KSERVE_V2_GRPC,
             picker_signals=frozenset(),
             api="kserve-v2",
+            internal=_KSERVE_V2_INTERNAL,
         ),
         RuntimePreset(
             name="triton",
@@ -276,9 +326,10 @@ PRESETS: dict[str, RuntimePreset] = {
             readiness_path="/v2/health/ready",
             metrics_path="/metrics",
             protocol="http",
-            routes=_KSERVE_V2_REST + (Route("/v2/health/ready"), Route("/v2/health/live")) + _KSERVE_V2_GRPC,
+            routes=_KSERVE_V2_REST + _KSERVE_V2_GRPC,
             picker_signals=frozenset(),
             api="kserve-v2",
+            internal=_KSERVE_V2_INTERNAL,
         ),
     )
 }

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ._base import Strict, dns_label
+from .serving import RouteOverride
 
 Name = Annotated[str, AfterValidator(dns_label)]
 
@@ -82,7 +83,8 @@ class RouteConfig(Strict):
     predict_route: str | None = None
     """Expose exactly this path (e.g. /v1/chat/completions) and nothing else."""
     invoke_route_prefix: str | None = None
-    """'/*' exposes every non-root path under /invoke: /invoke/foo/bar reaches the server as /foo/bar."""
+    """'/*' (seed 000): /invoke/<path> reaches the server as /<path>, for the runtime's client API
+    paths only (/invoke/v1/chat/completions -> /v1/chat/completions); nothing else under /invoke."""
     path_prefix: str = "/"
     """Used when neither predict_route nor invoke_route_prefix is set (seed 001: '/')."""
     matches: list[MatchConfig] = []
@@ -92,10 +94,15 @@ class RouteConfig(Strict):
     hostnames: list[str] = []
     served_model_routes: bool = True
     """Reach one served model directly, bypassing its traffic split: on path_prefix routes
-    POST /served-models/<served name>/invocations (seed 002); on predict_route / invoke routes
-    the header `x-deployed-model-id: <served name>` (seed 000), which exposes no new path."""
+    POST /served-models/<served name>/invocations (seed 002); on any route the header
+    `x-deployed-model-id: <served name>` (seed 000), resolved by the pool's picker (an unknown
+    name is a 404). False: no served-model paths, and the gateway removes the header."""
     invocations_path: str = "/v1/chat/completions"
     """Where /served-models/<name>/invocations lands on the model server."""
+    expose: list[RouteOverride] = []
+    """Widen the route beyond its runtimes' client API (``{path, match: Exact|PathPrefix}``), e.g.
+    vLLM's /tokenize. Admin and internal endpoints (adapter load/unload, /metrics, cache reset,
+    sleep/wake, profiling, health) are refused; `igw validate` lists what each route exposes."""
 
     @field_validator("invoke_route_prefix")
     @classmethod
@@ -224,9 +231,10 @@ def gateway_rules(cfg) -> list[str]:
     """Cross-field rules for gateways (called from stack._rules once pools and models are valid):
     served-model names unique per gateway, Model Armor wiring. Limits that only a render can tell
     (HTTPRoute rule count, extension metadata size) are in components/builders/render_limits.py."""
+    from .exposure import exposure_problems
     from .served_models import served_target_conflicts, served_targets
 
-    problems: list[str] = []
+    problems: list[str] = exposure_problems(cfg)
     for i, g in enumerate(cfg.gateways):
         pools = [p for r in g.routes if r.served_model_routes for p in r.pools]
         for a, b in served_target_conflicts(served_targets(cfg.models, pools)):

@@ -16,9 +16,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..stackfile import STACKS_DIR, validate_stack
 
+    from components.config.exposure import exposure_report
+
     cfg = validate_stack(args.stack, args.stacks_dir or STACKS_DIR)
     print(
         f"stack {args.stack}: config is valid ({len(cfg.node_pools)} node pools, {len(cfg.model_servers)} model servers, "
         f"{len(cfg.pools)} pools, {len(cfg.models)} served models, {len(cfg.gateways)} gateways)"
     )
+    report = exposure_report(cfg)
+    if report:
+        print("exposed through gateways (client API paths only; everything else answers 404):")
+        for line in report:
+            print(f"  {line}")
     return 0

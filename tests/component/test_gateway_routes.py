@@ -12,16 +12,21 @@ from igw.stackfile import read_stack
 from tests.conftest import STACKS, k8s_object, k8s_objects, render_with, rendered
 from tests.crd_schema import UPSTREAM_DIR, upstream_crd, validate_with_upstream
 
+from components.builders.routes import CONTROL_HEADERS
+
 POOL = {"group": "inference.networking.k8s.io", "kind": "InferencePool"}
-STRIP = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": ["x-llm-d-model-name-rewrite"]}}
+STRIP = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"remove": list(CONTROL_HEADERS)}}
 INVOKE_REWRITE = {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}
+OPENAI_PATHS = ["/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/models"]
 CHECKED_KINDS = {
     "Gateway", "HTTPRoute", "GCPGatewayPolicy", "HealthCheckPolicy", "GCPBackendPolicy", "GCPTrafficExtension", "PodMonitoring",
 }
 
 
 def force(model: str) -> dict:
-    return {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-llm-d-model-name-rewrite", "value": model}]}}
+    return {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+        "set": [{"name": "x-llm-d-model-name-rewrite", "value": model}],
+        "remove": [*CONTROL_HEADERS[1:], "x-deployed-model-id"]}}
 
 
 def resource_of(synthesis, kind: str, name: str):
@@ -108,24 +113,17 @@ def test_predict_route_rendered(prod):
 
 
 def test_invoke_route_rendered(prod):
+    """Only the client API under /invoke/, each rewritten to its own path; the deployed-model header
+    (seed 000) is left to the picker, so no per-model rule exists."""
     route = k8s_object(prod, "HTTPRoute", "external-invoke")
-    assert route["spec"]["rules"][-2]["matches"] == [
-        {"path": {"type": "Exact", "value": "/invoke"}}, {"path": {"type": "Exact", "value": "/invoke/"}},
-    ]
-    assert route["spec"]["rules"][-1] == {
-        "matches": [{"path": {"type": "PathPrefix", "value": "/invoke/"}}],
-        "filters": [INVOKE_REWRITE, STRIP],
-        "backendRefs": [{**POOL, "name": "llama3-8b"}],
-    }
-    # seed 000: target one deployed model directly, still only under /invoke/
-    challenger = next(r for r in route["spec"]["rules"] if force("food-review-v2") in r["filters"])
-    assert challenger["matches"] == [
+    assert route["spec"]["rules"] == [
         {
-            "path": {"type": "PathPrefix", "value": "/invoke/"},
-            "headers": [{"type": "Exact", "name": "x-deployed-model-id", "value": "challenger"}],
+            "matches": [{"path": {"type": "Exact", "value": f"/invoke{p}"}}],
+            "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": p}}}, STRIP],
+            "backendRefs": [{**POOL, "name": "llama3-8b"}],
         }
+        for p in OPENAI_PATHS
     ]
-    assert challenger["filters"][0] == INVOKE_REWRITE
 
 
 def test_served_model_bypass_rendered(prod):
@@ -144,15 +142,17 @@ def test_served_model_bypass_rendered(prod):
         "/served-models/current/invocations",
         "/served-models/challenger/invocations",
         "/served-models/cad-fabricator/invocations",
-        "/",
+        "/v1/completions",
     }
+    assert route["spec"]["rules"][-1]["matches"] == [{"path": {"type": "Exact", "value": p}} for p in OPENAI_PATHS]
 
 
 def test_header_matched_route_rendered(prod):
     route = k8s_object(prod, "HTTPRoute", "internal-large")
     assert route["spec"]["rules"][-1] == {
         "matches": [
-            {"path": {"type": "PathPrefix", "value": "/"}, "headers": [{"type": "Exact", "name": "x-model-family", "value": "llama3-70b"}]}
+            {"path": {"type": "Exact", "value": p}, "headers": [{"type": "Exact", "name": "x-model-family", "value": "llama3-70b"}]}
+            for p in OPENAI_PATHS
         ],
         "filters": [STRIP],
         "backendRefs": [{**POOL, "name": "llama3-70b", "weight": 100}],
@@ -182,12 +182,14 @@ def test_weighted_backends_rendered(blue_green):
             {
                 "matches": [
                     {
-                        "path": {"type": "PathPrefix", "value": "/"},
+                        "path": {"type": "Exact", "value": p},
                         "headers": [{"type": "Exact", "name": "x-model-family", "value": "llama3"}],
                         "method": "POST",
                     }
+                    for p in OPENAI_PATHS
                 ],
-                "filters": [STRIP],
+                "filters": [{"type": "RequestHeaderModifier",
+                             "requestHeaderModifier": {"remove": [*CONTROL_HEADERS, "x-deployed-model-id"]}}],
                 "backendRefs": [{**POOL, "name": "llama3-8b", "weight": 90}, {**POOL, "name": "llama3-70b", "weight": 10}],
             }
         ],

@@ -28,40 +28,60 @@ def test_every_runtime_of_the_config_has_a_preset():
 
 def test_vllm_serves_the_openai_api():
     p = PRESETS["vllm"]
-    assert paths(p) == {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/tokenize", "/detokenize", "/version"}
+    assert paths(p) == {"/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/models"}
     assert (p.health_path, p.readiness_path, p.metrics_path, p.protocol, p.port) == ("/health", "/health", "/metrics", "http", 8000)
     assert p.picker_signals == {"queue", "kv", "lora", "prefix"}
     assert p.app_protocol == "http" and p.scrape_engine == "vllm"
 
 
-def test_caikit_tgis_rest_paths():
-    assert paths(PRESETS["caikit-tgis"]) == {"/api/v1/task/text-generation", "/api/v1/task/server-streaming-text-generation"}
+@pytest.mark.parametrize("name", ["caikit-tgis", "caikit-standalone"])
+def test_caikit_serves_tasks_and_info(name):
+    assert set(PRESETS[name].routes) == {Route("/api/v1/task/", "PathPrefix"), Route("/info/", "PathPrefix")}
 
 
-def test_caikit_standalone_paths():
-    assert paths(PRESETS["caikit-standalone"]) == {
-        "/api/v1/task/embedding", "/api/v1/task/embedding-tasks",
-        "/api/v1/task/sentence-similarity", "/api/v1/task/sentence-similarity-tasks",
-        "/api/v1/task/rerank", "/api/v1/task/rerank-tasks", "/info/models",
-    }
+def test_vllm_admin_endpoints_are_internal_never_client_api():
+    p = PRESETS["vllm"]
+    internal = {r.path for r in p.internal}
+    assert {"/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/metrics", "/reset_prefix_cache", "/sleep",
+            "/wake_up", "/start_profile", "/stop_profile", "/health"} <= internal
+    assert not [(a, b) for a in p.routes for b in p.internal if a.overlaps(b)]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_no_runtime_exposes_its_own_internal_endpoints(name):
+    p = PRESETS[name]
+    assert not [(a, b) for a in p.routes for b in p.internal if a.overlaps(b)]
+    assert p.health_path in {r.path for r in p.internal} or any(r.covers(p.health_path) for r in p.internal)
+
+
+def test_route_covers_and_overlaps_follow_gateway_api_path_prefix():
+    prefix = Route("/info/", "PathPrefix")
+    assert prefix.covers("/info") and prefix.covers("/info/") and prefix.covers("/info/models")
+    assert not prefix.covers("/infox") and not prefix.covers("/")
+    assert Route("/", "PathPrefix").covers("/metrics")
+    assert Route("/v1/models").covers("/v1/models") and not Route("/v1/models").covers("/v1/models/x")
+    assert Route("/", "PathPrefix").overlaps(Route("/metrics")) and Route("/metrics").overlaps(Route("/", "PathPrefix"))
+    assert not Route("/v1/", "PathPrefix").overlaps(Route("/metrics"))
 
 
 def test_tgis_is_grpc_and_sets_h2c():
     p = PRESETS["tgis"]
-    assert paths(p, "grpc") == {"/fmaas.GenerationService/Generate", "/fmaas.GenerationService/GenerateStream"}
+    assert paths(p, "grpc") == {f"/fmaas.GenerationService/{m}" for m in ("Generate", "GenerateStream", "Tokenize", "ModelInfo")}
     assert p.protocol == "grpc" and p.app_protocol == "kubernetes.io/h2c" and p.target_port == p.grpc_port
 
 
 @pytest.mark.parametrize("name", ["openvino", "triton"])
 def test_kserve_v2_rest_and_grpc(name):
     p = PRESETS[name]
-    assert Route("/v2/models/", "PathPrefix") in p.routes  # /v2/models/<name>/infer
-    assert "/inference.GRPCInferenceService/ModelInfer" in paths(p, "grpc")
+    # infer, model metadata and readiness, per served model ({model}: no other model is addressable)
+    assert paths(p, "http") == {"/v2/models/{model}", "/v2/models/{model}/ready", "/v2/models/{model}/infer"}
+    assert paths(p, "grpc") == {f"/inference.GRPCInferenceService/{m}" for m in ("ModelInfer", "ModelReady", "ModelMetadata")}
+    assert Route("/v2/repository/", "PathPrefix") in p.internal  # model load/unload
     assert p.grpc_port is not None and p.protocol == "http"
 
 
-def test_triton_health_routes():
-    assert {"/v2/health/ready", "/v2/health/live"} <= paths(PRESETS["triton"])
+def test_triton_health_is_internal():
+    assert Route("/v2/health/", "PathPrefix") in PRESETS["triton"].internal
     assert (PRESETS["triton"].health_path, PRESETS["triton"].readiness_path) == ("/v2/health/live", "/v2/health/ready")
 
 

@@ -60,6 +60,10 @@ class StreamHandler(Protocol):
     def close(self) -> None:
         """The stream ended, normally or not: release whatever the call holds. Called once."""
 
+    def settled(self) -> bool:
+        """Optional. True when ending the call now with OK status loses nothing the client still
+        needs; a stopping server ends such calls at once instead of waiting for them."""
+
 
 def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     n = len(payload)
@@ -147,15 +151,20 @@ class GrpcH2Server:
         return sum(len(c.streams) for c in self.connections)
 
     async def stop(self, grace: float) -> None:
-        """Stop accepting, GOAWAY every connection, let open streams finish for up to `grace`
-        seconds, then close what is left (their handlers are closed too)."""
+        """Stop accepting, GOAWAY every connection, end settled streams with OK as soon as they
+        settle, let the others finish for up to `grace` seconds, then close what is left (their
+        handlers are closed too; the client sees those streams reset)."""
         if self._server is not None:
             self._server.close()
         for c in list(self.connections):
             c.goaway(NO_ERROR)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
-        while self.active_streams and loop.time() < deadline:
+        while True:
+            for c in list(self.connections):
+                c.end_settled()
+            if not self.active_streams or loop.time() >= deadline:
+                break
             await asyncio.sleep(0.05)
         for c in list(self.connections):
             c.close()
@@ -531,6 +540,14 @@ class GrpcH2Connection(asyncio.Protocol):
         if self.out and self.transport is not None:
             out, self.out = self.out, []
             self.transport.write(b"".join(out))
+
+    def end_settled(self) -> None:
+        """End every stream whose handler says it is settled with OK trailers (see stop)."""
+        for s in list(self.streams.values()):
+            settled = getattr(s.handler, "settled", None)
+            if not s.finished and settled is not None and settled():
+                self._finish(s, OK_TRAILERS)
+        self._flush()
 
     def goaway(self, code: int, debug: str = "") -> None:
         if self.transport is None:

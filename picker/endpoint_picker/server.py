@@ -252,6 +252,12 @@ class ExtProcStream:
         proc.messages_out += len(out)
         return [r.SerializeToString() for r in out], self.state.done
 
+    def settled(self) -> bool:
+        """The routing decision went out and no response bytes need the model name restored:
+        Envoy can forward the rest of the response without us (see grpc_h2 GrpcH2Server.stop)."""
+        st = self.state
+        return st.decided and st.restorer is None
+
     def close(self) -> None:
         self.proc.active_streams -= 1
         self.state.close()

@@ -69,6 +69,9 @@ class Echo:
     def close(self) -> None:
         self.closed += 1
 
+    def settled(self) -> bool:
+        return b"settle" in self.seen
+
 
 class Methods:
     def __init__(self) -> None:
@@ -309,6 +312,31 @@ def test_grpc_h2_stop_closes_streams_left_open_after_grace():
             assert server.connections == set()
             assert await step(call.code()) == grpc.StatusCode.UNAVAILABLE
             assert _refused(port)
+
+    run(main)
+
+
+def test_grpc_h2_stop_ends_settled_streams_with_ok_at_once_and_drains_the_others():
+    """A stopping server ends a call whose handler is settled with OK right away (an ext_proc
+    stream past its decision: Envoy forwards the rest of the response without the picker), also
+    one that settles during the drain, and waits for the unsettled one up to the grace."""
+    async def main():
+        async with serving() as (server, methods), channel(server.port) as ch:
+            settled, later, busy = open_call(ch), open_call(ch), open_call(ch)
+            assert await round_trip(settled, b"settle") == b"settle"
+            assert await round_trip(later, b"a") == b"a"
+            assert await round_trip(busy, b"b") == b"b"
+            started = time.monotonic()
+            stopping = asyncio.create_task(server.stop(0.8))
+            assert await step(settled.code()) == grpc.StatusCode.OK
+            assert time.monotonic() - started < 0.4
+            assert not stopping.done()
+            assert await round_trip(later, b"settle") == b"settle"
+            assert await step(later.code()) == grpc.StatusCode.OK
+            await step(stopping)
+            assert time.monotonic() - started >= 0.8
+            assert await step(busy.code()) == grpc.StatusCode.UNAVAILABLE
+            assert [h.closed for h in methods.handlers] == [1, 1, 1]
 
     run(main)
 

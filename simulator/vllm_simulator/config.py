@@ -69,6 +69,9 @@ class SimConfig:
     crash_after: int = 0
     crash_mode: str = "close"       # close (this replica stops) | exit (process exits)
     keep_alive_timeout: float = 0.0  # close idle keep-alive connections after S s (uvicorn: 5); 0 = never
+    runtime: str = "vllm"           # the API spoken: vllm (OpenAI) or a seed-003 runtime (protocols/)
+    grpc_port: int | None = None    # the runtime's gRPC port (None: no gRPC server)
+    max_new_tokens: int = 1024      # TGIS --max-new-tokens: the largest max_new_tokens a request may ask
     # timing constants (overridable for experiments)
     step_overhead_s: float = STEP_OVERHEAD_S
     decode_per_seq_s: float = DECODE_PER_SEQ_S
@@ -93,6 +96,10 @@ class SimConfig:
             raise ValueError(f"unknown --mode {self.mode!r}")
         if self.time_scale <= 0:
             raise ValueError("--time-scale must be > 0")
+        from .protocols import RUNTIMES
+
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown --runtime {self.runtime!r}; known: {', '.join(RUNTIMES)}")
 
     def replace(self, **kw) -> "SimConfig":
         return dataclasses.replace(self, **kw)

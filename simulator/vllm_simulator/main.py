@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=None, help="KV-cache blocks (default: derived from H100/Llama-3.1-8B)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
-    p.add_argument("--max-model-len", type=int, default=131072)
+    p.add_argument("--max-model-len", type=int, default=None, help="default 131072")
     p.add_argument("--enable-prefix-caching", dest="prefix", nargs="?", const=True, type=_bool, default=True)
     p.add_argument("--no-enable-prefix-caching", dest="prefix", action="store_false")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiply all simulated durations")
@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit = os._exit(1) (default for one replica), close = drop sockets")
     p.add_argument("--keep-alive-timeout", type=float, default=0.0,
                    help="close keep-alive connections idle this long (vLLM/uvicorn: 5); 0 = never")
+    p.add_argument("--runtime", default="vllm",
+                   choices=("vllm", "caikit-tgis", "caikit-standalone", "tgis", "openvino", "triton"),
+                   help="the API to speak (seed 003's runtimes; default vLLM's OpenAI API)")
+    p.add_argument("--grpc-port", type=int, default=None, help="the runtime's gRPC port (Caikit, TGIS, KServe v2)")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="TGIS: the largest max_new_tokens allowed")
+    p.add_argument("--max-sequence-length", dest="max_model_len", type=int, default=None,
+                   help="TGIS spelling of --max-model-len")
     p.add_argument("--listen", action="append", default=[], metavar="HOST:PORT[:POD]",
                    help="run one more replica in this process (repeatable)")
     p.add_argument("--replicas-file", default=None,
@@ -102,11 +109,12 @@ def configs_from_args(argv: list[str] | None = None) -> list[SimConfig]:
               max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
               block_size=a.block_size, num_gpu_blocks=a.num_gpu_blocks,
               gpu_memory_utilization=a.gpu_memory_utilization, tensor_parallel_size=a.tensor_parallel_size,
-              max_model_len=a.max_model_len, enable_prefix_caching=a.prefix, time_scale=a.time_scale,
+              max_model_len=a.max_model_len or 131072, enable_prefix_caching=a.prefix, time_scale=a.time_scale,
               startup_duration=a.startup_duration, mode=a.mode, seed=a.seed,
               default_max_tokens=a.default_max_tokens, embedding_dim=a.embedding_dim, failure_rate=fr,
               failure_types=a.failure_types, stall_after=a.stall_after, stall_seconds=a.stall_seconds,
-              crash_after=a.crash_after, keep_alive_timeout=a.keep_alive_timeout)
+              crash_after=a.crash_after, keep_alive_timeout=a.keep_alive_timeout, runtime=a.runtime,
+              grpc_port=a.grpc_port, max_new_tokens=a.max_new_tokens)
     if a.step_overhead_ms is not None:
         kw["step_overhead_s"] = a.step_overhead_ms / 1e3
     if a.decode_per_seq_ms is not None:
@@ -144,7 +152,8 @@ async def _amain(cfgs: list[SimConfig]) -> None:
     reps = await start(cfgs)
     for r in reps:
         c = r.cfg
-        print(f"vllm-sim: {c.pod_name} serving {c.served_model_name[0]} on {r.url} "
+        api = f" ({c.runtime} API, gRPC on {c.host}:{c.grpc_port})" if c.grpc_port else (f" ({c.runtime} API)" if c.runtime != "vllm" else "")
+        print(f"vllm-sim: {c.pod_name} serving {', '.join(c.served_model_name)} on {r.url}{api} "
               f"(blocks={c.num_gpu_blocks}x{c.block_size}, max_num_seqs={c.max_num_seqs}, "
               f"time_scale={c.time_scale})", flush=True)
     stop = asyncio.Event()

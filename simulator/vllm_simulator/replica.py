@@ -5,7 +5,6 @@ from __future__ import annotations
 import array
 import asyncio
 import base64
-import hashlib
 import os
 import random
 import sys
@@ -19,7 +18,8 @@ from .config import VLLM_VERSION, SimConfig
 from .engine import FINISHED, Engine, Request
 from .http import HTTPConnection, HTTPRequest
 from .metrics import Metrics
-from .text import TextSource, output_length, split_echo_tokens
+from .protocols import api_for
+from .text import TextSource, embedding_vector, output_length, split_echo_tokens
 
 JSON = b"application/json"
 FAILURE_TYPES = {
@@ -70,6 +70,7 @@ class Replica:
         self._hdr_cache: bytes = b""
         self.url = ""
         self.keep_alive_timeout = cfg.keep_alive_timeout
+        self.api = api_for(self)    # another runtime's API (Caikit, TGIS, KServe v2); None = OpenAI
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -87,6 +88,8 @@ class Replica:
             self.engine.cache_lora(name)
         self.started_at = time.monotonic()
         self.engine.start()
+        if self.api is not None:
+            await self.api.start()
 
     async def stop(self) -> None:
         self.closing = True
@@ -94,6 +97,8 @@ class Replica:
             self.server.close()
         for c in list(self.conns):
             c.abort()
+        if self.api is not None:
+            await self.api.stop()
         await self.engine.stop()
         if self.server is not None:
             try:
@@ -115,6 +120,8 @@ class Replica:
             c.abort()
         self.engine.closed = True
         self.engine._kick()
+        if self.api is not None:
+            asyncio.get_running_loop().create_task(self.api.stop())
 
     def starting(self) -> bool:
         return (time.monotonic() - self.started_at) < self.cfg.startup_duration
@@ -129,6 +136,8 @@ class Replica:
         path = req.path
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
+        if self.api is not None and not path.startswith("/sim/"):
+            return self.api.dispatch(conn, req, path)
         route = ROUTES.get(path)
         if route is None:
             return conn.respond(404, b'{"detail":"Not Found"}')
@@ -357,7 +366,7 @@ class Replica:
             else:
                 return conn.respond(400, error_body("bad 'input' element", "BadRequestError", 400))
             total += n
-            vec = _embedding(raw, dim, self.cfg.seed)
+            vec = embedding_vector(raw, dim, self.cfg.seed)
             emb = base64.b64encode(vec.tobytes()).decode() if b64 else vec.tolist()
             data.append({"index": i, "object": "embedding", "embedding": emb})
         if total > self.cfg.max_model_len * len(inputs):
@@ -604,14 +613,6 @@ def _on_done(req: Request, error: str | None = None) -> None:
             out += b"data: " + _dumps(u) + b"\n\n"
     out += b"data: [DONE]\n\n"
     conn.end_stream(bytes(out))
-
-
-def _embedding(raw: bytes, dim: int, seed: int) -> array.array:
-    """Deterministic unit vector from a hash of the input."""
-    digest = hashlib.shake_128(seed.to_bytes(8, "little", signed=True) + raw).digest(dim * 2)
-    ints = array.array("h", digest)
-    norm = sum(v * v for v in ints) ** 0.5 or 1.0
-    return array.array("f", [v / norm for v in ints])
 
 
 ROUTES = {

@@ -7,6 +7,8 @@ token under the approximate tokenizer, so re-tokenizing generated text gives
 
 from __future__ import annotations
 
+import array
+import hashlib
 import random
 import zlib
 
@@ -68,3 +70,12 @@ def split_echo_tokens(text: str) -> list[str]:
         out.append(data[i:j].decode("utf-8", errors="replace"))
         i = j
     return out or [" "]
+
+
+def embedding_vector(raw: bytes, dim: int, seed: int) -> array.array:
+    """The model's embedding of some input: a deterministic unit vector (float32) from a hash of
+    the input bytes, so equal inputs embed equally and different ones almost orthogonally."""
+    digest = hashlib.shake_128(seed.to_bytes(8, "little", signed=True) + raw).digest(dim * 2)
+    ints = array.array("h", digest)
+    norm = sum(v * v for v in ints) ** 0.5 or 1.0
+    return array.array("f", [v / norm for v in ints])

@@ -60,7 +60,8 @@ def build_gateway_layer(
 ) -> GatewayLayer:
     layer = GatewayLayer()
     pool_deps = _pool_resources(serving)
-    for p in cfg.pools:
+    # HealthCheckPolicy and GCPBackendPolicy configure GKE's load balancer: none off GKE.
+    for p in cfg.pools if cfg.cluster.gke else ():
         own = getattr((getattr(serving, "pools", None) or {}).get(p.name), "resource", None)
         layer.pool_policies[p.name] = PoolPolicies(
             f"{name}-{p.name}-policies",

@@ -23,16 +23,17 @@ from .picker_image import PickerImage, PickerImageArgs
 
 @dataclass
 class GcpInfrastructure:
-    """What the Kubernetes side of the platform uses."""
+    """What the Kubernetes side of the platform uses. On an existing cluster (cluster.existing,
+    components/existing_cluster.py) apis, network and cluster are None and node_pools empty."""
 
-    apis: Apis
-    network: Network
-    cluster: GkeCluster
+    apis: Apis | None
+    network: Network | None
+    cluster: GkeCluster | None
     node_pools: list[GpuNodePool]
     picker: PickerImage
     model_armor: ModelArmor | None
-    kubeconfig: pulumi.Output[str]
-    """Secret; exec-based (gke-gcloud-auth-plugin)."""
+    kubeconfig: pulumi.Input[str]
+    """Secret; exec-based (gke-gcloud-auth-plugin). Existing cluster: a path or a secret."""
     picker_image: pulumi.Output[str]
     """Image reference by digest (or the configured prebuilt reference)."""
     model_armor_templates: dict[str, pulumi.Output[str]]
@@ -41,6 +42,8 @@ class GcpInfrastructure:
     """Cluster, system pool, GPU pools and the networkservices API: the Kubernetes provider
     waits for them."""
     exports: dict[str, Any] = field(default_factory=dict)
+    kubeconfig_context: str | None = None
+    """The kubeconfig context to use (existing clusters); None: its current-context."""
 
 
 def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.ResourceOptions) -> GcpInfrastructure:

@@ -24,8 +24,9 @@ from .config.serving import ModelServerConfig
 class ModelServerArgs:
     server: ModelServerConfig
     namespace: str
-    accelerator: str
-    """``cloud.google.com/gke-accelerator`` of the server's node pool."""
+    accelerator: str | None
+    """``cloud.google.com/gke-accelerator`` of the server's node pool; None off GKE (no
+    nodeSelector: the pods request nvidia.com/gpu and go to any GPU node)."""
     project: str
     hf_secret_name: str | None = None
     """The Secret holding the Hugging Face token (key ``token``), or None."""

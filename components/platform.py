@@ -1,7 +1,8 @@
 """InferencePlatform: composes every component from one validated StackConfig.
 
 Order (each step depends on the ones before it): APIs -> network -> GKE cluster -> node pools ->
-picker image -> Model Armor templates -> Kubernetes provider -> per pool: model servers,
+picker image -> Model Armor templates (on an existing cluster, cluster.existing: only the last
+two) -> Kubernetes provider -> per pool: model servers,
 InferencePool + picker, routing objects -> gateways, routes, GKE policies, Model Armor
 extension -> observability.
 """
@@ -14,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .config import StackConfig
+from .existing_cluster import build_existing_cluster
 from .gateways import build_gateway_layer
 from .gcp_infrastructure import build_gcp_infrastructure
 from .serving import Serving
@@ -31,14 +33,17 @@ class InferencePlatform(pulumi.ComponentResource):
             "clusterName": config.cluster_name,
         }
 
-        # GCP: APIs, network, cluster, node pools, picker image, Model Armor templates.
-        self.gcp = build_gcp_infrastructure(name, config, pulumi.ResourceOptions(parent=self))
+        # GCP: APIs, network, cluster, node pools, picker image, Model Armor templates; on an
+        # existing cluster only the picker image and Model Armor templates.
+        build = build_gcp_infrastructure if config.cluster.existing is None else build_existing_cluster
+        self.gcp = build(name, config, pulumi.ResourceOptions(parent=self))
         self._exports.update(self.gcp.exports)
 
         # Kubernetes objects wait for the cluster and its node pools (cluster_ready).
         self.k8s_provider = k8s.Provider(
-            f"{name}-gke",
+            f"{name}-gke" if config.cluster.existing is None else f"{name}-existing-cluster",
             kubeconfig=self.gcp.kubeconfig,
+            context=self.gcp.kubeconfig_context,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.gcp.cluster_ready),
         )

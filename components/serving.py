@@ -57,12 +57,14 @@ class Serving(pulumi.ComponentResource):
 
         # -- CRDs the cluster lacks -------------------------------------------------------------------
         self.crds: dict[str, k8s.apiextensions.v1.CustomResourceDefinition] = {}
-        for crd in crd_builders.crds_to_install(config.cluster.min_master_version):
+        cluster = config.cluster
+        installed = cluster.existing.installed_crds if cluster.existing is not None else ()
+        for crd in crd_builders.crds_to_install(cluster.min_master_version, gke=cluster.gke, installed=installed):
             self.crds[crd["spec"]["names"]["kind"]] = k8s.apiextensions.v1.CustomResourceDefinition(
                 crd["metadata"]["name"], metadata=crd["metadata"], spec=crd["spec"], opts=child
             )
         pool_crds = [self.crds[k] for k in ("InferencePool",) if k in self.crds]
-        llmd_crds = [self.crds[k] for k in ("InferenceObjective", "InferenceModelRewrite")]
+        llmd_crds = [self.crds[k] for k in ("InferenceObjective", "InferenceModelRewrite") if k in self.crds]
 
         # -- Hugging Face token: one Secret per stack, from the secret config value hfToken ----------
         self.hf_secret_name: str | None = None
@@ -93,14 +95,13 @@ class Serving(pulumi.ComponentResource):
         # -- model servers ----------------------------------------------------------------------------
         self.model_servers: dict[str, ModelServer] = {}
         for server in config.model_servers:
-            node_pool = config.node_pool_for(server)
-            assert node_pool is not None  # StackConfig rules guarantee it
+            node_pool = config.node_pool_for(server)  # None only off GKE (StackConfig rules)
             self.model_servers[server.name] = ModelServer(
                 server.name,
                 ModelServerArgs(
                     server=server,
                     namespace=ns,
-                    accelerator=node_pool.machine.accelerator,
+                    accelerator=node_pool.machine.accelerator if node_pool is not None else None,
                     project=config.project,
                     hf_secret_name=self.hf_secret_name if server.hf_token else None,
                 ),

@@ -11,6 +11,9 @@ from igw.engine import Synthesis, run_program
 from igw.stackfile import available_stacks, read_stack
 
 STACKS = available_stacks()
+EXISTING_CLUSTER_STACKS = [s for s in STACKS if (read_stack(s).get("inference-gateway:cluster") or {}).get("existing") is not None]
+"""Stacks that deploy onto a cluster they do not create (cluster.existing): no GCP infrastructure."""
+CREATED_CLUSTER_STACKS = [s for s in STACKS if s not in EXISTING_CLUSTER_STACKS]
 
 
 @functools.lru_cache(maxsize=None)
@@ -29,6 +32,12 @@ def render_with(stack: str, **overrides: Any) -> Synthesis:
 
 @pytest.fixture(params=STACKS)
 def any_stack(request) -> Synthesis:
+    return rendered(request.param)
+
+
+@pytest.fixture(params=CREATED_CLUSTER_STACKS)
+def created_cluster_stack(request) -> Synthesis:
+    """A stack that creates its GCP infrastructure (APIs, network, cluster, node pools)."""
     return rendered(request.param)
 
 

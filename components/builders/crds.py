@@ -11,7 +11,7 @@ they accept everything the upstream CRDs accept for the objects we render.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterable
 
 GKE_INSTALLS_INFERENCE_POOL = (1, 34, 0, 1626000)
 """GKE >= 1.34.0-gke.1626000 installs the GA Gateway API + InferencePool v1 CRDs."""
@@ -240,9 +240,15 @@ def inference_model_rewrite_crd() -> dict[str, Any]:
     return _crd("llm-d.ai", "InferenceModelRewrite", "inferencemodelrewrites", "v1alpha2", _root(spec, _llmd_status()), columns)
 
 
-def crds_to_install(min_master_version: str) -> list[dict[str, Any]]:
+def crds_to_install(min_master_version: str, *, gke: bool = True, installed: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The CRDs the stack installs: what the serving layer needs minus what the cluster has.
+
+    On GKE (`gke`) the version decides whether GKE installed InferencePool v1 itself; any other
+    cluster has none of them unless `installed` (kinds) says so (cluster.existing.installed_crds).
+    """
+    has = set(installed)
     out = []
-    if needs_inference_pool_crd(min_master_version):
+    if (needs_inference_pool_crd(min_master_version) or not gke) and "InferencePool" not in has:
         out.append(inference_pool_crd())
-    out += [inference_objective_crd(), inference_model_rewrite_crd()]
+    out += [crd for crd in (inference_objective_crd(), inference_model_rewrite_crd()) if crd["spec"]["names"]["kind"] not in has]
     return out

@@ -80,7 +80,7 @@ def deployment(
     server,
     namespace: str,
     preset: RuntimePreset,
-    accelerator: str,
+    accelerator: str | None,
     grace_period_seconds: int,
     hf_secret_name: str | None,
     service_account_name: str | None,
@@ -197,7 +197,8 @@ def deployment(
         # process is killed in proportionate time. Queued requests at shutdown are an accepted
         # overload failure mode; raise drain.safety_factor for periodic traffic.
         "terminationGracePeriodSeconds": grace_period_seconds,
-        "nodeSelector": {ACCELERATOR_LABEL: accelerator},
+        # Off GKE (accelerator None) any GPU node will do.
+        **({"nodeSelector": {ACCELERATOR_LABEL: accelerator}} if accelerator is not None else {}),
         # GKE taints GPU nodes nvidia.com/gpu=present:NoSchedule.
         "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
         "volumes": volumes,

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ..catalog.machines import GpuMachine, gpu_machine
 from ._base import Strict, cidr, dns_label
+from .existing_cluster import ExistingClusterConfig
 
 Cidr = Annotated[str, AfterValidator(cidr)]
 Name = Annotated[str, AfterValidator(dns_label)]
@@ -76,10 +77,15 @@ class NetworkConfig(Strict):
 
 
 class ClusterConfig(Strict):
+    existing: ExistingClusterConfig | None = None
+    """Deploy onto a cluster that already exists instead of creating one (bring your own
+    cluster): only the serving layer is created. See components/config/existing_cluster.py."""
     name: Name | None = None
-    """Default: <name_prefix>-gke."""
+    """Default: <name_prefix>-gke. With `existing`: the existing GKE cluster's name."""
     min_master_version: str = "1.32.3"
-    """A floor: GKE upgrades within the release channel. Inference Gateway needs >= 1.32.3."""
+    """A floor: GKE upgrades within the release channel. Inference Gateway needs >= 1.32.3.
+    With `existing`: the version the cluster runs at least (GKE installs InferencePool v1 itself
+    from 1.34.0-gke.1626000, so the stack installs that CRD only below it)."""
     release_channel: Literal["RAPID", "REGULAR", "STABLE", "EXTENDED", "UNSPECIFIED"] = "REGULAR"
     networking_mode: Literal["VPC_NATIVE"] = "VPC_NATIVE"
     """Gateway API only works on VPC-native clusters: ROUTES is rejected."""
@@ -127,6 +133,11 @@ class ClusterConfig(Strict):
         if self.system_pool_min_nodes > self.system_pool_max_nodes:
             raise ValueError("system_pool_min_nodes is larger than system_pool_max_nodes")
         return self
+
+    @property
+    def gke(self) -> bool:
+        """The stack deploys onto GKE: a cluster it creates, or an existing one with gke: true."""
+        return self.existing is None or self.existing.gke
 
     @property
     def version_tuple(self) -> tuple[int, int, int]:

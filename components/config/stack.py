@@ -12,6 +12,7 @@ from pydantic import Field
 from ..catalog.machines import KNOWN_H100_ZONES
 from ..catalog.names import dns_name, node_service_account_id
 from ._base import ConfigError, Strict, describe_validation_error
+from .existing_cluster import existing_cluster_rules
 from .infra import (
     ApisConfig,
     ClusterConfig,
@@ -27,8 +28,9 @@ from .serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
 PROJECT = "inference-gateway"
 """Pulumi project name: the config namespace (`inference-gateway:<key>`)."""
 
-SECRET_KEYS = ("hfToken", "apiKeys")
-"""Secret config values (`pulumi config set --secret`), read as Pulumi secrets, never plaintext."""
+SECRET_KEYS = ("hfToken", "apiKeys", "kubeconfig")
+"""Secret config values (`pulumi config set --secret`), read as Pulumi secrets, never plaintext.
+`kubeconfig`: an existing cluster's kubeconfig contents (cluster.existing without a path)."""
 
 
 class StackConfig(Strict):
@@ -110,6 +112,7 @@ def _rules(cfg: StackConfig) -> list[str]:
         elif cfg.zones.index(z) != i:
             add(f"zones[{i}]: {z!r} is listed twice")
     problems.extend(_gcp_name_rules(cfg))
+    problems.extend(existing_cluster_rules(cfg))
     h100_zones = set(cfg.cluster.h100_zones_override or KNOWN_H100_ZONES)
     pool_names: list[str] = []
     for i, pool in enumerate(cfg.node_pools):
@@ -117,7 +120,7 @@ def _rules(cfg: StackConfig) -> list[str]:
         if name in pool_names:
             add(f"node_pools[{i}].name: {name!r} is used by two node pools; give one an explicit name")
         pool_names.append(name)
-        for z in pool.node_locations or cfg.zones:
+        for z in (pool.node_locations or cfg.zones) if cfg.cluster.existing is None else ():
             if not z.startswith(cfg.region + "-"):
                 add(f"node_pools[{i}].node_locations: {z!r} is not in region {cfg.region!r}")
             elif z not in h100_zones:
@@ -160,6 +163,8 @@ def _rules(cfg: StackConfig) -> list[str]:
         if servers.index(s.name) != i:
             add(f"model_servers[{i}].name: {s.name!r} is used twice")
         node_pool = cfg.node_pool_for(s)
+        if node_pool is None and not cfg.cluster.gke:
+            continue  # any GPU node: the scheduler places pods requesting nvidia.com/gpu
         if node_pool is None:
             where = f"node pool {s.node_pool!r}" if s.node_pool else "a GPU node pool"
             add(f"model_servers[{i}].node_pool: needs {where}; define it under node_pools (known: {', '.join(pool_names) or 'none'})")

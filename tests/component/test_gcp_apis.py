@@ -17,19 +17,19 @@ EXPECTED = {
 }
 
 
-def test_every_stack_enables_the_platform_apis_and_keeps_them_on_destroy(any_stack):
-    services = any_stack.of_type(SERVICE)
-    assert {s.inputs["service"] for s in services} == EXPECTED, any_stack.stack
+def test_every_stack_enables_the_platform_apis_and_keeps_them_on_destroy(created_cluster_stack):
+    services = created_cluster_stack.of_type(SERVICE)
+    assert {s.inputs["service"] for s in services} == EXPECTED, created_cluster_stack.stack
     for s in services:
         assert s.inputs["disableOnDestroy"] is False, s.urn
-        assert s.inputs["project"] == any_stack.one("gcp:container/cluster:Cluster").inputs["project"], s.urn
+        assert s.inputs["project"] == created_cluster_stack.one("gcp:container/cluster:Cluster").inputs["project"], s.urn
         assert "inference-gateway:gcp:Apis" in s.parent, s.urn
 
 
-def test_components_wait_for_their_apis(any_stack):
+def test_components_wait_for_their_apis(created_cluster_stack):
     def deps(type_: str, name: str | None = None) -> set[str]:
-        r = any_stack.one(type_, name)
-        return {any_stack.by_urn(d).inputs.get("service") for d in r.dependencies if "projects/service:Service" in d}
+        r = created_cluster_stack.one(type_, name)
+        return {created_cluster_stack.by_urn(d).inputs.get("service") for d in r.dependencies if "projects/service:Service" in d}
 
     assert {"container.googleapis.com", "compute.googleapis.com", "monitoring.googleapis.com", "logging.googleapis.com"} <= deps(
         "gcp:container/cluster:Cluster"
@@ -37,10 +37,10 @@ def test_components_wait_for_their_apis(any_stack):
     assert deps("gcp:compute/network:Network") == {"compute.googleapis.com"}
     assert deps("gcp:serviceaccount/account:Account") == {"iam.googleapis.com"}
     assert deps("pulumi:providers:kubernetes") == {"networkservices.googleapis.com"}
-    for repo in any_stack.of_type("gcp:artifactregistry/repository:Repository"):
-        assert {any_stack.by_urn(d).inputs.get("service") for d in repo.dependencies} == {"artifactregistry.googleapis.com"}, repo.urn
-    for t in any_stack.of_type("gcp:modelarmor/template:Template"):
-        assert {any_stack.by_urn(d).inputs.get("service") for d in t.dependencies} == {"modelarmor.googleapis.com"}, t.urn
+    for repo in created_cluster_stack.of_type("gcp:artifactregistry/repository:Repository"):
+        assert {created_cluster_stack.by_urn(d).inputs.get("service") for d in repo.dependencies} == {"artifactregistry.googleapis.com"}, repo.urn
+    for t in created_cluster_stack.of_type("gcp:modelarmor/template:Template"):
+        assert {created_cluster_stack.by_urn(d).inputs.get("service") for d in t.dependencies} == {"modelarmor.googleapis.com"}, t.urn
 
 
 def test_apis_managed_elsewhere_create_none():

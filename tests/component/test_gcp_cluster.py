@@ -16,9 +16,9 @@ EXPECTED = {
 }
 
 
-def test_cluster_settings(any_stack):
-    want = EXPECTED[any_stack.stack]
-    c = any_stack.one(CLUSTER)
+def test_cluster_settings(created_cluster_stack):
+    want = EXPECTED[created_cluster_stack.stack]
+    c = created_cluster_stack.one(CLUSTER)
     i = c.inputs
     assert i["name"] == want["name"], c.urn
     assert i["location"] == "us-central1", c.urn
@@ -37,9 +37,9 @@ def test_cluster_settings(any_stack):
     assert "inference-gateway:gcp:GkeCluster" in c.parent, c.urn
 
 
-def test_private_cluster_config_only_with_private_nodes(any_stack):
-    c = any_stack.one(CLUSTER)
-    if not EXPECTED[any_stack.stack]["private"]:
+def test_private_cluster_config_only_with_private_nodes(created_cluster_stack):
+    c = created_cluster_stack.one(CLUSTER)
+    if not EXPECTED[created_cluster_stack.stack]["private"]:
         assert "privateClusterConfig" not in c.inputs, c.urn
         return
     assert c.inputs["privateClusterConfig"] == {
@@ -50,9 +50,9 @@ def test_private_cluster_config_only_with_private_nodes(any_stack):
     }, c.urn
 
 
-def test_system_pool(any_stack):
-    c = any_stack.one(CLUSTER)
-    (pool,) = [p for p in any_stack.of_type(POOL) if p.inputs["name"] == "system"]
+def test_system_pool(created_cluster_stack):
+    c = created_cluster_stack.one(CLUSTER)
+    (pool,) = [p for p in created_cluster_stack.of_type(POOL) if p.inputs["name"] == "system"]
     node = pool.inputs["nodeConfig"]
     assert pool.inputs["cluster"] == f"projects/{c.inputs['project']}/locations/us-central1/clusters/{c.inputs['name']}", pool.urn
     assert node["labels"] == {"inference-gateway.dev/pool": "system"}, pool.urn
@@ -62,12 +62,12 @@ def test_system_pool(any_stack):
     assert pool.inputs["autoscaling"]["minNodeCount"] >= 1, pool.urn
 
 
-def test_node_service_account_is_least_privilege(any_stack):
-    (sa,) = any_stack.of_type("gcp:serviceaccount/account:Account")
+def test_node_service_account_is_least_privilege(created_cluster_stack):
+    (sa,) = created_cluster_stack.of_type("gcp:serviceaccount/account:Account")
     email = f"{sa.inputs['accountId']}@{sa.inputs['project']}.iam.gserviceaccount.com"
     roles = {
         m.inputs["role"]
-        for m in any_stack.of_type("gcp:projects/iAMMember:IAMMember")
+        for m in created_cluster_stack.of_type("gcp:projects/iAMMember:IAMMember")
         if m.inputs["member"] == f"serviceAccount:{email}"
     }
     assert roles == {
@@ -79,18 +79,18 @@ def test_node_service_account_is_least_privilege(any_stack):
     }, sa.urn
 
 
-def test_kubernetes_provider_gets_a_secret_kubeconfig(any_stack):
-    provider = any_stack.one("pulumi:providers:kubernetes")
+def test_kubernetes_provider_gets_a_secret_kubeconfig(created_cluster_stack):
+    provider = created_cluster_stack.one("pulumi:providers:kubernetes")
     assert provider.inputs["kubeconfig"] == "[secret]", provider.urn
-    deps = {any_stack.by_urn(d).type for d in provider.dependencies}
+    deps = {created_cluster_stack.by_urn(d).type for d in provider.dependencies}
     assert {CLUSTER, POOL} <= deps, provider.urn
 
 
-def test_exports(any_stack):
-    out = any_stack.outputs
+def test_exports(created_cluster_stack):
+    out = created_cluster_stack.outputs
     assert out["clusterEndpoint"] == "203.0.113.10"
     assert out["clusterLocation"] == "us-central1"
-    assert out["networkName"] == any_stack.one("gcp:compute/network:Network").inputs["name"]
+    assert out["networkName"] == created_cluster_stack.one("gcp:compute/network:Network").inputs["name"]
 
 
 @pytest.fixture(scope="module")

@@ -20,15 +20,15 @@ def node_subnet(synth):
     return found[0]
 
 
-def test_custom_mode_regional_vpc(any_stack):
-    vpc = any_stack.one(NETWORK)
+def test_custom_mode_regional_vpc(created_cluster_stack):
+    vpc = created_cluster_stack.one(NETWORK)
     assert vpc.inputs["autoCreateSubnetworks"] is False, vpc.urn
     assert vpc.inputs["routingMode"] == "REGIONAL", vpc.urn
     assert "inference-gateway:gcp:Network" in vpc.parent, vpc.urn
 
 
-def test_node_subnet_has_named_pod_and_service_ranges(any_stack):
-    subnet = node_subnet(any_stack)
+def test_node_subnet_has_named_pod_and_service_ranges(created_cluster_stack):
+    subnet = node_subnet(created_cluster_stack)
     assert subnet.inputs["privateIpGoogleAccess"] is True, subnet.urn
     assert subnet.inputs["region"] == "us-central1", subnet.urn
     assert subnet.inputs["ipCidrRange"] == "10.0.0.0/20", subnet.urn
@@ -36,29 +36,29 @@ def test_node_subnet_has_named_pod_and_service_ranges(any_stack):
         {"rangeName": "pods", "ipCidrRange": "10.4.0.0/14"},
         {"rangeName": "services", "ipCidrRange": "10.8.0.0/20"},
     ], subnet.urn
-    assert subnet.inputs["network"].endswith("/global/networks/" + any_stack.one(NETWORK).inputs["name"]), subnet.urn
+    assert subnet.inputs["network"].endswith("/global/networks/" + created_cluster_stack.one(NETWORK).inputs["name"]), subnet.urn
 
 
-def test_proxy_only_subnet_per_region(any_stack):
-    proxies = [s for s in any_stack.of_type(SUBNET) if s.inputs.get("purpose") == "REGIONAL_MANAGED_PROXY"]
-    assert [p.inputs["region"] for p in proxies] == ["us-central1"], any_stack.stack
+def test_proxy_only_subnet_per_region(created_cluster_stack):
+    proxies = [s for s in created_cluster_stack.of_type(SUBNET) if s.inputs.get("purpose") == "REGIONAL_MANAGED_PROXY"]
+    assert [p.inputs["region"] for p in proxies] == ["us-central1"], created_cluster_stack.stack
     for p in proxies:
         assert p.inputs["role"] == "ACTIVE", p.urn
         assert p.inputs["ipCidrRange"] == "10.129.0.0/23", p.urn
-        assert p.inputs["network"].endswith("/networks/" + any_stack.one(NETWORK).inputs["name"]), p.urn
+        assert p.inputs["network"].endswith("/networks/" + created_cluster_stack.one(NETWORK).inputs["name"]), p.urn
 
 
-def test_nat_only_for_private_nodes(any_stack):
-    routers, nats = any_stack.of_type(ROUTER), any_stack.of_type(NAT)
-    if not PRIVATE_NODES[any_stack.stack]:
-        assert routers == [] and nats == [], any_stack.stack
+def test_nat_only_for_private_nodes(created_cluster_stack):
+    routers, nats = created_cluster_stack.of_type(ROUTER), created_cluster_stack.of_type(NAT)
+    if not PRIVATE_NODES[created_cluster_stack.stack]:
+        assert routers == [] and nats == [], created_cluster_stack.stack
         return
     (router,), (nat,) = routers, nats
     assert router.inputs["region"] == "us-central1", router.urn
     assert nat.inputs["router"] == router.inputs["name"], nat.urn
     assert nat.inputs["sourceSubnetworkIpRangesToNat"] == "LIST_OF_SUBNETWORKS", nat.urn
     assert nat.inputs["subnetworks"] == [
-        {"name": f"https://www.googleapis.com/compute/v1/projects/igw-prod-project/regions/us-central1/subnetworks/{node_subnet(any_stack).inputs['name']}", "sourceIpRangesToNats": ["ALL_IP_RANGES"]}
+        {"name": f"https://www.googleapis.com/compute/v1/projects/igw-prod-project/regions/us-central1/subnetworks/{node_subnet(created_cluster_stack).inputs['name']}", "sourceIpRangesToNats": ["ALL_IP_RANGES"]}
     ], nat.urn
 
 

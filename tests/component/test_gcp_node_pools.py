@@ -49,9 +49,9 @@ def gpu_pools(synth):
     return {p.inputs["name"]: p for p in synth.of_type(POOL) if p.inputs["name"] != "system"}
 
 
-def test_pool_names_and_exports(any_stack):
-    assert sorted(gpu_pools(any_stack)) == sorted(EXPECTED[any_stack.stack])
-    assert sorted(any_stack.outputs["nodePools"]) == sorted(EXPECTED[any_stack.stack])
+def test_pool_names_and_exports(created_cluster_stack):
+    assert sorted(gpu_pools(created_cluster_stack)) == sorted(EXPECTED[created_cluster_stack.stack])
+    assert sorted(created_cluster_stack.outputs["nodePools"]) == sorted(EXPECTED[created_cluster_stack.stack])
 
 
 @pytest.mark.parametrize("stack, pool_name", [(s, p) for s, pools in EXPECTED.items() for p in pools])

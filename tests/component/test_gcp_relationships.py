@@ -36,10 +36,10 @@ def config_of(stack: str):
     return parse_stack_config(ours)
 
 
-def test_cluster_uses_the_node_subnet_and_its_secondary_range_names(any_stack):
-    cluster = any_stack.one(CLUSTER)
-    (subnet,) = [s for s in any_stack.of_type(SUBNET) if "secondaryIpRanges" in s.inputs]
-    vpc = any_stack.one("gcp:compute/network:Network")
+def test_cluster_uses_the_node_subnet_and_its_secondary_range_names(created_cluster_stack):
+    cluster = created_cluster_stack.one(CLUSTER)
+    (subnet,) = [s for s in created_cluster_stack.of_type(SUBNET) if "secondaryIpRanges" in s.inputs]
+    vpc = created_cluster_stack.one("gcp:compute/network:Network")
     ranges = {r["rangeName"] for r in subnet.inputs["secondaryIpRanges"]}
     policy = cluster.inputs["ipAllocationPolicy"]
     assert {policy["clusterSecondaryRangeName"], policy["servicesSecondaryRangeName"]} == ranges, cluster.urn
@@ -48,25 +48,25 @@ def test_cluster_uses_the_node_subnet_and_its_secondary_range_names(any_stack):
     assert subnet.inputs["network"] == cluster.inputs["network"], subnet.urn
 
 
-def test_every_regional_gateway_region_has_a_proxy_only_subnet(any_stack):
-    cfg = config_of(any_stack.stack)
-    proxy_regions = {s.inputs["region"] for s in any_stack.of_type(SUBNET) if s.inputs.get("purpose") == "REGIONAL_MANAGED_PROXY"}
+def test_every_regional_gateway_region_has_a_proxy_only_subnet(created_cluster_stack):
+    cfg = config_of(created_cluster_stack.stack)
+    proxy_regions = {s.inputs["region"] for s in created_cluster_stack.of_type(SUBNET) if s.inputs.get("purpose") == "REGIONAL_MANAGED_PROXY"}
     proxy_regions |= {p.region for p in cfg.proxy_only_subnets if p.existing}
-    assert cfg.gateways, f"{any_stack.stack} has gateways to check"
+    assert cfg.gateways, f"{created_cluster_stack.stack} has gateways to check"
     for gw in cfg.gateways:
         assert gw.class_ in GATEWAY_CLASSES  # both classes are regional Envoy load balancers
         assert cfg.region in proxy_regions, f"gateway {gw.name}: no proxy-only subnet in {cfg.region}"
-    for obj in any_stack.kubernetes_objects():
+    for obj in created_cluster_stack.kubernetes_objects():
         if obj.get("kind") == "Gateway" and obj["apiVersion"].startswith("gateway.networking.k8s.io/"):
             assert obj["spec"]["gatewayClassName"] in GATEWAY_CLASSES, obj["metadata"]
             assert cfg.region in proxy_regions, obj["metadata"]
 
 
-def test_node_pools_reference_the_cluster(any_stack):
-    cluster = any_stack.one(CLUSTER)
+def test_node_pools_reference_the_cluster(created_cluster_stack):
+    cluster = created_cluster_stack.one(CLUSTER)
     cluster_id = f"projects/{cluster.inputs['project']}/locations/{cluster.inputs['location']}/clusters/{cluster.inputs['name']}"
-    pools = any_stack.of_type(POOL)
-    assert len(pools) == 1 + len(config_of(any_stack.stack).node_pools)
+    pools = created_cluster_stack.of_type(POOL)
+    assert len(pools) == 1 + len(config_of(created_cluster_stack.stack).node_pools)
     for pool in pools:
         assert pool.inputs["cluster"] == cluster_id, pool.urn
         assert pool.inputs["location"] == cluster.inputs["location"], pool.urn
@@ -107,11 +107,11 @@ def test_model_armor_template_names_reach_the_gateway_extension(any_stack):
             assert any(n in text for n in names), obj["metadata"]
 
 
-def test_every_gcp_resource_is_a_child_of_a_gcp_component(any_stack):
-    components = {r.urn: r for r in any_stack.resources if r.type.startswith("inference-gateway:gcp:")}
+def test_every_gcp_resource_is_a_child_of_a_gcp_component(created_cluster_stack):
+    components = {r.urn: r for r in created_cluster_stack.resources if r.type.startswith("inference-gateway:gcp:")}
     assert {c.type.rsplit(":", 1)[1] for c in components.values()} >= {"Apis", "Network", "GkeCluster", "GpuNodePool", "PickerImage", "NodeServiceAccount"}
     for c in components.values():
-        assert any_stack.by_urn(c.parent).type == "inference-gateway:platform:InferencePlatform", c.urn
-    for r in any_stack.resources:
+        assert created_cluster_stack.by_urn(c.parent).type == "inference-gateway:platform:InferencePlatform", c.urn
+    for r in created_cluster_stack.resources:
         if r.type in INFRA_TYPES:
             assert r.parent in components, r.urn

@@ -103,7 +103,7 @@ def test_validate_checks_config_only(broken_stacks):
 def test_unknown_stack_lists_known_stacks():
     result = igw("validate", "--stack", "nope")
     assert result.returncode == 1
-    assert "known stacks: dev, local, prod" in result.stderr
+    assert "known stacks: byo, dev, local, prod" in result.stderr
 
 
 def test_program_itself_refuses_bad_config_before_any_resource():

@@ -1,7 +1,7 @@
 """`picker` command: flags, startup, SIGTERM drain.
 
 picker --pool-name NAME --pool-namespace NS --config-file PATH
-       [--discovery kubernetes|files] [--manifests-dir DIR --endpoints-file FILE]
+       [--discovery kubernetes|files] [--kubeconfig PATH] [--manifests-dir DIR --endpoints-file FILE]
        [--grpc-port 9002] [--grpc-health-port 9003] [--metrics-port 9090]
        [--bind-address 0.0.0.0] [--secure-serving[=true|false]] [--cert-path DIR]
        [--ha-enable-leader-election] [--api-keys-file PATH]
@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 import grpc
@@ -46,6 +48,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--discovery", choices=["kubernetes", "files"], default="kubernetes")
     p.add_argument("--manifests-dir", help="files discovery: directory of rendered Kubernetes YAML")
     p.add_argument("--endpoints-file", help="files discovery: YAML list of pods")
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG") or None,
+                   help="kubernetes discovery outside a pod: kubeconfig file (default $KUBECONFIG; "
+                        "unset = the in-cluster ServiceAccount)")
     p.add_argument("--grpc-port", type=int, default=9002)
     p.add_argument("--grpc-health-port", type=int, default=9003)
     p.add_argument("--metrics-port", type=int, default=9090)
@@ -97,6 +102,8 @@ class App:
         self.ssl_context = server_context(*self.cert_files) if self.cert_files else None
         self.reloader = (CertificateReloader(self.ssl_context, *self.cert_files)
                          if self.ssl_context is not None and args.cert_path else None)
+        # A bad --kubeconfig also exits 2 here, before anything listens.
+        self.kube_api = self._kube_api() if args.discovery == "kubernetes" else None
         self._stop = asyncio.Event()
         self.metrics.endpoint_state = self._endpoint_state
         self.metrics.ext_proc_counts = lambda: (self.servicer.streams_total, self.servicer.messages_in,
@@ -110,6 +117,11 @@ class App:
         now = time.monotonic()
         return [(k, None if m.updated_at == 0 else now - m.updated_at) for k, m in self.store.metrics.items()]
 
+    def _kube_api(self):
+        from .discovery.kubernetes import KubeApi
+
+        return KubeApi.from_kubeconfig(Path(self.args.kubeconfig)) if self.args.kubeconfig else KubeApi.in_cluster()
+
     def _discovery(self):
         a = self.args
         if a.discovery == "files":
@@ -119,8 +131,8 @@ class App:
                                  manifests_dir=a.manifests_dir, endpoints_file=a.endpoints_file)
         from .discovery.kubernetes import KubernetesDiscovery
 
-        return KubernetesDiscovery.in_cluster(self.store, pool_name=a.pool_name, pool_namespace=a.pool_namespace,
-                                              leader_election=a.ha_enable_leader_election, on_leader=self._on_leader)
+        return KubernetesDiscovery(self.store, self.kube_api, pool_name=a.pool_name, pool_namespace=a.pool_namespace,
+                                   leader_election=a.ha_enable_leader_election, on_leader=self._on_leader)
 
     def _on_leader(self, leading: bool) -> None:
         self.leader = leading

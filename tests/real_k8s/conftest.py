@@ -22,7 +22,10 @@ import pytest
 
 from igw.kube import ClusterError, KubeClient, LocalCluster, MissingBinaries, find_binaries, find_free_host, until
 
+from igw.stackfile import available_stacks
+
 from .dataplane import CLUSTER_BASE_PORT, CLUSTER_HOSTS, Addresses
+from .manifests import install_crds, stack_manifests, upstream_crds
 
 POD_WATCH_FROM_ETCD = ["--watch-cache-sizes=pods#0"]
 _started: list[LocalCluster] = []
@@ -62,6 +65,18 @@ def cluster(tmp_path_factory, pytestconfig) -> Iterator[LocalCluster]:
 @pytest.fixture(scope="session")
 def admin(cluster: LocalCluster) -> KubeClient:
     return cluster.admin()
+
+
+@pytest.fixture(scope="session")
+def crds(admin: KubeClient) -> dict[str, dict]:
+    """Every CRD installed and Established: the stacks' own where they render one, else the
+    upstream one (what GKE provides). Returns kind -> the CRD as the server stores it."""
+    ours = {o["metadata"]["name"]: o for s in available_stacks() for o in stack_manifests(s)
+            if o["kind"] == "CustomResourceDefinition"}
+    chosen = {c["metadata"]["name"]: c for c in upstream_crds()} | ours
+    install_crds(admin, chosen.values(), field_manager="real-k8s-tests")
+    return {c["spec"]["names"]["kind"]: admin.get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                                                  c["metadata"]["name"]) for c in chosen.values()}
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from igw.kube import ApiError, KubeClient
 from igw.stackfile import available_stacks
 from tests.crd_schema import crd_errors
 
-from .manifests import install_crds, stack_manifests, upstream_crds
+from .manifests import stack_manifests, upstream_crds
 
 
 @dataclass(frozen=True)
@@ -138,17 +138,6 @@ def test_every_rendered_custom_kind_has_a_break() -> None:
     crd_kinds = {c["spec"]["names"]["kind"] for c in upstream_crds()}
     rendered = {o["kind"] for s in available_stacks() for o in stack_manifests(s) if o["kind"] in crd_kinds}
     assert rendered <= {b.kind for b in BREAKS}, rendered - {b.kind for b in BREAKS}
-
-
-@pytest.fixture(scope="module")
-def crds(admin: KubeClient) -> dict[str, dict[str, Any]]:
-    """kind -> the CRD the server has: the stacks' own CRDs where they render one, else upstream."""
-    ours = {o["metadata"]["name"]: o for s in available_stacks() for o in stack_manifests(s)
-            if o["kind"] == "CustomResourceDefinition"}
-    chosen = {c["metadata"]["name"]: c for c in upstream_crds()} | ours
-    install_crds(admin, chosen.values(), field_manager="crd-validation-test")
-    return {c["spec"]["names"]["kind"]: admin.get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
-                                                  c["metadata"]["name"]) for c in chosen.values()}
 
 
 @pytest.mark.parametrize("case", BREAKS, ids=lambda b: f"{b.kind}: {b.what}")

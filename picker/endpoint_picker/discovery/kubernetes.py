@@ -2,8 +2,10 @@
 pool's namespace through the REST API (in-cluster service-account token), plus optional
 Lease-based leader election (coordination.k8s.io/v1 Lease `epp-<ns>-<pool>`).
 
-Each resource kind is list-then-watch with resourceVersion; a 410 Gone or a broken stream leads
-to a relist. The datastore is rebuilt from the cached objects after every event batch.
+Each resource kind is listed, then watched from the list's resourceVersion; a watch that ends
+(timeout, broken connection) resumes from the last version seen, and a 410 Gone (that version
+was compacted away) or another error status leads to a relist. The datastore is rebuilt from the
+cached objects after every event. Outside a pod, `--kubeconfig` gives the server and credentials.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from urllib.parse import quote
 import orjson
 
 from ..datastore import Datastore, Endpoint, parse_objective, parse_pool, parse_rewrite, pool_ref_name, selector_matches
+from ..errors import ConfigError
 from ..http11 import HttpConnection, HttpError
+from .kubeconfig import load_kubeconfig
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +44,32 @@ LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
 class KubeApi:
     """Minimal JSON client for the API server; one connection per call (watches hold their own)."""
 
-    def __init__(self, host: str, port: int, *, token_file: Path | None, ssl_context: ssl.SSLContext | None) -> None:
-        self.host, self.port, self.token_file, self.ssl = host, port, token_file, ssl_context
+    def __init__(self, host: str, port: int, *, token_file: Path | None, ssl_context: ssl.SSLContext | None,
+                 token: str | None = None) -> None:
+        self.host, self.port, self.token_file, self.ssl, self.token = host, port, token_file, ssl_context, token
 
     @classmethod
     def in_cluster(cls) -> KubeApi:
         host = os.environ.get("KUBERNETES_SERVICE_HOST")
         port = int(os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
         if not host:
-            raise RuntimeError("not running in a cluster: KUBERNETES_SERVICE_HOST is unset")
+            raise ConfigError("kubernetes discovery: not running in a pod (KUBERNETES_SERVICE_HOST is unset) "
+                              "and no --kubeconfig given")
         ctx = ssl.create_default_context(cafile=str(SA_DIR / "ca.crt"))
         return cls(host, port, token_file=SA_DIR / "token", ssl_context=ctx)
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path) -> KubeApi:
+        c = load_kubeconfig(path)
+        return cls(c.host, c.port, token_file=c.token_file, ssl_context=c.ssl_context, token=c.token)
 
     def _headers(self) -> dict[str, str]:
         h = {"Accept": "application/json", "Content-Type": "application/json"}
         if self.token_file is not None:
             # Re-read every call: projected service-account tokens rotate.
             h["Authorization"] = "Bearer " + self.token_file.read_text().strip()
+        elif self.token:
+            h["Authorization"] = "Bearer " + self.token
         return h
 
     def _conn(self, timeout: float) -> HttpConnection:
@@ -145,10 +158,6 @@ class KubernetesDiscovery:
                                     on_change=on_leader) if leader_election else None
         self._tasks: list[asyncio.Task[None]] = []
 
-    @classmethod
-    def in_cluster(cls, store: Datastore, **kw: Any) -> KubernetesDiscovery:
-        return cls(store, KubeApi.in_cluster(), **kw)
-
     def rebuild(self) -> None:
         """Recompute the datastore from the caches (cheap: a pool has tens of pods)."""
         pools = self.caches["inferencepools"].items
@@ -184,13 +193,11 @@ class KubernetesDiscovery:
         self.listed.add(kind)
         self.rebuild()
 
-    async def watch_kind(self, kind: str) -> None:
-        """List, then watch until the stream ends or the server says our version is too old."""
-        await self.list_kind(kind)
+    async def watch_kind(self, kind: str) -> bool:
+        """Watch from the cached resourceVersion until the stream ends. Returns True when the
+        watch can resume from where it stopped, False when the server ended it with an ERROR
+        event (410 Gone: our version was compacted away) and the kind must be listed again."""
         cache = self.caches[kind]
-        if not cache.resource_version:
-            await asyncio.sleep(30)  # kind not served: look again later
-            return
         path = (RESOURCES[kind].format(ns=self.ns) + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=300"
                 + "&resourceVersion=" + quote(cache.resource_version))
         async for line in self.api.watch(path):
@@ -198,16 +205,36 @@ class KubernetesDiscovery:
             if event.get("type") == "BOOKMARK":
                 cache.resource_version = event["object"]["metadata"]["resourceVersion"]
                 continue
-            if not cache.apply(event):
-                return  # e.g. 410 Gone: relist
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                log.warning("watch %s from resourceVersion %s: %s (%s); relisting", kind, cache.resource_version,
+                            status.get("message"), status.get("code"))
+                return False
+            cache.apply(event)
             self.rebuild()
+        return True
 
     async def _run_kind(self, kind: str) -> None:
+        """List, then watch; resume a watch that ended from the last resourceVersion seen (as
+        client-go's reflector does) and list again only when the server says that version is
+        gone, the kind is not served yet, or the server refused the watch."""
+        listed = False
         while True:
             try:
-                await self.watch_kind(kind)
-            except (OSError, HttpError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
-                log.warning("watch %s: %s; retrying", kind, e)
+                if not listed:
+                    await self.list_kind(kind)
+                    if not self.caches[kind].resource_version:
+                        await asyncio.sleep(30)  # kind not served: look again later
+                        continue
+                    listed = True
+                listed = await self.watch_kind(kind)
+            except HttpError as e:  # the server answered with an error status: start over from a list
+                log.warning("watch %s: %s; relisting", kind, e)
+                listed = False
+                await asyncio.sleep(1)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                log.warning("watch %s: %s; resuming from resourceVersion %s", kind, e or type(e).__name__,
+                            self.caches[kind].resource_version)
                 await asyncio.sleep(1)
 
     async def run(self) -> None:

@@ -45,6 +45,7 @@ class SimConfig:
     port: int = 8000
     pod_name: str = ""
     lora_modules: list[tuple[str, str]] = field(default_factory=list)
+    enable_lora: bool = True        # vllm:lora_requests_info on /metrics (vLLM: only with --enable-lora)
     max_loras: int = 1
     max_cpu_loras: int | None = None
     max_lora_rank: int = 16

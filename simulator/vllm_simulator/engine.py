@@ -116,7 +116,7 @@ class Request:
     __slots__ = ("rid", "lora", "prompt_len", "hashes", "out_len", "finish_reason", "stream",
                  "arrival", "first_token_t", "last_token_t", "num_computed", "num_output",
                  "blocks", "held", "hash_idx", "cached_tokens", "status", "on_token", "on_done",
-                 "sched_t", "ctx", "tail_fn")
+                 "sched_t", "ctx", "tail_fn", "max_tokens", "preemptions")
 
     def __init__(self, rid: str, prompt_len: int, hashes: list[int], out_len: int,
                  finish_reason: str = "length", lora: str | None = None, stream: bool = False,
@@ -143,6 +143,8 @@ class Request:
         self.sched_t = 0.0
         self.ctx = ctx
         self.tail_fn: Callable | None = None   # -> hashes of full blocks after the prompt's
+        self.max_tokens = out_len      # what the request asked for (histograms); out_len unless set
+        self.preemptions = 0
 
 
 class Engine:
@@ -156,11 +158,14 @@ class Engine:
         self.steps = 0
         self.sim_time = 0.0         # simulated (unscaled) seconds spent in steps
         self.busy_wall = 0.0
-        self.lora_info_ts = time.time()
-        # vLLM sets a labelled gauge every step, so every (running, waiting) label combination
-        # ever seen stays in the exposition with the time it was last current; scrapers take
-        # the series with the newest timestamp.  Bounded to the 32 most recent combinations.
-        self.lora_series: OrderedDict[tuple[str, str], float] = OrderedDict({("", ""): self.lora_info_ts})
+        self.metrics.bind_max_model_len(cfg.max_model_len)
+        # vllm:lora_requests_info as real vLLM keeps it (vllm/v1/metrics/stats.py LoRARequestStates):
+        # an adapter is tracked from its request's first output until the request ends (preempted
+        # ones stay), and the gauge is set every step with the tracked adapters in *both* lists.
+        # Every label combination ever set stays on the page with the time it was last current;
+        # no sample before the first step. Bounded to the 32 most recent combinations.
+        self.lora_in_flight: dict[str, int] = {}
+        self.lora_series: OrderedDict[str, float] = OrderedDict()
         self.gpu_loras: OrderedDict[str, None] = OrderedDict()
         self.cpu_loras: OrderedDict[str, None] = OrderedDict()
         self.lora_loads = 0
@@ -225,8 +230,26 @@ class Engine:
         req.status = FINISHED
         if req.lora:
             self.n_lora_reqs -= 1
+            self._untrack_lora(req)
         self.metrics.success["abort"] += 1
         self.version += 1
+
+    def _untrack_lora(self, req: Request) -> None:
+        if req.num_output and req.lora in self.lora_in_flight:
+            left = self.lora_in_flight[req.lora] - 1
+            if left:
+                self.lora_in_flight[req.lora] = left
+            else:
+                del self.lora_in_flight[req.lora]
+
+    def lora_deferred(self) -> int:
+        """Waiting requests held back by the LoRA budget (vLLM's waiting reason "deferred")."""
+        if not self.n_lora_reqs:
+            return 0
+        active = {r.lora for r in self.running if r.lora}
+        if len(active) < self.cfg.max_loras:
+            return 0
+        return sum(1 for r in self.waiting if r.lora and r.lora not in active)
 
     def cache_lora(self, name: str) -> None:
         """Put an adapter in the CPU LRU cache (what /v1/load_lora_adapter does)."""
@@ -289,6 +312,7 @@ class Engine:
         victim.num_computed = 0
         victim.hash_idx = 0
         victim.status = WAITING
+        victim.preemptions += 1
         self.waiting.appendleft(victim)
         self.metrics.preemptions += 1
 
@@ -452,7 +476,10 @@ class Engine:
                 if req.num_output == 1:
                     m.ttft.observe(now - req.arrival)
                     m.prompt_tokens += req.prompt_len
+                    m.prompt_cached += req.cached_tokens or 0
                     req.first_token_t = now
+                    if req.lora:
+                        self.lora_in_flight[req.lora] = self.lora_in_flight.get(req.lora, 0) + 1
                 elif req.last_token_t == prev:
                     same_itl += 1
                 else:
@@ -473,22 +500,24 @@ class Engine:
                 req.status = FINISHED
                 if req.lora:
                     self.n_lora_reqs -= 1
+                    self._untrack_lora(req)
                 kv.release(req.held, req.blocks - len(req.held))
                 req.held = []
                 req.blocks = 0
                 m.success[req.finish_reason] += 1
-                m.e2e.observe(now - req.arrival)
+                m.finished(prompt_len=req.prompt_len, cached=req.cached_tokens or 0, generated=req.num_output,
+                           max_tokens=req.max_tokens, preempted=req.preemptions, arrival=req.arrival,
+                           scheduled=req.sched_t, first_token=req.first_token_t, last_token=req.last_token_t, now=now)
             self.running = [r for r in self.running if r.status == RUNNING]
             for req in done:
                 try:
                     req.on_done(req)
                 except Exception:  # a broken sink must not kill the engine
                     pass
-        now_ts = time.time()
-        self.lora_info_ts = now_ts
-        key = self.lora_lists() if self.n_lora_reqs else ("", "")
+        m.iteration_tokens.observe(sum(n for _, n in sched))
+        key = ",".join(self.lora_in_flight)
         ser = self.lora_series
-        ser[key] = now_ts
+        ser[key] = time.time()
         ser.move_to_end(key)
         if len(ser) > 32:
             ser.popitem(last=False)
@@ -515,6 +544,7 @@ class Engine:
         req.status = FINISHED
         if req.lora:
             self.n_lora_reqs -= 1
+            self._untrack_lora(req)
         self.metrics.success["abort"] += 1
         self.version += 1
         if req.on_done:

@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-loras", type=int, default=1)
     p.add_argument("--max-cpu-loras", type=int, default=None)
     p.add_argument("--max-lora-rank", type=int, default=16)
-    p.add_argument("--enable-lora", nargs="?", const=True, type=_bool, default=True,
-                   help="accepted (LoRA is always enabled)")
+    p.add_argument("--enable-lora", nargs="?", const=True, type=_bool, default=None,
+                   help="expose vllm:lora_requests_info (default: on when --lora-modules are given); "
+                        "adapters load either way")
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-num-batched-tokens", type=int, default=8192)
     p.add_argument("--block-size", type=int, default=16)
@@ -105,6 +106,7 @@ def configs_from_args(argv: list[str] | None = None) -> list[SimConfig]:
     kw = dict(model=model, served_model_name=a.served_model_name or [], host=a.host or "127.0.0.1",
               port=8000 if a.port is None else a.port,
               pod_name=a.pod_name or "", lora_modules=[_lora(s) for s in a.lora_modules],
+              enable_lora=bool(a.lora_modules) if a.enable_lora is None else a.enable_lora,
               max_loras=a.max_loras, max_cpu_loras=a.max_cpu_loras, max_lora_rank=a.max_lora_rank,
               max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
               block_size=a.block_size, num_gpu_blocks=a.num_gpu_blocks,

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 
 from vllm_simulator.metrics import E2E_BUCKETS, ITL_BUCKETS, TTFT_BUCKETS
 
+from .. import exposition
 from .conftest import MODEL
-
-_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def parse(text: str):
     """-> (types {family: type}, samples [(name, labels dict, value)])."""
-    types, samples = {}, []
-    for line in text.splitlines():
-        if not line:
-            continue
-        if line.startswith("# TYPE "):
-            _, _, fam, typ = line.split(" ", 3)
-            types[fam] = typ
-            continue
-        if line.startswith("#"):
-            continue
-        m = _LINE.match(line)
-        assert m, f"unparseable exposition line: {line!r}"
-        name, lbls, val = m.groups()
-        labels = dict(_LABEL.findall(lbls or ""))
-        samples.append((name, labels, float(val)))
-    return types, samples
+    fams = exposition.parse(text)
+    return ({f.name: f.type for f in fams.values()},
+            [(s.name, s.labels, s.value) for f in fams.values() for s in f.samples])
 
 
 def one(samples, name, **match):
@@ -51,33 +35,47 @@ def test_metric_families_names_and_types(sim):
     types, _ = parse(httpx.get(sim.url + "/metrics").text)
     expected = {
         "vllm:num_requests_running": "gauge", "vllm:num_requests_waiting": "gauge",
-        "vllm:kv_cache_usage_perc": "gauge", "vllm:gpu_cache_usage_perc": "gauge",
-        "vllm:lora_requests_info": "gauge", "vllm:cache_config_info": "gauge",
+        "vllm:num_requests_waiting_by_reason": "gauge",
+        "vllm:kv_cache_usage_perc": "gauge", "vllm:lora_requests_info": "gauge", "vllm:cache_config_info": "gauge",
         "vllm:prefix_cache_hits_total": "counter", "vllm:prefix_cache_queries_total": "counter",
+        "vllm:prefix_cache_hits_created": "gauge",
         "vllm:prompt_tokens_total": "counter", "vllm:generation_tokens_total": "counter",
         "vllm:request_success_total": "counter", "vllm:num_preemptions_total": "counter",
         "vllm:time_to_first_token_seconds": "histogram", "vllm:inter_token_latency_seconds": "histogram",
-        "vllm:time_per_output_token_seconds": "histogram", "vllm:e2e_request_latency_seconds": "histogram",
+        "vllm:request_time_per_output_token_seconds": "histogram", "vllm:e2e_request_latency_seconds": "histogram",
         "vllm:request_queue_time_seconds": "histogram",
     }
-    for fam, typ in expected.items():
-        assert types.get(fam) == typ, fam
+    assert {fam: types.get(fam) for fam in expected} == expected
+    # Names real vLLM (0.10+) no longer exports: a page with them would hide broken queries.
+    assert "vllm:gpu_cache_usage_perc" not in types and "vllm:time_per_output_token_seconds" not in types
 
 
 def test_label_shapes_match_vllm(sim):
     r = httpx.get(sim.url + "/metrics")
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert '{engine="0",model_name="' in r.text  # label names in sorted order, as vLLM's multiprocess collector
     _, s = parse(r.text)
     lb, _ = one(s, "vllm:num_requests_running")
     assert lb == {"model_name": MODEL, "engine": "0"}  # vLLM v1: served name + engine index
-    lb, v = one(s, "vllm:lora_requests_info")
-    assert set(lb) == {"max_lora", "running_lora_adapters", "waiting_lora_adapters"}
-    assert lb["max_lora"] == "2"
-    assert abs(v - time.time()) < 3600  # value is a wall-clock timestamp
+    # The LoRA family is declared but, as on a real server, has no sample before the first request.
+    assert "# TYPE vllm:lora_requests_info gauge" in r.text
+    assert not [x for x in s if x[0] == "vllm:lora_requests_info"]
     lb, v = one(s, "vllm:cache_config_info")
     assert v == 1.0 and lb["block_size"] == "16" and int(lb["num_gpu_blocks"]) > 20000
+    assert int(lb["kv_cache_size_tokens"]) == 16 * int(lb["num_gpu_blocks"])
     reasons = sorted(lb["finished_reason"] for n, lb, _ in s if n == "vllm:request_success_total")
-    assert reasons == ["abort", "length", "stop"]
+    assert reasons == ["abort", "error", "length", "repetition", "stop"]
+    httpx.post(sim.url + "/v1/completions", json={"model": MODEL, "prompt": "q", "max_tokens": 2})
+    _, s = parse(httpx.get(sim.url + "/metrics").text)
+    lb, v = one(s, "vllm:lora_requests_info")
+    assert lb == {"max_lora": "2", "running_lora_adapters": "", "waiting_lora_adapters": ""}
+    assert abs(v - time.time()) < 3600  # value is a wall-clock timestamp
+
+
+def test_no_lora_family_without_lora(make_sim):
+    s = make_sim(enable_lora=False)
+    httpx.post(s.url + "/v1/completions", json={"model": MODEL, "prompt": "q", "max_tokens": 2})
+    assert "vllm:lora_requests_info" not in httpx.get(s.url + "/metrics").text
 
 
 def test_histogram_buckets_are_vllms(sim):
@@ -135,17 +133,19 @@ def test_gauges_show_running_waiting_kv_and_lora_lists(make_sim):
         seen = None
         while seen is None and time.monotonic() < deadline:
             _, smp = parse(c.get("/metrics").text)
-            lb = latest_lora(smp)
-            listed = {x for x in lb["running_lora_adapters"].split(",") + lb["waiting_lora_adapters"].split(",") if x}
             if one(smp, "vllm:num_requests_running")[1] == 1 and one(smp, "vllm:num_requests_waiting")[1] == 2 \
-                    and listed == {"a", "b"}:
+                    and latest_lora(smp)["running_lora_adapters"]:
                 seen = smp
             time.sleep(0.005)
         t.join()
     assert seen is not None
-    kv = one(seen, "vllm:kv_cache_usage_perc")[1]
-    assert kv > 0 and kv == one(seen, "vllm:gpu_cache_usage_perc")[1]
-    assert "," not in latest_lora(seen)["running_lora_adapters"]  # max_loras=1
+    assert one(seen, "vllm:kv_cache_usage_perc")[1] > 0
+    # As real vLLM: the adapter whose request is producing tokens is in both lists; the other
+    # adapter's request has not started (not listed) and is held back by the LoRA budget.
+    lb = latest_lora(seen)
+    assert lb["running_lora_adapters"] == lb["waiting_lora_adapters"] in ("a", "b")
+    waiting_by = {x[1]["reason"]: x[2] for x in seen if x[0] == "vllm:num_requests_waiting_by_reason"}
+    assert waiting_by == {"capacity": 1.0, "deferred": 1.0}  # the base-model request / the other adapter
 
 
 def test_lora_info_keeps_stale_series_and_newest_is_current(sim, client):
@@ -153,8 +153,9 @@ def test_lora_info_keeps_stale_series_and_newest_is_current(sim, client):
     _, s = parse(client.get("/metrics").text)
     series = {(lb["running_lora_adapters"], lb["waiting_lora_adapters"]): v
               for n, lb, v in s if n == "vllm:lora_requests_info"}
-    assert ("sql-lora", "") in series and ("", "") in series
-    assert series[("", "")] >= series[("sql-lora", "")]
+    # One series while the request ran (in both lists), one set at its last step (empty).
+    assert set(series) == {("sql-lora", "sql-lora"), ("", "")}
+    assert series[("", "")] >= series[("sql-lora", "sql-lora")]
     assert latest_lora(s)["running_lora_adapters"] == ""
 
 

@@ -49,6 +49,8 @@ def test_cli_listen_runs_multiple_replicas_in_one_process(tmp_path):
                 time.sleep(0.05)
         pods = [httpx.get(u + "/health").headers["x-inference-pod"] for u in urls]
         assert pods == ["pod-a", "pod-b", "from-file"]
+        # lora_requests_info has its first sample after the first request (as real vLLM)
+        httpx.post(urls[2] + "/v1/completions", json={"model": "x", "prompt": "q", "max_tokens": 1}, timeout=10)
         assert 'max_lora="3"' in httpx.get(urls[2] + "/metrics").text
         assert [m["id"] for m in httpx.get(urls[0] + "/v1/models").json()["data"]] == [MODEL, "x"]
     finally:

@@ -207,7 +207,7 @@ def test_kv_capacity_causes_waiting_and_preemption(make_sim):
     assert peak["waiting"] >= 1 and peak["kv"] >= 0.8
     assert st["kv_blocks_used"] == 0 and st["running"] == 0
     metrics = httpx.get(s.url + "/metrics").text
-    assert f'vllm:num_preemptions_total{{model_name="{MODEL}",engine="0"}} {float(st["num_preemptions"])}' in metrics
+    assert f'vllm:num_preemptions_total{{engine="0",model_name="{MODEL}"}} {float(st["num_preemptions"])}' in metrics
 
 
 def test_request_larger_than_kv_cache_is_rejected(make_sim):

@@ -18,6 +18,8 @@ from .config import StackConfig
 from .existing_cluster import build_existing_cluster
 from .gateways import build_gateway_layer
 from .gcp_infrastructure import build_gcp_infrastructure
+from .namespace import StackNamespace
+from .network_policies import NetworkPolicies, NetworkPoliciesArgs, api_server_cidrs
 from .serving import Serving
 
 
@@ -47,11 +49,23 @@ class InferencePlatform(pulumi.ComponentResource):
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.gcp.cluster_ready),
         )
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+        # The stack's namespace first; every other Kubernetes object depends on it.
+        self.namespace = StackNamespace(
+            f"{name}-namespace", config, opts=pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+        )
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=self.k8s_provider, transformations=self.namespace.after_namespace()
+        )
+        self._exports.update({"namespace": self.namespace.name, "podSecurity": self.namespace.level})
 
         # Model servers, InferencePools with their pickers, routing objects, CRDs.
         self.serving = Serving(f"{name}-serving", config, self.gcp.picker_image, opts=k8s_opts)
         self._exports.update(self.serving.exports())
+        self.network_policies = NetworkPolicies(
+            f"{name}-network-policies",
+            NetworkPoliciesArgs(config=config, api_server_cidrs=api_server_cidrs(config, self.gcp.cluster)),
+            opts=k8s_opts,
+        )
 
         # Gateways, routes, GKE policies, the Model Armor extension, observability.
         self.gateway_layer = build_gateway_layer(

@@ -87,17 +87,29 @@ def manifest_of(inputs: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def _masked(value: Any) -> Any:
+    """A secret's shape with every value masked: a secret map keeps its keys (a Secret's
+    ``stringData: {token: '[secret]'}`` stays an appliable object), no value survives."""
+    if isinstance(value, dict) and value.get(_SIG) in (_SECRET_SIG, _OUTPUT_SIG):
+        return _masked(value.get("value"))
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return SECRET
+
+
 def _plain(value: Any) -> Any:
     """Wire value (a JSON-ish dict from the protobuf Struct) -> what a user wrote, secrets masked."""
     if isinstance(value, dict):
         sig = value.get(_SIG)
         if sig == _SECRET_SIG:
-            return SECRET
+            return _masked(value.get("value"))
         if sig == _RESOURCE_SIG:
             return value.get("urn")
         if sig == _OUTPUT_SIG:
             if value.get("secret"):
-                return SECRET
+                return _masked(value.get("value"))
             return _plain(value["value"]) if "value" in value else "[unknown]"
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -83,6 +83,9 @@ def cluster_settings(cfg: StackConfig) -> dict[str, Any]:
         "min_master_version": c.min_master_version,
         "release_channel": {"channel": c.release_channel},
         "networking_mode": c.networking_mode,
+        # Dataplane V2 (eBPF, Cilium) enforces the NetworkPolicies the stack renders per pool;
+        # the legacy datapath ignores them unless the Calico addon is enabled.
+        "datapath_provider": "ADVANCED_DATAPATH",
         "ip_allocation_policy": ip_allocation_policy(cfg),
         "gateway_api_config": {"channel": "CHANNEL_STANDARD"},
         "addons_config": {"http_load_balancing": {"disabled": False}},

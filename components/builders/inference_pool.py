@@ -30,6 +30,9 @@ API_KEYS_DIR = "/etc/picker/api-keys"
 API_KEYS_KEY = "keys.yaml"
 TLS_DIR = "/etc/picker/tls"
 SYSTEM_POOL_SELECTOR = {"inference-gateway.dev/pool": "system"}
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SERVICE_ACCOUNT_TOKEN_SECONDS = 3607
+"""What the kubelet's automount uses: a bound token the kubelet refreshes (the picker re-reads it)."""
 CONFIG_HASH_ANNOTATION = "inference-gateway.dev/config-hash"
 
 # Default scorer weights per signal: the winner of the configuration search in benchmarks/
@@ -151,14 +154,35 @@ def picker_args(pool, namespace: str) -> list[str]:
     return args
 
 
+def service_account_token_volume() -> dict[str, Any]:
+    """The API credentials the picker needs, mounted explicitly instead of automounted: the same
+    token, CA bundle and namespace files at the same path, in this one container only."""
+    return {
+        "name": "kube-api-access",
+        "projected": {
+            "defaultMode": 0o444,
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": SERVICE_ACCOUNT_TOKEN_SECONDS}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ],
+        },
+    }
+
+
 def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) -> dict[str, Any]:
     name = picker_name(pool.name)
     labels = picker_labels(pool.name)
     settings = pool.picker
-    mounts = [{"name": "config", "mountPath": "/config", "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    mounts = [
+        {"name": "config", "mountPath": "/config", "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "kube-api-access", "mountPath": SERVICE_ACCOUNT_DIR, "readOnly": True},
+    ]
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": name}},
         {"name": "tmp", "emptyDir": {}},
+        service_account_token_volume(),
     ]
     if settings.api_keys:
         mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
@@ -219,7 +243,8 @@ def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) 
                 "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config)}},
                 "spec": {
                     "serviceAccountName": name,
-                    "automountServiceAccountToken": True,  # it watches pods and pools
+                    # It watches pods and pools: its token is the kube-api-access volume above.
+                    "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": PICKER_GRACE_SECONDS,
                     "nodeSelector": dict(SYSTEM_POOL_SELECTOR),

@@ -45,6 +45,10 @@ class RuntimeOverrides(Strict):
     """Which vLLM-style metrics the server exposes; [] schedules on in-flight load only."""
     env: dict[str, str] | None = None
     """Merged over the preset's environment."""
+    run_as_user: int | None = Field(None, ge=0)
+    """The UID a custom image runs as (default: the runtime's, components/catalog/hardening.py).
+    0 runs the image as root: the pod is not hardened and the namespace drops to Pod Security
+    ``baseline``; production stacks reject it (policy ``model-servers-hardened``)."""
 
 
 class DrainConfig(Strict):

@@ -7,11 +7,11 @@ import json
 from typing import Any, Literal, Mapping
 
 import pydantic
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..catalog.machines import KNOWN_H100_ZONES
 from ..catalog.names import dns_name, node_service_account_id
-from ._base import ConfigError, Strict, describe_validation_error
+from ._base import ConfigError, Strict, describe_validation_error, dns_label
 from .existing_cluster import existing_cluster_rules
 from .infra import (
     ApisConfig,
@@ -42,7 +42,11 @@ class StackConfig(Strict):
     environment: Literal["development", "production"] = "development"
     """production: deletion protection on, Model Armor expected on external gateways."""
     name_prefix: str = "igw"
-    namespace: str = "default"
+    namespace: str
+    """The Kubernetes namespace of every object the stack creates. Default: ``name_prefix``.
+    Never ``default`` unless written out, and never in production."""
+    create_namespace: bool = True
+    """Create the namespace (with Pod Security admission labels); false adopts an existing one."""
     labels: dict[str, str] = {}
     apis: ApisConfig = ApisConfig()
     network: NetworkConfig = NetworkConfig()
@@ -55,6 +59,13 @@ class StackConfig(Strict):
     gateways: list[GatewayConfig] = []
     model_armor: ModelArmorConfig | None = None
     observability: ObservabilityConfig = ObservabilityConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _namespace_defaults_to_name_prefix(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("namespace") is None:
+            data = {**data, "namespace": data.get("name_prefix", "igw")}
+        return data
 
     # -- derived values (one source per fact) --------------------------------------------------
     @property
@@ -112,6 +123,7 @@ def _rules(cfg: StackConfig) -> list[str]:
         elif cfg.zones.index(z) != i:
             add(f"zones[{i}]: {z!r} is listed twice")
     problems.extend(_gcp_name_rules(cfg))
+    problems.extend(_namespace_rules(cfg))
     problems.extend(existing_cluster_rules(cfg))
     h100_zones = set(cfg.cluster.h100_zones_override or KNOWN_H100_ZONES)
     pool_names: list[str] = []
@@ -247,6 +259,26 @@ def _rules(cfg: StackConfig) -> list[str]:
         if not cfg.model_armor.guards and cfg.model_armor.templates:
             add("model_armor.guards: templates exist but no guard uses them; add {model: default, prompt_template: ..., response_template: ...}")
     return problems
+
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "gmp-system", "gmp-public")
+"""Namespaces every GKE cluster already has: a stack may adopt ``default`` (never in production),
+never create or delete any of them."""
+
+
+def _namespace_rules(cfg: StackConfig) -> list[str]:
+    ns = cfg.namespace
+    try:
+        dns_label(ns)
+    except ValueError as err:
+        return [f"namespace: {err}"]
+    if ns == "default" and cfg.environment == "production":
+        return ["namespace: 'default' is not allowed in production stacks; use a namespace of the stack's own (leave namespace unset for name_prefix)"]
+    if ns in SYSTEM_NAMESPACES and ns != "default":
+        return [f"namespace: {ns!r} belongs to the cluster's system components; use a namespace of the stack's own"]
+    if ns == "default" and cfg.create_namespace:
+        return ["namespace: 'default' exists in every cluster and a stack must not own (or delete) it; set create_namespace: false to deploy into it"]
+    return []
 
 
 GKE_NAME_MAX = 40

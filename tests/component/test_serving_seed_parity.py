@@ -220,8 +220,29 @@ spec:
     )
 )
 
-NS = "default"
+NS = "igw-dev"
 SERVER = "vllm-llama3-8b-instruct"
+HARDENED = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CACHE_ENV = [
+    {"name": "HOME", "value": "/cache"},
+    {"name": "USER", "value": "model-server"},
+    {"name": "XDG_CACHE_HOME", "value": "/cache/xdg"},
+    {"name": "XDG_CONFIG_HOME", "value": "/cache/config"},
+    {"name": "VLLM_CACHE_ROOT", "value": "/cache/vllm"},
+    {"name": "VLLM_CONFIG_ROOT", "value": "/cache/vllm-config"},
+    {"name": "TRITON_CACHE_DIR", "value": "/cache/triton"},
+    {"name": "TORCHINDUCTOR_CACHE_DIR", "value": "/cache/torchinductor"},
+    {"name": "NUMBA_CACHE_DIR", "value": "/cache/numba"},
+    {"name": "OUTLINES_CACHE_DIR", "value": "/cache/outlines"},
+]
 
 
 def _pod(obj):
@@ -240,6 +261,24 @@ def _env(container, name):
     return next(e for e in container["env"] if e["name"] == name)
 
 
+def _token_as_file(d):
+    env = _vllm(d)["env"]
+    env[env.index(_env(_vllm(d), "HUGGING_FACE_HUB_TOKEN"))] = {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"}
+    _vllm(d)["volumeMounts"].insert(2, {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True})
+    _pod(d)["volumes"].insert(2, {"name": "hf-token", "secret": {"secretName": "igw-dev-hf-token", "defaultMode": 0o440, "items": [{"key": "token", "path": "token"}]}})
+
+
+def _hardened(d):
+    _pod(d)["securityContext"] = {
+        "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001, "seccompProfile": {"type": "RuntimeDefault"}
+    }
+    _vllm(d)["securityContext"] = HARDENED
+    _syncer(d)["securityContext"] = HARDENED
+    _vllm(d)["env"] += CACHE_ENV
+    _vllm(d)["volumeMounts"][2:2] = [{"mountPath": "/tmp", "name": "tmp"}, {"mountPath": "/cache", "name": "cache"}]
+    _pod(d)["volumes"][2:2] = [{"name": "tmp", "emptyDir": {}}, {"name": "cache", "emptyDir": {}}]
+
+
 # name -> change. The README's "Deliberate differences from seed 001" lists the same names.
 DEPLOYMENT_IMPROVEMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "explicit namespace and object labels": lambda d: d["metadata"].update(namespace=NS, labels={"app": SERVER}),
@@ -247,13 +286,10 @@ DEPLOYMENT_IMPROVEMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "LoRA syncer pinned to the v1.2.1 release image, IfNotPresent": lambda d: _syncer(d).update(
         image="registry.k8s.io/gateway-api-inference-extension/lora-syncer:v1.2.1", imagePullPolicy="IfNotPresent"
     ),
-    "HF token Secret named <name_prefix>-hf-token, created by the stack": lambda d: _env(_vllm(d), "HUGGING_FACE_HUB_TOKEN")[
-        "valueFrom"
-    ]["secretKeyRef"].update(name="igw-dev-hf-token"),
     "HF_HOME=/data: weights land in the data emptyDir": lambda d: _vllm(d)["env"].append({"name": "HF_HOME", "value": "/data"}),
-    "cpu/memory/ephemeral-storage requests and a memory limit": lambda d: _vllm(d)["resources"].update(
+    "cpu/memory/ephemeral-storage requests, cpu and memory limits (Guaranteed QoS)": lambda d: _vllm(d)["resources"].update(
         requests={"cpu": "8", "memory": "48Gi", "nvidia.com/gpu": 1, "ephemeral-storage": "100Gi"},
-        limits={"nvidia.com/gpu": 1, "memory": "48Gi"},
+        limits={"nvidia.com/gpu": 1, "cpu": "8", "memory": "48Gi"},
     ),
     "no service account token in model server pods": lambda d: _pod(d).update(automountServiceAccountToken=False),
     "toleration for GKE's nvidia.com/gpu taint": lambda d: _pod(d).update(
@@ -263,6 +299,9 @@ DEPLOYMENT_IMPROVEMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
         resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
     ),
     "adapters ConfigMap named <server>-adapters": lambda d: _pod(d)["volumes"][3]["configMap"].update(name=f"{SERVER}-adapters"),
+    "HF token mounted as a file (HF_TOKEN_PATH) from the Secret <name_prefix>-hf-token, created by the stack": _token_as_file,
+    "hardened: non-root UID 10001, read-only root filesystem, no privilege escalation, no capabilities, "
+    "RuntimeDefault seccomp; HOME, caches and /tmp on emptyDirs": _hardened,
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..catalog.runtimes import RuntimePreset
+from ..config.served_models import served_targets
 
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_API_VERSION = f"{POOL_GROUP}/v1"
@@ -40,6 +41,11 @@ CONFIG_HASH_ANNOTATION = "inference-gateway.dev/config-hash"
 # prefix 3 on every committed workload). Set pools[].picker.scorers to use other weights.
 DEFAULT_SCORERS = (("queue", "queue-scorer", 2), ("kv", "kv-cache-utilization-scorer", 1), ("prefix", "prefix-cache-scorer", 5))
 INFLIGHT_WEIGHT = 2
+GKE_CLIENT_ADDRESS_HOP = 2
+"""Where the client's address is in X-Forwarded-For behind GKE's regional Application Load
+Balancers: they append `<client-ip>,<load-balancer-ip>` to whatever the client sent (Cloud Load
+Balancing docs, "X-Forwarded-For header"), so the client is the second entry from the right and
+everything left of it is client-controlled. The picker never reads a client-chosen identity."""
 
 
 def picker_name(pool_name: str) -> str:
@@ -113,9 +119,14 @@ def picker_config(pool, server, preset: RuntimePreset, models: list) -> dict[str
     config: dict[str, Any] = {
         "scheduling": {"filters": [], "scorers": scorers, "picker": {"type": settings.picker}},
         "scrape": {"engine": preset.scrape_engine, "path": preset.metrics_path or "/metrics"},
-        "models": {"served": served, "reject_unknown": settings.reject_unknown_models},
+        "models": {
+            "served": served,
+            "reject_unknown": settings.reject_unknown_models,
+            # seed 000: x-deployed-model-id -> the model it serves (an unknown id is a 404)
+            "deployed": {t.name: t.model for t in served_targets(models, [pool.name])},
+        },
         "rate_limits": rate_limits,
-        "auth": {"user_header": settings.user_header},
+        "auth": {"client_address_header": "x-forwarded-for", "client_address_hop": GKE_CLIENT_ADDRESS_HOP},
     }
     return config
 

@@ -157,8 +157,10 @@ class PickerSettings(Strict):
     reject_unknown_models: bool = False
     """404 for a model the pool does not serve (else the request reaches the model server)."""
     api_keys: bool = False
-    """Require `Authorization: Bearer <key>`; keys come from the secret config value `apiKeys`."""
-    user_header: str = "x-user-id"
+    """Require `Authorization: Bearer <key>`; keys come from the secret config value `apiKeys`
+    (`igw up` reads them from --api-keys-file or IGW_API_KEYS). The key's user is the identity of
+    per-user rate limits; without keys it is the client address the load balancer appended to
+    X-Forwarded-For. No client-supplied header ever names the user."""
     tls_secret: Name | None = None
     """A `kubernetes.io/tls` Secret in the pool's namespace whose tls.crt/tls.key the picker serves
     on its ext_proc port (a renewed Secret is picked up without a restart). Default: a

@@ -70,13 +70,14 @@ class RateLimiter:
         self.clock = clock
         self._buckets: dict[tuple[int, str], TokenBucket] = {}
 
-    def check(self, user: str, model: str | None) -> None:
+    def check(self, user: str, models: frozenset[str]) -> None:
+        """`models`: the client-facing model(s) the request counts as (Datastore.served_as)."""
         if not self.rules:
             return
         now = self.clock()
         wait = 0.0
         for i, rule in enumerate(self.rules):
-            if rule.model is not None and rule.model != model:
+            if rule.model is not None and rule.model not in models:
                 continue
             bucket_key = (i, user if rule.key == "user" else "")
             b = self._buckets.get(bucket_key)

@@ -83,6 +83,9 @@ class ModelsConfig(_Strict):
     served: list[str] = Field(default_factory=list)
     # 404 for a model outside `served` (after rewrites are resolved).
     reject_unknown: bool = False
+    # Seed 000's deployed-model ids of this pool: `x-deployed-model-id: <id>` serves exactly this
+    # model (bypassing the split); an id not listed here is a 404 (deployed-model-not-found).
+    deployed: dict[str, str] = Field(default_factory=dict)
 
 
 class RateLimit(_Strict):
@@ -95,10 +98,17 @@ class RateLimit(_Strict):
 
 
 class AuthConfig(_Strict):
-    # Identifies the user for per-user rate limits when no API key names one.
-    user_header: str = "x-user-id"
-    # Last resort identity: the client address as forwarded by the gateway.
+    """Who a request comes from (per-user rate limits): the API key's user, else the client address
+    the gateway appended to `client_address_header`, counted `client_address_hop` entries from the
+    right (1: the last entry, as an Envoy with use_remote_address appends it; GKE's regional
+    Application Load Balancers append `<client-ip>,<load-balancer-ip>`, so 2). Entries further
+    left are whatever the client sent and are never used."""
+
     client_address_header: str = "x-forwarded-for"
+    client_address_hop: int = Field(default=1, ge=1, le=16)
+    # Only behind a proxy that authenticates users and overwrites this header: otherwise a client
+    # picks its own identity (and its own rate-limit bucket). Off by default.
+    user_header: str | None = None
 
 
 class ExtProcConfig(_Strict):

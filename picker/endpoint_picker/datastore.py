@@ -151,6 +151,8 @@ class Datastore:
         self.objectives: dict[str, Objective] = {}
         self.objectives_by_model: dict[str, Objective] = {}
         self.rewrites: list[RewriteRule] = []
+        # target model -> the client-facing models whose Exact rewrite rules split traffic to it.
+        self.rewrite_owners: dict[str, frozenset[str]] = {}
         # True once discovery has loaded the pool at least once.
         self.synced = False
         self.generation = 0
@@ -177,6 +179,11 @@ class Datastore:
     def set_rewrites(self, rules: list[RewriteRule]) -> None:
         # Exact rules first, then catch-alls; each group oldest resource first, then rule order.
         self.rewrites = sorted(rules, key=lambda r: (not r.exact, r.order))
+        owners: dict[str, set[str]] = {}
+        for r in rules:
+            for t in r.targets:
+                owners.setdefault(t.model, set()).update(r.exact)
+        self.rewrite_owners = {k: frozenset(v) for k, v in owners.items() if v}
 
     # --- readers (decision path) ---
     def priority_for(self, objective_header: str | None, model: str | None) -> int:
@@ -189,6 +196,15 @@ class Datastore:
             if o is not None:
                 return o.priority
         return 0
+
+    def served_as(self, model: str) -> frozenset[str]:
+        """The client-facing model(s) a request for `model` counts as, for rate limits and
+        priority: the model itself when it is client-facing (it has an objective or an Exact
+        rewrite rule), else the models whose traffic split targets it (an internal target name
+        such as a challenger adapter counts against its owner), else itself."""
+        if model in self.objectives or model in self.objectives_by_model or any(model in r.exact for r in self.rewrites):
+            return frozenset((model,))
+        return self.rewrite_owners.get(model) or frozenset((model,))
 
     def rewrite_rule_for(self, model: str) -> RewriteRule | None:
         for r in self.rewrites:

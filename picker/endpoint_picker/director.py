@@ -2,6 +2,16 @@
 
 Independent of gRPC so it can be driven directly by tests and benchmarks; the ext_proc servicer
 (server.py) only translates Envoy messages to and from these calls.
+
+Nothing a client sends picks its own policy:
+
+- identity (per-user rate limits) is the API key's user, else the client address the gateway
+  appended to X-Forwarded-For (`auth.client_address_hop` from the right), never a client header;
+- a request counts as the served model it is served as (`Datastore.served_as`), however it is
+  reached: the served-model path (gateway-set rewrite header), `x-deployed-model-id`, or an
+  internal target name asked for directly all meet the owner's rate limits and priority; the
+  body's `model` does not count when the gateway forced the target;
+- `x-deployed-model-id` must name a deployed model of this pool (`models.deployed`), else 404.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from .admission import ApiKeys, RateLimiter, check_shed, pool_saturation
 from .config import PickerConfig
 from .datastore import Datastore, RewriteRule
 from .errors import BadRequest, ModelNotFound, NoEndpoints
-from .protocol import MODEL_REWRITE_HEADER, OBJECTIVE_HEADERS
+from .protocol import DEPLOYED_MODEL_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADERS
 from .requests import kserve_path_for, parse_request
 from .scheduling.framework import Candidate, Scheduler, SchedulingRequest
 from .selfmetrics import SelfMetrics
@@ -57,6 +67,13 @@ def pick_rewrite(rule: RewriteRule, request_id: str, rng: random.Random) -> str:
     return rule.targets[-1].model
 
 
+def client_address(forwarded_for: str, hop: int) -> str:
+    """The address `hop` entries from the right of X-Forwarded-For: the one the trusted gateway
+    appended. Fewer entries than hops means the request did not come through that gateway."""
+    entries = [e.strip() for e in forwarded_for.split(",") if e.strip()]
+    return entries[-hop] if len(entries) >= hop else "unknown-client-address"
+
+
 class Director:
     """`clock` is the monotonic clock that metrics ages and rate limits are judged against
     (`time.monotonic`; the virtual-time benchmark passes its simulated clock)."""
@@ -81,11 +98,32 @@ class Director:
         if self.api_keys is not None:
             return self.api_keys.user_for(headers.get("authorization"))
         auth = self.cfg.auth
-        user = headers.get(auth.user_header)
-        if user:
-            return user
-        addr = headers.get(auth.client_address_header, "")
-        return addr.split(",", 1)[0].strip() or "anonymous"
+        if auth.user_header:
+            user = headers.get(auth.user_header)
+            if user:
+                return user
+        return client_address(headers.get(auth.client_address_header, ""), auth.client_address_hop)
+
+    def _deployed(self, headers: dict[str, str]) -> str | None:
+        """The model named by `x-deployed-model-id`, None without the header; 404 when unknown."""
+        deployed = headers.get(DEPLOYED_MODEL_HEADER)
+        if deployed is None:
+            return None
+        model = self.cfg.models.deployed.get(deployed)
+        if model is None:
+            known = ", ".join(sorted(self.cfg.models.deployed)) or "none"
+            raise ModelNotFound(f"x-deployed-model-id '{deployed}' is not deployed behind this endpoint (deployed: {known})",
+                                reason="deployed-model-not-found")
+        return model
+
+    def _priority(self, objective: str | None, served_as: frozenset[str]) -> int:
+        """The named objective (the gateway strips client-sent objective headers), else the
+        lowest priority of the served models the request counts as."""
+        if objective:
+            o = self.store.objectives.get(objective)
+            if o is not None:
+                return o.priority
+        return min((self.store.priority_for(None, m) for m in served_as), default=0)
 
     def route(self, path: str, headers: dict[str, str], body: bytes, subset: list[str] | None = None) -> Routed:
         """Decide where a request goes. Raises a RequestError subclass to reject it."""
@@ -93,13 +131,17 @@ class Director:
         user = self._user(headers)  # 401 before any work
         parsed = parse_request(path, headers, body)
         client_model = parsed.model
+        forced = headers.get(MODEL_REWRITE_HEADER) or self._deployed(headers)
         if client_model is None and body and parsed.api != "grpc":
-            raise BadRequest("request has no model", reason="missing-model")
+            if not (forced and parsed.body is not None and parsed.model_key is not None):
+                raise BadRequest("request has no model", reason="missing-model")
+            client_model = forced  # a served-model request needs no model in its body (seed 002)
+            parsed.body[parsed.model_key] = forced
+            body = orjson.dumps(parsed.body)
         target = client_model
         new_body = body
         new_path = None
         if client_model is not None:
-            forced = headers.get(MODEL_REWRITE_HEADER)
             if forced:
                 target = forced
             else:
@@ -114,9 +156,11 @@ class Director:
                 elif parsed.body is not None and parsed.model_key is not None:
                     parsed.body[parsed.model_key] = target
                     new_body = orjson.dumps(parsed.body)  # the only re-serialization
+        named = forced if forced and client_model is not None else client_model
+        served_as = self.store.served_as(named) if named is not None else frozenset()
         objective = headers.get(OBJECTIVE_HEADERS[0]) or headers.get(OBJECTIVE_HEADERS[1])
-        priority = self.store.priority_for(objective, client_model)
-        self.limiter.check(user, client_model)
+        priority = self._priority(objective, served_as)
+        self.limiter.check(user, served_as)
 
         if self._generation != self.store.generation:
             self._generation = self.store.generation

@@ -218,6 +218,9 @@ def build_bootstrap(
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "inference_gateway",
         "codec_type": "AUTO",
+        # Append the peer's address to X-Forwarded-For (what the picker's auth.client_address_hop 1
+        # reads as the client) and regenerate x-request-id for edge requests.
+        "use_remote_address": True,
         "stream_idle_timeout": f"{route_timeout_s}s",
         "route_config": {"virtual_hosts": [{"name": "pool", "domains": ["*"],
                                             "routes": [{"match": {"prefix": "/"}, "route": route}]}]},

@@ -7,15 +7,41 @@ Exception tree::
     └── RequestError                 a request is answered with an ImmediateResponse
         ├── BadRequest               400  unparseable body, missing model
         ├── Unauthorized             401  missing or unknown API key
-        ├── ModelNotFound            404  model not served by this pool
+        ├── ModelNotFound            404  model not served by this pool, unknown x-deployed-model-id
         ├── TooManyRequests          429  shed (rejected-saturated) or rate limited
         └── NoEndpoints              503  nothing eligible (rejected-no-endpoints)
 
 `RequestError` carries the HTTP status, the `x-llm-d-request-dropped-reason` value and optional
 extra response headers (e.g. `retry-after`).
+
+Every error a client receives from the gateway has one shape, compatible with the OpenAI error
+object: ``{"error": {"message": str, "type": str, "param": null, "code": str}}``. ``code`` is a
+stable kebab-case string (for the picker's rejections the same value as the
+`x-llm-d-request-dropped-reason` header); ``type`` follows the HTTP status (``ERROR_TYPES``).
+`error_body` builds it for the picker; the local Envoy's own replies use the same fields
+(igw/local/envoy.py).
 """
 
 from __future__ import annotations
+
+import orjson
+
+ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+    408: "timeout_error", 413: "invalid_request_error", 426: "invalid_request_error", 429: "rate_limit_error",
+    431: "invalid_request_error", 500: "server_error", 502: "service_unavailable_error",
+    503: "service_unavailable_error", 504: "timeout_error",
+}
+"""OpenAI-style error ``type`` per HTTP status."""
+
+
+def error_type(status: int) -> str:
+    return ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+
+
+def error_body(status: int, code: str, message: str) -> bytes:
+    """The gateway's one error shape: the OpenAI error object with a stable string ``code``."""
+    return orjson.dumps({"error": {"message": message, "type": error_type(status), "param": None, "code": code}})
 
 
 class PickerError(Exception):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import orjson
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
+
+from .errors import error_body
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
 SERVED_KEY = "x-gateway-destination-endpoint-served"
@@ -21,6 +22,7 @@ LB_NAMESPACE = "envoy.lb"
 DROPPED_REASON_HEADER = "x-llm-d-request-dropped-reason"
 OBJECTIVE_HEADERS = ("x-gateway-inference-objective", "x-llm-d-inference-objective")
 MODEL_REWRITE_HEADER = "x-llm-d-model-name-rewrite"
+DEPLOYED_MODEL_HEADER = "x-deployed-model-id"
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
@@ -149,10 +151,11 @@ def looks_compressed(first_chunk: bytes) -> bool:
 
 
 def immediate_response(status: int, reason: str, message: str, extra_headers: dict[str, str] | None = None) -> pb.ProcessingResponse:
+    """A rejection in the gateway's one error shape (errors.error_body, ``code`` = ``reason``)."""
     hdrs = {DROPPED_REASON_HEADER: reason, "content-type": "application/json"}
     if extra_headers:
         hdrs.update(extra_headers)
-    body = orjson.dumps({"error": {"code": status, "reason": reason, "message": message}})
+    body = error_body(status, reason, message)
     return pb.ProcessingResponse(
         immediate_response=pb.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=status), headers=header_mutation(hdrs), body=body, details=reason

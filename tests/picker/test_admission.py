@@ -12,6 +12,9 @@ from endpoint_picker.datastore import InFlight, Metrics
 from endpoint_picker.errors import ConfigError, TooManyRequests, Unauthorized
 
 
+M = frozenset({"m"})
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = 1000.0
@@ -23,24 +26,26 @@ class Clock:
 def test_per_user_limit_refills_over_the_period():
     clock = Clock()
     rl = RateLimiter([RateLimit(key="user", calls=2, renewal_period="minute")], clock=clock)
-    rl.check("alice", "m")
-    rl.check("alice", "m")
+    rl.check("alice", M)
+    rl.check("alice", M)
     with pytest.raises(TooManyRequests) as e:
-        rl.check("alice", "m")
+        rl.check("alice", M)
     assert e.value.reason == "rate-limited"
     assert e.value.headers["retry-after"] == "30"  # one call refills every 60/2 s
-    rl.check("bob", "m")  # other users have their own bucket
+    rl.check("bob", M)  # other users have their own bucket
     clock.t += 30
-    rl.check("alice", "m")
+    rl.check("alice", M)
 
 
 def test_endpoint_key_is_shared_and_model_scoped_rules_only_apply_to_that_model():
     clock = Clock()
     rl = RateLimiter([RateLimit(key="endpoint", calls=1, renewal_period="second", model="big")], clock=clock)
-    rl.check("a", "big")
+    rl.check("a", frozenset({"big"}))
     with pytest.raises(TooManyRequests):
-        rl.check("b", "big")  # whole pool shares the bucket
-    rl.check("b", "small")  # rule is for model "big" only
+        rl.check("b", frozenset({"big"}))  # whole pool shares the bucket
+    rl.check("b", frozenset({"small"}))  # rule is for model "big" only
+    with pytest.raises(TooManyRequests):
+        rl.check("c", frozenset({"big-v2", "big"}))  # a request served as "big" (an internal target) counts
 
 
 def test_api_keys(tmp_path):

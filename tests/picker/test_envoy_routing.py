@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 
+import httpx
 import pytest
 
 from endpoint_picker.testing.picker import write_endpoints
@@ -175,20 +176,45 @@ def test_rejections(stack, tmp_path, body, headers, status, reason):
     r = s.post("/v1/completions", content=body, headers={"content-type": "application/json", **auth})
     assert r.status_code == status, r.text
     assert r.headers["x-llm-d-request-dropped-reason"] == reason
-    assert r.json()["error"]["reason"] == reason
+    assert r.headers["content-type"] == "application/json"
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}  # the OpenAI error object
+    assert error["code"] == reason and error["param"] is None
+    assert error["type"] == {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}[status]
 
 
-def test_rate_limit_429_with_retry_after(stack):
+def from_address(address: str) -> httpx.Client:
+    """A client whose connections come from this loopback address (its own identity)."""
+    return httpx.Client(timeout=20, transport=httpx.HTTPTransport(local_address=address))
+
+
+def test_rate_limit_429_with_retry_after_per_client_address(stack):
+    """Without API keys the user is the address Envoy appended to X-Forwarded-For: a spoofed
+    X-Forwarded-For or a fresh x-user-id does not get a new bucket, another client does."""
     s = stack({"a": {}}, config={"rate_limits": [{"key": "user", "calls": 3, "renewal_period": "minute"}]})
-    codes = [s.post(CHAT, json=chat(), headers={"x-user-id": "bob"}).status_code for _ in range(3)]
-    limited = s.post(CHAT, json=chat(), headers={"x-user-id": "bob"})
-    other = s.post(CHAT, json=chat(), headers={"x-user-id": "carol"})
+    bob, carol = from_address("127.0.0.2"), from_address("127.0.0.3")
+    codes = [bob.post(s.url + CHAT, json=chat(), headers={"x-user-id": "bob"}).status_code for _ in range(3)]
+    limited = bob.post(s.url + CHAT, json=chat(), headers={"x-user-id": "bob"})
+    spoofed = [bob.post(s.url + CHAT, json=chat(), headers=h).status_code
+               for h in ({"x-user-id": "fresh"}, {"x-forwarded-for": "203.0.113.9"}, {"x-forwarded-for": "127.0.0.3"})]
+    other = carol.post(s.url + CHAT, json=chat(), headers={"x-user-id": "bob"})
     assert codes == [200, 200, 200]
     assert limited.status_code == 429
     assert limited.headers["x-llm-d-request-dropped-reason"] == "rate-limited"
+    assert limited.json()["error"]["code"] == "rate-limited" and limited.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(limited.headers["retry-after"]) <= 20
+    assert spoofed == [429, 429, 429]
     assert other.status_code == 200
-    assert "picker_rate_limited_requests_total 1" in s.picker_metrics()
+    assert "picker_rate_limited_requests_total 4" in s.picker_metrics()
+
+
+def test_trusted_user_header_only_when_configured(stack):
+    """auth.user_header is for a proxy in front that authenticates users and sets it."""
+    s = stack({"a": {}}, config={"rate_limits": [{"key": "user", "calls": 1, "renewal_period": "minute"}],
+                                 "auth": {"user_header": "x-user-id"}})
+    assert s.post(CHAT, json=chat(), headers={"x-user-id": "bob"}).status_code == 200
+    assert s.post(CHAT, json=chat(), headers={"x-user-id": "bob"}).status_code == 429
+    assert s.post(CHAT, json=chat(), headers={"x-user-id": "carol"}).status_code == 200
 
 
 def test_no_endpoints_503(stack):

@@ -51,7 +51,7 @@ def test_no_lora_means_no_syncer_and_no_adapter_volumes():
     server = SERVER.model_copy(update={"lora_adapters": [], "enable_lora": False})
     pod = deployment(server)["spec"]["template"]["spec"]
     assert "initContainers" not in pod
-    assert {v["name"] for v in pod["volumes"]} == {"data", "shm"}
+    assert {v["name"] for v in pod["volumes"]} == {"data", "shm", "tmp", "cache", "hf-token"}
     assert "VLLM_ALLOW_RUNTIME_LORA_UPDATING" not in {e["name"] for e in pod["containers"][0]["env"]}
 
 
@@ -134,12 +134,17 @@ def test_picker_config_default_shape():
     assert cfg["models"] == {
         "served": ["cad-fabricator", "food-review", "meta-llama/Llama-3.1-8B-Instruct"],
         "reject_unknown": False,
+        # seed 000's x-deployed-model-id values of this pool and the model each serves
+        "deployed": {"food-review": "food-review", "meta-llama-llama-3-1-8b-instruct": "meta-llama/Llama-3.1-8B-Instruct",
+                     "cad-fabricator": "cad-fabricator"},
     }
     assert cfg["rate_limits"] == [
         {"key": "user", "calls": 100, "renewal_period": "minute", "model": "food-review"},
         {"key": "endpoint", "calls": 600, "renewal_period": "minute", "model": "cad-fabricator"},
     ]
-    assert cfg["auth"] == {"user_header": "x-user-id"}
+    # identity: the API key's user, else the client address GKE's load balancer appended
+    # (`<client-ip>,<lb-ip>`: second from the right); never a client-chosen header
+    assert cfg["auth"] == {"client_address_header": "x-forwarded-for", "client_address_hop": 2}
 
 
 def test_picker_config_without_adapters_has_no_lora_scorer():

@@ -2,10 +2,11 @@
 
 Metric names:
 
-* vLLM (``vllm/vllm-openai``, the simulator exports the same): ``vllm:request_success_total``,
-  ``vllm:time_to_first_token_seconds``, ``vllm:time_per_output_token_seconds`` (histograms),
-  ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc`` (0-1; ``vllm:gpu_cache_usage_perc``
-  before vLLM's rename - both are queried).
+* vLLM (``vllm/vllm-openai`` 0.10+, the simulator exports the same): ``vllm:request_success_total``,
+  ``vllm:time_to_first_token_seconds`` and ``vllm:request_time_per_output_token_seconds`` (each
+  request's mean time per output token; the old ``vllm:time_per_output_token_seconds`` is gone),
+  ``vllm:num_requests_waiting``, ``vllm:kv_cache_usage_perc`` (0-1; was ``gpu_cache_usage_perc``).
+  tests/unit/test_metric_references.py checks every name and label against a recorded real page.
 * the bundled endpoint picker (picker/endpoint_picker/selfmetrics.py):
   ``picker_decision_duration_seconds`` (histogram), ``picker_rejected_requests_total{code,reason}``
   (429 shed / rate limited, 503 no endpoints), ``picker_ready_endpoints``.
@@ -40,11 +41,7 @@ class Scope:
 
 
 def kv_cache_usage(s: Scope) -> str:
-    # Newer vLLM exports kv_cache_usage_perc, older gpu_cache_usage_perc: take whichever exists.
-    return (
-        f"max by (pod) (vllm:kv_cache_usage_perc{{{s.sel}}}) "
-        f"or max by (pod) (vllm:gpu_cache_usage_perc{{{s.sel}}})"
-    )
+    return f"max by (pod) (vllm:kv_cache_usage_perc{{{s.sel}}})"
 
 
 def queue_depth(s: Scope) -> str:
@@ -64,7 +61,11 @@ def panels(s: Scope) -> list[tuple[str, list[str], str]]:
     return [
         ("Requests per second by model", [f"sum by (model_name) (rate(vllm:request_success_total{{{s.sel}}}[1m]))"], "req/s"),
         ("Time to first token p50 / p99 (s)", [hist("vllm:time_to_first_token_seconds", 0.5), hist("vllm:time_to_first_token_seconds", 0.99)], "seconds"),
-        ("Time per output token p50 / p99 (s)", [hist("vllm:time_per_output_token_seconds", 0.5), hist("vllm:time_per_output_token_seconds", 0.99)], "seconds"),
+        (
+            "Time per output token p50 / p99 (s)",
+            [hist("vllm:request_time_per_output_token_seconds", 0.5), hist("vllm:request_time_per_output_token_seconds", 0.99)],
+            "seconds",
+        ),
         ("Queue depth per pod (waiting requests)", [queue_depth(s)], "requests"),
         ("KV-cache use per pod (0-1)", [kv_cache_usage(s)], "fraction"),
         (

@@ -206,7 +206,7 @@ def test_dashboard_has_every_panel_as_promql():
     for metric in (
         "vllm:request_success_total",
         "vllm:time_to_first_token_seconds_bucket",
-        "vllm:time_per_output_token_seconds_bucket",
+        "vllm:request_time_per_output_token_seconds_bucket",
         "vllm:num_requests_waiting",
         "vllm:kv_cache_usage_perc",
         "picker_decision_duration_seconds_bucket",
@@ -255,4 +255,4 @@ def test_model_endpoints_prefer_external_and_read_ip_when_ephemeral():
     assert served["edge/challenger"]["curl"].count("x-deployed-model-id: challenger") == 1
     internal = served["int/challenger"]
     assert internal["url"] == "http://${GATEWAY_IP}/served-models/challenger/invocations"
-    assert internal["curl"].startswith("GATEWAY_IP=$(kubectl get gateway/int -n default -o jsonpath='{.status.addresses[0].value}') && curl")
+    assert internal["curl"].startswith("GATEWAY_IP=$(kubectl get gateway/int -n igw -o jsonpath='{.status.addresses[0].value}') && curl")

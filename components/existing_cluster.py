@@ -10,20 +10,26 @@ from __future__ import annotations
 
 import pulumi
 
-from .config import StackConfig, secret_config
+from .config import StackConfig
 from .gcp_infrastructure import GcpInfrastructure
 from .model_armor import ModelArmor, ModelArmorArgs
 from .picker_image import PickerImage, PickerImageArgs
+from .secrets import StackSecrets
 
 
-def existing_cluster_kubeconfig(cfg: StackConfig) -> pulumi.Input[str]:
+def existing_cluster_kubeconfig(cfg: StackConfig, secrets: StackSecrets) -> pulumi.Input[str]:
     """The path from cluster.existing.kubeconfig, else the secret config value `kubeconfig`
     (a Pulumi secret: encrypted in state and masked in previews)."""
     existing = cfg.cluster.existing
     assert existing is not None
+    contents = secrets.get("kubeconfig")
+    if existing.kubeconfig is not None and contents is not None:
+        raise pulumi.RunError(
+            f"cluster.existing.kubeconfig: {existing.kubeconfig!r} and the secret config value kubeconfig are both set; "
+            "keep one (`pulumi config rm kubeconfig` to use the path)"
+        )
     if existing.kubeconfig is not None:
         return existing.kubeconfig
-    contents = secret_config("kubeconfig")
     if contents is None:
         # RunError: Pulumi prints the message without a traceback (like invalid config).
         raise pulumi.RunError(
@@ -33,7 +39,7 @@ def existing_cluster_kubeconfig(cfg: StackConfig) -> pulumi.Input[str]:
     return contents
 
 
-def build_existing_cluster(name: str, cfg: StackConfig, child: pulumi.ResourceOptions) -> GcpInfrastructure:
+def build_existing_cluster(name: str, cfg: StackConfig, child: pulumi.ResourceOptions, secrets: StackSecrets) -> GcpInfrastructure:
     existing = cfg.cluster.existing
     assert existing is not None
     picker = PickerImage(f"{name}-picker-image", PickerImageArgs(config=cfg), opts=child)
@@ -47,7 +53,7 @@ def build_existing_cluster(name: str, cfg: StackConfig, child: pulumi.ResourceOp
         node_pools=[],
         picker=picker,
         model_armor=armor,
-        kubeconfig=existing_cluster_kubeconfig(cfg),
+        kubeconfig=existing_cluster_kubeconfig(cfg, secrets),
         kubeconfig_context=existing.context,
         picker_image=picker.ref,
         model_armor_templates=armor.templates if armor is not None else {},

@@ -18,6 +18,7 @@ from .config import StackConfig
 from .existing_cluster import build_existing_cluster
 from .gateways import build_gateway_layer
 from .gcp_infrastructure import build_gcp_infrastructure
+from .secrets import StackSecrets
 from .namespace import StackNamespace
 from .network_policies import NetworkPolicies, NetworkPoliciesArgs, api_server_cidrs
 from .serving import Serving
@@ -26,9 +27,12 @@ from .serving import Serving
 class InferencePlatform(pulumi.ComponentResource):
     """The whole platform for one stack."""
 
-    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None,
+                 secrets: StackSecrets | None = None):
+        """`secrets`: hfToken, apiKeys, kubeconfig; default: the stack's secret config values."""
         super().__init__("inference-gateway:platform:InferencePlatform", name, None, opts)
         self.config = config
+        secrets = secrets if secrets is not None else StackSecrets.from_config()
         self._exports: dict[str, Any] = {
             "project": config.project,
             "region": config.region,
@@ -37,8 +41,11 @@ class InferencePlatform(pulumi.ComponentResource):
 
         # GCP: APIs, network, cluster, node pools, picker image, Model Armor templates; on an
         # existing cluster only the picker image and Model Armor templates.
-        build = build_gcp_infrastructure if config.cluster.existing is None else build_existing_cluster
-        self.gcp = build(name, config, pulumi.ResourceOptions(parent=self))
+        child = pulumi.ResourceOptions(parent=self)
+        if config.cluster.existing is None:
+            self.gcp = build_gcp_infrastructure(name, config, child)
+        else:
+            self.gcp = build_existing_cluster(name, config, child, secrets)
         self._exports.update(self.gcp.exports)
 
         # Kubernetes objects wait for the cluster and its node pools (cluster_ready).
@@ -59,7 +66,7 @@ class InferencePlatform(pulumi.ComponentResource):
         self._exports.update({"namespace": self.namespace.name, "podSecurity": self.namespace.level})
 
         # Model servers, InferencePools with their pickers, routing objects, CRDs.
-        self.serving = Serving(f"{name}-serving", config, self.gcp.picker_image, opts=k8s_opts)
+        self.serving = Serving(f"{name}-serving", config, self.gcp.picker_image, opts=k8s_opts, secrets=secrets)
         self._exports.update(self.serving.exports())
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",

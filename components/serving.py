@@ -19,10 +19,11 @@ from .builders import crds as crd_builders
 from .builders.inference_pool import GRPC_PORT, POOL_GROUP
 from .builders.model_server import hf_token_secret
 from .catalog.runtimes import RuntimePreset
-from .config import StackConfig, secret_config
+from .config import StackConfig
 from .inference_pool import InferencePool, InferencePoolArgs
 from .model_routing import ModelRouting, ModelRoutingArgs
 from .model_server import ModelServer, ModelServerArgs
+from .secrets import StackSecrets
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,10 @@ class PoolEndpoint:
 
 
 class Serving(pulumi.ComponentResource):
-    def __init__(self, name: str, config: StackConfig, picker_image: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, config: StackConfig, picker_image: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None,
+                 secrets: StackSecrets | None = None):
         super().__init__("inference-gateway:serving:Serving", name, None, opts)
+        secrets = secrets if secrets is not None else StackSecrets.from_config()
         ns = config.namespace
         child = pulumi.ResourceOptions(parent=self)
 
@@ -71,7 +74,7 @@ class Serving(pulumi.ComponentResource):
         users = [s for s in config.model_servers if s.hf_token]
         hf_deps: list[pulumi.Resource] = []
         if users:
-            token = secret_config("hfToken")
+            token = secrets.get("hfToken")
             if token is None:
                 i = config.model_servers.index(users[0])
                 # RunError: Pulumi prints the message without a traceback (like invalid config).
@@ -109,7 +112,7 @@ class Serving(pulumi.ComponentResource):
             )
 
         # -- pools, pickers, routing objects ----------------------------------------------------------
-        api_keys = secret_config("apiKeys") if any(p.picker.api_keys for p in config.pools) else None
+        api_keys = secrets.get("apiKeys") if any(p.picker.api_keys for p in config.pools) else None
         self.pools: dict[str, PoolEndpoint] = {}
         self.inference_pools: dict[str, InferencePool] = {}
         self.routing: dict[str, ModelRouting] = {}

@@ -4,7 +4,8 @@ picker --pool-name NAME --pool-namespace NS --config-file PATH
        [--discovery kubernetes|files] [--kubeconfig PATH] [--manifests-dir DIR --endpoints-file FILE]
        [--grpc-port 9002] [--grpc-health-port 9003] [--metrics-port 9090]
        [--bind-address 0.0.0.0] [--secure-serving[=true|false]] [--cert-path DIR]
-       [--ha-enable-leader-election] [--api-keys-file PATH]
+       [--ha-enable-leader-election [--lease-file PATH] [--ha-lease-duration S] [--ha-retry-period S]]
+       [--api-keys-file PATH]
        [--log-level info] [--drain-timeout SECONDS]
 """
 
@@ -15,8 +16,10 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -59,6 +62,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="TLS on the ext_proc port (default true, as the reference picker; gateways do not verify it)")
     p.add_argument("--cert-path", help="directory with tls.crt and tls.key; default: a self-signed certificate")
     p.add_argument("--ha-enable-leader-election", action="store_true")
+    p.add_argument("--lease-file", help="leader election with files discovery: the Lease lives in this file "
+                                        "(shared by the pool's pickers) instead of the API server")
+    p.add_argument("--ha-lease-duration", type=int, default=15, metavar="SECONDS",
+                   help="a leader that has not renewed for this long loses the Lease (default 15)")
+    p.add_argument("--ha-retry-period", type=float, default=2.0, metavar="SECONDS",
+                   help="how often the leader renews and a standby tries to acquire (default 2)")
     p.add_argument("--api-keys-file", help="YAML/JSON mapping sha256(api key) hex -> user name")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--drain-timeout", type=float, default=None,
@@ -66,6 +75,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.discovery == "files" and not args.manifests_dir:
         p.error("--discovery files requires --manifests-dir (and usually --endpoints-file)")
+    if args.ha_enable_leader_election and args.discovery == "files" and not args.lease_file:
+        p.error("--ha-enable-leader-election with --discovery files requires --lease-file")
+    if args.lease_file and args.discovery != "files":
+        p.error("--lease-file is for --discovery files; with kubernetes the Lease is in the API server")
+    if not 0 < args.ha_retry_period < args.ha_lease_duration:
+        p.error(f"--ha-retry-period ({args.ha_retry_period:g}) must be positive and shorter than "
+                f"--ha-lease-duration ({args.ha_lease_duration:g})")
     return args
 
 
@@ -96,7 +112,6 @@ class App:
         self.director = Director(config, self.store, scheduler, self.metrics, api_keys)
         self.servicer = ExternalProcessor(self.director, config.ext_proc)
         self.health = Health()
-        self.leader = not args.ha_enable_leader_election
         # Certificates are checked here, so a bad --cert-path exits 2 before anything listens.
         self.cert_files = certificate_files(args.cert_path) if args.secure_serving else None
         self.ssl_context = server_context(*self.cert_files) if self.cert_files else None
@@ -104,11 +119,13 @@ class App:
                          if self.ssl_context is not None and args.cert_path else None)
         # A bad --kubeconfig also exits 2 here, before anything listens.
         self.kube_api = self._kube_api() if args.discovery == "kubernetes" else None
+        self.elector = self._elector()
         self._stop = asyncio.Event()
         self.metrics.endpoint_state = self._endpoint_state
         self.metrics.ext_proc_counts = lambda: (self.servicer.streams_total, self.servicer.messages_in,
                                                 self.servicer.messages_out)
         self.metrics.inflight = lambda: [(k, f.requests) for k, f in self.store.inflight.items()]
+        self.metrics.leader = self.leading
         self.metrics.pool_saturation = lambda: pool_saturation(
             ((self.store.metrics[k], self.store.inflight[k]) for k in self.store.endpoints),
             config.saturation, config.scrape.engine != "none")
@@ -131,15 +148,33 @@ class App:
                                  manifests_dir=a.manifests_dir, endpoints_file=a.endpoints_file)
         from .discovery.kubernetes import KubernetesDiscovery
 
-        return KubernetesDiscovery(self.store, self.kube_api, pool_name=a.pool_name, pool_namespace=a.pool_namespace,
-                                   leader_election=a.ha_enable_leader_election, on_leader=self._on_leader)
+        return KubernetesDiscovery(self.store, self.kube_api, pool_name=a.pool_name, pool_namespace=a.pool_namespace)
 
-    def _on_leader(self, leading: bool) -> None:
-        self.leader = leading
+    def _elector(self):
+        """Active-passive: every replica runs discovery and scrapes its endpoints (a standby's
+        datastore is as warm as the leader's), only the Lease holder reports ready, so the
+        gateway (a Service's ready endpoints on Kubernetes) sends it the ext_proc streams."""
+        a = self.args
+        if not a.ha_enable_leader_election:
+            return None
+        from .discovery.kubernetes import LeaseElector, lease_name
+
+        if a.discovery == "files":
+            from .discovery.lease_file import FileLeaseApi
+
+            api = FileLeaseApi(a.lease_file)
+        else:
+            api = self.kube_api
+        return LeaseElector(api, namespace=a.pool_namespace, name=lease_name(a.pool_namespace, a.pool_name),
+                            identity=f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                            lease_duration_s=a.ha_lease_duration, retry_period_s=a.ha_retry_period)
+
+    def leading(self) -> bool:
+        return self.elector is None or self.elector.holds()
 
     async def _readiness_loop(self) -> None:
         while not self._stop.is_set():
-            await self.health.set_ready(self.store.synced and self.leader)
+            await self.health.set_ready(self.store.synced and self.leading())
             await asyncio.sleep(0.05)
 
     async def _reload_certificates(self, reloader: CertificateReloader, interval_s: float = 2.0) -> None:
@@ -184,6 +219,8 @@ class App:
             tasks.append(asyncio.create_task(scraper.run(), name="scraper"))
         else:
             scraper = None
+        if self.elector is not None:
+            tasks.append(asyncio.create_task(self.elector.run(), name="leader-election"))
         tasks.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
         if self.reloader is not None and self.config.ext_proc.transport == "h2":  # grpcio loads once
             tasks.append(asyncio.create_task(self._reload_certificates(self.reloader), name="cert-reload"))
@@ -200,6 +237,8 @@ class App:
         drain = a.drain_timeout if a.drain_timeout is not None else self.config.ext_proc.drain_timeout_s
         log.info("shutting down: draining %d streams for up to %.0fs", self.servicer.active_streams, drain)
         await self.health.set_ready(False)
+        if self.elector is not None:  # the standby takes over now, not a lease duration later
+            await self.elector.release()
         await server.stop(grace=drain)
         for t in tasks:
             t.cancel()

@@ -81,6 +81,8 @@ class SelfMetrics:
         self.inflight: Callable[[], list[tuple[str, int]]] = lambda: []
         # () -> (streams, messages in, messages out) of the ext_proc servicer
         self.ext_proc_counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
+        # () -> whether this replica holds the pool's Lease (always true without leader election)
+        self.leader: Callable[[], bool] = lambda: True
 
     def decided(self, endpoint: str, reason: str, seconds: float) -> None:
         self.decision_seconds.observe(seconds)
@@ -136,6 +138,9 @@ class SelfMetrics:
         out.append("# TYPE picker_ext_proc_messages_total counter")
         out.append(f'picker_ext_proc_messages_total{{direction="in"}} {m_in}')
         out.append(f'picker_ext_proc_messages_total{{direction="out"}} {m_out}')
+        out.append("# HELP picker_leader 1 on the replica that holds the pool's Lease (and serves), 0 on a standby.")
+        out.append("# TYPE picker_leader gauge")
+        out.append(f"picker_leader {int(self.leader())}")
         out.append("# TYPE picker_pool_saturation gauge")
         out.append(f"picker_pool_saturation {round(self.pool_saturation(), 4)}")
         return "\n".join(out) + "\n"

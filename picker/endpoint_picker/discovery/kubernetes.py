@@ -153,7 +153,7 @@ class KubernetesDiscovery:
         self.ns = pool_namespace
         self.caches = {kind: ObjectCache() for kind in RESOURCES}
         self.listed: set[str] = set()
-        self.elector = LeaseElector(api, namespace=pool_namespace, name=f"epp-{pool_namespace}-{pool_name}",
+        self.elector = LeaseElector(api, namespace=pool_namespace, name=lease_name(pool_namespace, pool_name),
                                     identity=identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
                                     on_change=on_leader) if leader_election else None
         self._tasks: list[asyncio.Task[None]] = []
@@ -250,6 +250,11 @@ class KubernetesDiscovery:
             await self.elector.release()
 
 
+def lease_name(namespace: str, pool: str) -> str:
+    """The pool's Lease, named as the reference picker names it."""
+    return f"epp-{namespace}-{pool}"
+
+
 def _fmt(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -285,6 +290,13 @@ class LeaseElector:
     def _spec(self, now: dt.datetime, transitions: int, acquire: str | None) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration,
                 "acquireTime": acquire or _fmt(now), "renewTime": _fmt(now), "leaseTransitions": transitions}
+
+    def holds(self) -> bool:
+        """Leading with a renewal younger than the lease. A leader frozen past its lease (SIGSTOP,
+        a stalled node) may have been replaced meanwhile: this turns false the moment it thaws,
+        before its next `step` finds out."""
+        return (self.leader and self._last_renew is not None
+                and (self.clock() - self._last_renew).total_seconds() < self.duration)
 
     async def step(self) -> bool:
         """One acquire-or-renew attempt; returns whether we lead afterwards."""

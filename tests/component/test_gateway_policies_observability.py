@@ -86,7 +86,7 @@ def test_metrics_reader_rbac_is_seed_001(dev):
     role = k8s_object(dev, "ClusterRole", "inference-gateway-metrics-reader")
     assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
     binding = k8s_object(dev, "ClusterRoleBinding", "inference-gateway-sa-metrics-reader-role-binding")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "inference-gateway-sa-metrics-reader", "namespace": "default"}]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "inference-gateway-sa-metrics-reader", "namespace": "igw-dev"}]
     assert binding["roleRef"] == {"kind": "ClusterRole", "name": "inference-gateway-metrics-reader", "apiGroup": "rbac.authorization.k8s.io"}
     secret = k8s_object(dev, "Secret", "inference-gateway-sa-metrics-reader-secret")
     assert secret["type"] == "kubernetes.io/service-account-token"

@@ -55,20 +55,29 @@ def test_hf_token_and_api_keys_never_reach_state_in_plaintext():
     assert "hf_PLAINTEXT_TOKEN_123" not in dump and "PLAINTEXT_USER" not in dump
     hf = k8s_object(synthesis, "Secret", "igw-prod-hf-token")
     keys = k8s_object(synthesis, "Secret", "llama3-8b-epp-api-keys")
-    assert hf["stringData"] == SECRET and keys["stringData"] == SECRET
+    # Each value masked, the keys kept: the rendered Secrets stay appliable.
+    assert hf["stringData"] == {"token": SECRET} and keys["stringData"] == {"keys.yaml": SECRET}
 
 
-def test_hf_token_secret_is_referenced_by_the_deployment(dev):
+def test_hf_token_secret_is_mounted_as_the_file_hf_token_path_names(dev):
     secret = k8s_object(dev, "Secret", "igw-dev-hf-token")
-    env = k8s_object(dev, "Deployment", DEV_SERVER)["spec"]["template"]["spec"]["containers"][0]["env"]
-    ref = next(e for e in env if e["name"] == "HUGGING_FACE_HUB_TOKEN")["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": secret["metadata"]["name"], "key": "token"}
+    pod = k8s_object(dev, "Deployment", DEV_SERVER)["spec"]["template"]["spec"]
+    vllm = pod["containers"][0]
+    env = {e["name"]: e for e in vllm["env"]}
+    assert env["HF_TOKEN_PATH"] == {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"}
+    assert not [e for e in vllm["env"] if "valueFrom" in e], "no secret reaches an environment variable"
+    volume = next(v for v in pod["volumes"] if v["name"] == "hf-token")
+    assert volume["secret"] == {"secretName": secret["metadata"]["name"], "defaultMode": 0o440, "items": [{"key": "token", "path": "token"}]}
+    mount = next(m for m in vllm["volumeMounts"] if m["name"] == "hf-token")
+    assert mount == {"name": "hf-token", "mountPath": "/var/run/secrets/huggingface", "readOnly": True}
+    assert pod["securityContext"]["fsGroup"] == 10001  # group-readable 0440 file for the server's group
 
 
 def test_no_hf_secret_when_no_server_needs_it(local):
     assert not [o for o in k8s_objects(local, "Secret") if o["metadata"]["name"].endswith("hf-token")]
     env = k8s_object(local, "Deployment", DEV_SERVER)["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert "HUGGING_FACE_HUB_TOKEN" not in {e["name"] for e in env}
+    assert "HF_TOKEN_PATH" not in {e["name"] for e in env}
+    assert "hf-token" not in {v["name"] for v in k8s_object(local, "Deployment", DEV_SERVER)["spec"]["template"]["spec"]["volumes"]}
 
 
 def test_missing_hf_token_secret_is_a_clear_error():
@@ -119,7 +128,7 @@ def test_gcs_bucket_creates_workload_identity():
     assert reader.inputs["bucket"] == "igw-dev-weights" and reader.inputs["role"] == "roles/storage.objectViewer"
     wi = synthesis.one("gcp:serviceaccount/iAMMember:IAMMember", f"{DEV_SERVER}-workload-identity")
     assert wi.inputs["role"] == "roles/iam.workloadIdentityUser"
-    assert wi.inputs["member"] == f"serviceAccount:igw-dev-project.svc.id.goog[default/{DEV_SERVER}]"
+    assert wi.inputs["member"] == f"serviceAccount:igw-dev-project.svc.id.goog[igw-dev/{DEV_SERVER}]"
     ksa = k8s_object(synthesis, "ServiceAccount", DEV_SERVER)
     assert ksa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"] == gsa.inputs["accountId"] + "@igw-dev-project.iam.gserviceaccount.com"
     assert ksa["automountServiceAccountToken"] is False
@@ -202,4 +211,5 @@ def test_component_type_tokens(dev):
     assert types == {
         "inference-gateway:serving:Serving", "inference-gateway:serving:ModelServer",
         "inference-gateway:serving:InferencePool", "inference-gateway:serving:ModelRouting",
+        "inference-gateway:serving:NetworkPolicies",
     }

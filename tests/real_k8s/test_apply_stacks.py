@@ -112,8 +112,6 @@ def test_render_applies_in_order(stack: str, admin: KubeClient, gke_crds: list[s
         cleanup(admin, objects)
 
 
-@pytest.mark.xfail(strict=True, reason="igw synth masks a secret field as a whole: `stringData: '[secret]'` is not "
-                                       "a map, and the API server refuses the Secret (the keys are lost in the render)")
 def test_secrets_keep_their_keys() -> None:
     masked = [f"{s}: {o['metadata']['name']}" for s in available_stacks() for o in stack_manifests(s)
               if masked_whole_field(o)]

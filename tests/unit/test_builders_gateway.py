@@ -255,4 +255,4 @@ def test_model_endpoints_prefer_external_and_read_ip_when_ephemeral():
     assert served["edge/challenger"]["curl"].count("x-deployed-model-id: challenger") == 1
     internal = served["int/challenger"]
     assert internal["url"] == "http://${GATEWAY_IP}/served-models/challenger/invocations"
-    assert internal["curl"].startswith("GATEWAY_IP=$(kubectl get gateway/int -n default -o jsonpath='{.status.addresses[0].value}') && curl")
+    assert internal["curl"].startswith("GATEWAY_IP=$(kubectl get gateway/int -n igw -o jsonpath='{.status.addresses[0].value}') && curl")

@@ -63,7 +63,7 @@ def test_weight_out_of_range():
 def test_unknown_runtime_override_field():
     assert problems(model_servers=server(runtime_overrides={"imagee": "x"})) == [
         "model_servers[0].runtime_overrides.imagee: unknown field; allowed: image, command, args, port, grpc_port, "
-        "health_path, readiness_path, metrics_path, protocol, routes, picker_signals, env"
+        "health_path, readiness_path, metrics_path, protocol, routes, picker_signals, env, run_as_user"
     ]
 
 
@@ -123,7 +123,7 @@ def test_routing_object_names_must_not_collide():
     models = [{"name": "food-review", "pool": "llama"}, {"name": "Food_Review", "pool": "llama"}]
     assert problems(model_servers=server(lora_adapters=adapters), models=models) == [
         "models[1].name: 'Food_Review' and models[0].name 'food-review' both name their routing objects "
-        "'food-review' in namespace 'default'; rename one"
+        "'food-review' in namespace 'igw'; rename one"
     ]
 
 

@@ -83,7 +83,7 @@ def test_real_renders_diff_replicas_and_keep_secrets_masked(tmp_path):
     text = to_markdown(same_urns(d, "dev"), title="t")
     assert "| `spec.replicas` | `3` | `5` |" in text
     base_secret = next(r for r in d.removed if r["type"] == "kubernetes:core/v1:Secret" and r["name"] == "igw-dev-hf-token")
-    assert base_secret["inputs"]["stringData"] == "[secret]"
+    assert base_secret["inputs"]["stringData"] == {"token": "[secret]"}
     assert "c2VlZC1kZXYtaGYtdG9rZW4" not in (tmp_path / "head" / "resources.json").read_text()
 
 

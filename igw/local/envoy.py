@@ -38,10 +38,10 @@ import yaml
 
 from endpoint_picker.envoy_bootstrap import ext_proc_filter, override_host_lb_policy, picker_cluster
 
+from . import edge
 from .plan import Listener, LocalPlan, RouteEntry
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-_HM = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
 _HM_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute"
 _FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 _EXT_PROC_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
@@ -75,6 +75,8 @@ ACCESS_LOG_FORMAT = {
     "attempts": "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
     "dropped_reason": "%RESP(X-LLM-D-REQUEST-DROPPED-REASON)%",
     "user": "%REQ(X-USER-ID)%",
+    "client": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
+    "details": "%RESPONSE_CODE_DETAILS%",
     "request_id": "%REQ(X-REQUEST-ID)%",
 }
 BUFFER_LIMIT = 16 * 1024 * 1024
@@ -227,7 +229,7 @@ def route_config(lst: Listener, plan: LocalPlan, retries: int = 3) -> dict[str, 
 
 def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
              access_log: Path | None = None) -> dict[str, Any]:
-    filters: list[dict[str, Any]] = [{"name": HEADER_MUTATION, "typed_config": {"@type": _HM}}]
+    filters: list[dict[str, Any]] = [{"name": HEADER_MUTATION, "typed_config": edge.gateway_address_filter_config()}]
     for pool in sorted(plan.pools.values(), key=lambda p: p.name):
         req_mode, resp_mode = pool.ext_proc_modes()
         f = ext_proc_filter(picker_cluster_name(pool.name), failure_mode_allow=pool.fail_open,
@@ -247,6 +249,7 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
         "stream_idle_timeout": f"{max_timeout:g}s",
         "rds": {"route_config_name": listener_name(lst), "config_source": _source(xds_dir, rds_file(lst))},
         "http_filters": filters,
+        **edge.hcm_options(),  # path normalisation, client address, HTTP/1.0, JSON error replies
     }
     if access_log is not None:
         fmt = {"listener": listener_name(lst), **ACCESS_LOG_FORMAT}

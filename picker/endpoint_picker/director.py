@@ -11,7 +11,10 @@ Nothing a client sends picks its own policy:
   reached: the served-model path (gateway-set rewrite header), `x-deployed-model-id`, or an
   internal target name asked for directly all meet the owner's rate limits and priority; the
   body's `model` does not count when the gateway forced the target;
-- `x-deployed-model-id` must name a deployed model of this pool (`models.deployed`), else 404.
+- `x-deployed-model-id` must name a deployed model of this pool (`models.deployed`), else 404;
+- a path that is not in normal form (dot segments, `//`, a backslash, an encoded dot, slash or
+  backslash) is refused (400 path-not-normalized): the gateway normalises paths before matching,
+  and this holds even behind a load balancer that does not.
 """
 
 from __future__ import annotations
@@ -65,6 +68,20 @@ def pick_rewrite(rule: RewriteRule, request_id: str, rng: random.Random) -> str:
             return t.model
         point -= t.weight
     return rule.targets[-1].model
+
+
+_ENCODED = ("%2e", "%2f", "%5c")
+
+
+def normalized(path: str) -> bool:
+    """Whether the path part of `path` has no dot segments, empty segments or encoded
+    separators (RFC 3986 normal form, slashes merged)."""
+    p = path.split("?", 1)[0]
+    if "//" in p or "\\" in p:
+        return False
+    if "%" in p and any(e in p.lower() for e in _ENCODED):
+        return False
+    return "/." not in p or not any(seg in (".", "..") for seg in p.split("/"))
 
 
 def client_address(forwarded_for: str, hop: int) -> str:
@@ -128,6 +145,9 @@ class Director:
     def route(self, path: str, headers: dict[str, str], body: bytes, subset: list[str] | None = None) -> Routed:
         """Decide where a request goes. Raises a RequestError subclass to reject it."""
         t0 = time.perf_counter()
+        if not normalized(path):
+            raise BadRequest("the request path is not in normal form (dot segments, '//' or encoded separators)",
+                             reason="path-not-normalized")
         user = self._user(headers)  # 401 before any work
         parsed = parse_request(path, headers, body)
         client_model = parsed.model

@@ -13,8 +13,8 @@ import pytest
 from endpoint_picker.admission import ApiKeys
 from endpoint_picker.config import load_config
 from endpoint_picker.datastore import Datastore, Endpoint, parse_objective, parse_rewrite
-from endpoint_picker.director import Director, client_address
-from endpoint_picker.errors import ModelNotFound, TooManyRequests, error_body
+from endpoint_picker.director import Director, client_address, normalized
+from endpoint_picker.errors import BadRequest, ModelNotFound, TooManyRequests, error_body
 from endpoint_picker.scheduling.registry import build_registry
 from endpoint_picker.selfmetrics import SelfMetrics
 
@@ -133,3 +133,18 @@ def test_error_body_is_the_openai_error_object():
         "error": {"message": "rate limit exceeded", "type": "rate_limit_error", "param": None, "code": "rate-limited"}}
     assert orjson.loads(error_body(418, "x", "y"))["error"]["type"] == "invalid_request_error"
     assert orjson.loads(error_body(599, "x", "y"))["error"]["type"] == "server_error"
+
+
+@pytest.mark.parametrize("path", ["/v1/../metrics", "/invoke/v1/./models", "//metrics", "/v1/models/..", "/x/%2e%2e/metrics",
+                                  "/v1%2Fmodels", "/v1%2fmodels", "/a\\b", "/api/v1/task/%2E%2E/x"])
+def test_paths_not_in_normal_form_are_refused(path):
+    assert not normalized(path)
+    with pytest.raises(BadRequest) as e:
+        director().route(path, {}, body())
+    assert (e.value.status, e.value.reason) == (400, "path-not-normalized")
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/models?after=..%2F", "/v1/.well-known", "/v1/models/",
+                                  "/v2/models/a.b/infer", "/api/v1/task/text-generation?x=%20"])
+def test_normal_paths_pass(path):
+    assert normalized(path)

@@ -1,7 +1,9 @@
 """`python -m benchmarks SCENARIO|all` (also `igw bench ...`): run scenarios, write results.
 
-Writes benchmarks/results/<scenario>.json (environment, exact command, raw results),
-<scenario>.png and README.md (summary of every JSON present).
+Writes benchmarks/results/<scenario>.json (environment, exact command, raw results), plots,
+and README.md (the summary of every JSON present). Kinds: `overhead` and `quality` start real
+processes (Envoy, picker, simulators); `evaluation`, `search`, `scale` and `crosscheck` are the
+virtual-time and in-process ones (see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import report
 from .catalog import discover, resolve
 from .scenario import SCENARIO_DIR, ScenarioError
+
+
+class StrategyFailed(RuntimeError):
+    """A strategy produced errors instead of numbers: the run fails loudly rather than report zeros."""
 
 
 def environment() -> dict[str, Any]:
@@ -53,6 +59,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(), "envoy_version": envoy_version(), "git_sha": git("rev-parse", "--short=12", "HEAD"),
         "git_dirty": bool(git("status", "--porcelain", "--", "benchmarks", "picker", "simulator")),
         "started_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg_at_start": os.getloadavg(),
         "upstream_epp": os.environ.get("IGW_UPSTREAM_EPP") or None, "upstream_sim": os.environ.get("IGW_UPSTREAM_SIM") or None,
     }
 
@@ -69,17 +76,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=report.RESULTS_DIR, help="results directory (default benchmarks/results)")
     p.add_argument("--list", action="store_true", help="list scenarios and exit")
     p.add_argument("--report-only", action="store_true", help="rebuild README.md and plots from the JSON files")
+    p.add_argument("--seeds", type=int, default=None, help="virtual-time kinds: seeds per cell (default: the file's)")
+    p.add_argument("--jobs", type=int, default=1, help="virtual-time kinds: worker processes (default 1)")
+    p.add_argument("--sets", default="held_out,training",
+                   help="evaluation: which workload sets to run (default held_out,training)")
+    p.add_argument("--cells", default="", help="evaluation: only these workloads (comma-separated; for development)")
+
+
+def _runner(sc: Any, args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    if sc.kind == "overhead":
+        from . import overhead
+
+        return overhead.run(sc, log=log)
+    if sc.kind == "quality":
+        from . import quality
+
+        return quality.run(sc, log=log)
+    if sc.kind == "evaluation":
+        from . import evaluation
+
+        return evaluation.evaluate(sc, sets=tuple(args.sets.split(",")), seeds=args.seeds, jobs=args.jobs,
+                                   cells=tuple(c for c in args.cells.split(",") if c), log=log)
+    if sc.kind == "search":
+        from . import search
+
+        return search.run(sc, seeds=args.seeds, jobs=args.jobs, log=log)
+    if sc.kind == "scale":
+        from . import scale
+
+        return scale.run(sc, log=log)
+    if sc.kind == "crosscheck":
+        from . import crosscheck
+
+        return crosscheck.run(sc, jobs=args.jobs, log=log)
+    raise ScenarioError(f"{sc.name}: no runner for kind {sc.kind!r}")
+
+
+def _doc(sc: Any, res: dict[str, Any], command: str, env: dict[str, Any], seconds: float) -> dict[str, Any]:
+    root = SCENARIO_DIR.parent.parent
+    doc = {"scenario": sc.name, "kind": sc.kind, "order": sc.order, "description": sc.description,
+           "scenario_file": str(sc.path.relative_to(root)) if sc.path.is_relative_to(root) else str(sc.path),
+           "command": command, "environment": env, "duration_s": round(seconds, 1),
+           "loadavg_at_end": os.getloadavg(), "result": res}
+    if sc.kind in ("overhead", "quality"):
+        doc.update({"time_scale": sc.time_scale, "slo_ttft_s": float(sc.slo.get("ttft_s", 2.0)) if sc.slo else None,
+                    "cluster": sc.cluster, "workload": sc.workload,
+                    "simulator": ("upstream" if sc.cluster.get("simulator") == "upstream" and os.environ.get("IGW_UPSTREAM_SIM")
+                                  else "ours") if sc.kind == "quality" else None})
+    return doc
 
 
 def run(args: argparse.Namespace, command: str) -> int:
     if args.list:
         for sc in discover():
-            print(f"{sc.name:16} {sc.kind:9} {sc.path.relative_to(SCENARIO_DIR.parent.parent)}  "
-                  f"strategies: {', '.join(s.name for s in sc.strategies)}")
+            strategies = ", ".join(s.name for s in getattr(sc, "strategies", []) or []) or "-"
+            print(f"{sc.name:16} {sc.kind:11} {sc.path.relative_to(SCENARIO_DIR.parent.parent)}  strategies: {strategies}")
         return 0
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     total = None
+    failed: list[str] = []
     if not args.report_only:
         if not args.scenario:
             print("error: name a scenario or 'all' (see --list)", file=sys.stderr)
@@ -94,22 +150,10 @@ def run(args: argparse.Namespace, command: str) -> int:
         for sc in scenarios:
             print(f"== {sc.name} ({sc.kind}) — {sc.path.name}", flush=True)
             t0 = time.monotonic()
-            if sc.kind == "overhead":
-                from . import overhead
-
-                res = overhead.run(sc, log=lambda m: print(m, flush=True))
-            else:
-                from . import quality
-
-                res = quality.run(sc, log=lambda m: print(m, flush=True))
-            doc = {"scenario": sc.name, "kind": sc.kind, "order": sc.order, "description": sc.description,
-                   "scenario_file": str(sc.path.relative_to(SCENARIO_DIR.parent.parent)) if sc.path.is_relative_to(SCENARIO_DIR.parent.parent) else str(sc.path),
-                   "command": command, "environment": env, "duration_s": round(time.monotonic() - t0, 1),
-                   "time_scale": sc.time_scale, "slo_ttft_s": float(sc.slo.get("ttft_s", 2.0)) if sc.slo else None,
-                   "cluster": sc.cluster, "workload": sc.workload, "result": res,
-                   "simulator": ("upstream" if sc.cluster.get("simulator") == "upstream" and os.environ.get("IGW_UPSTREAM_SIM")
-                                 else "ours") if sc.kind == "quality" else None}
+            res = _runner(sc, args, lambda m: print(m, flush=True))
+            doc = _doc(sc, res, command, env, time.monotonic() - t0)
             (out / f"{sc.name}.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
+            failed += [f"{sc.name}/{name}: {why}" for name, why in (res.get("failed") or {}).items()]
             print(f"   {sc.name} done in {doc['duration_s']:.0f} s", flush=True)
         total = time.monotonic() - t_all
         print(f"== all scenarios done in {total / 60:.1f} min", flush=True)
@@ -124,6 +168,9 @@ def run(args: argparse.Namespace, command: str) -> int:
         total = sum(d.get("duration_s", 0) for d in docs.values())
     (out / "README.md").write_text(report.summary_markdown(docs, command, total) + "\n")
     print(f"wrote {out}/README.md and {len(docs)} result files")
+    if failed:
+        print("error: strategies failed (their rows say FAILED, not zeros):\n  " + "\n  ".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 

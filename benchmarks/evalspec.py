@@ -30,6 +30,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Spec(_Strict):
+    """A whole scenario file: knows where it was read from."""
+
+    _path: Path = PrivateAttr(default=SCENARIO_DIR / "unknown.yaml")
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def folder(self) -> Path:
+        return self._path.parent
+
+
 class Slow(_Strict):
     count: int = Field(ge=1)
     factor: float = Field(gt=1.0)
@@ -110,7 +124,7 @@ class Scrape(_Strict):
         return self
 
 
-class Evaluation(_Strict):
+class Evaluation(_Spec):
     name: str
     kind: Literal["evaluation"]
     description: str = ""
@@ -122,7 +136,6 @@ class Evaluation(_Strict):
     candidate: str        # strategy name of our shipped default
     strategies: list[Strategy]
     workloads: list[Cell]
-    _dir: Path = PrivateAttr(default=SCENARIO_DIR)   # where config_file paths are resolved
 
     @model_validator(mode="after")
     def _names(self) -> Evaluation:
@@ -148,10 +161,10 @@ class Evaluation(_Strict):
 
     def run_strategy(self, strategy: Strategy) -> dict[str, Any]:
         """The strategy as vtime.run takes it (picker config files read from the spec's folder)."""
-        return strategy.as_run_strategy(self._dir)
+        return strategy.as_run_strategy(self.folder)
 
     def picker_config(self, strategy: Strategy) -> dict[str, Any]:
-        return strategy.picker_config(self._dir)
+        return strategy.picker_config(self.folder)
 
 
 class Candidate(_Strict):
@@ -159,7 +172,7 @@ class Candidate(_Strict):
     config: dict[str, Any]
 
 
-class Search(_Strict):
+class Search(_Spec):
     """Weight search over `candidates` on the evaluation's *training* set only."""
 
     name: str
@@ -193,8 +206,7 @@ def load(path: Path) -> Evaluation | Search:
         spec = model.model_validate(data)
     except ValidationError as e:
         raise ScenarioError(f"{path.name}: {_format(e)}") from None
-    if isinstance(spec, Evaluation):
-        spec._dir = path.parent
+    spec._path = path
     _check_picker_configs(spec, path)
     return spec
 

@@ -34,7 +34,7 @@ def run_one(spec: Evaluation, cell: Cell, strategy: Strategy, seed: int, strateg
                    spec.scrape.model_dump())
     out = summarize(res, cell.slo.model_dump(), cell.workload.warmup_s)
     ttft = sorted(s.ttft for s in res.samples if s.status == 200 and s.ttft is not None
-                  and s.arrival >= res.start + cell.workload.warmup_s)
+                  and res.start + cell.workload.warmup_s <= s.arrival < res.start + res.duration_s)
     out["ttft_quantiles"] = [stats.percentile(ttft, q) for q in CDF_QUANTILES] if ttft else []
     if out["errors"]:
         raise RuntimeError(f"{cell.name}/{strategy.name}/seed {seed}: {out['errors']} requests failed "
@@ -92,9 +92,14 @@ def verdict(candidate: dict[str, Any], reference: dict[str, Any], metric: str) -
 
 
 def evaluate(spec: Evaluation, *, sets: tuple[str, ...] = ("held_out", "training"), seeds: int | None = None,
-             jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+             jobs: int = 1, cells: tuple[str, ...] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
+    """`cells` restricts the run to the named workloads (development; committed runs use all)."""
     n_seeds = seeds or spec.seeds
-    cells = [c for c in spec.workloads if c.set in sets]
+    unknown = set(cells) - {c.name for c in spec.workloads}
+    if unknown:
+        raise ValueError(f"unknown cells {sorted(unknown)} (known: {', '.join(c.name for c in spec.workloads)})")
+    selected = cells
+    cells = [c for c in spec.workloads if c.set in sets and (not selected or c.name in selected)]
     tasks = [(spec, c, s, seed, None) for c in cells for seed in range(n_seeds) for s in spec.strategies]
     log(f"  {len(cells)} workloads x {len(spec.strategies)} strategies x {n_seeds} seeds = {len(tasks)} runs, "
         f"{jobs} process(es)")

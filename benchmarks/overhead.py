@@ -31,7 +31,7 @@ from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_e
 from . import stats, wrk
 from .httpclient import Pool
 from .loadgen import closed_loop, open_loop, poisson_offsets
-from .procs import cpu_seconds, free_port
+from .procs import cpu_seconds, free_port, local_host, pod_host
 from .scenario import Scenario, picker_config
 from .stacks import UPSTREAM_NOT_RUN, Gateway, NotRun
 
@@ -46,7 +46,7 @@ def _body(prompt_bytes: int) -> bytes:
 async def _scrape(port: int | None) -> str:
     if port is None:
         return ""
-    pool = Pool("127.0.0.1", port, 2)
+    pool = Pool(local_host(), port, 2)
     try:
         r = await pool.request("GET", "/metrics", timeout=5)
         return r.body.decode(errors="replace")
@@ -163,7 +163,7 @@ class _Target:
 
     def __init__(self, port: int, procs: dict[str, int], metrics_port: int | None = None, stop=None,
                  pause=None, resume=None) -> None:
-        self.host, self.port, self.metrics_port = "127.0.0.1", port, metrics_port
+        self.host, self.port, self.metrics_port = local_host(), port, metrics_port
         self._procs = procs
         self._stop = stop
         # Gateways other than the one being measured are SIGSTOPped: idle pickers scrape.
@@ -286,7 +286,7 @@ async def _scrape_cost(sc: Scenario, scr: dict[str, Any], log) -> dict[str, Any]
     n = int(scr.get("endpoints", 100))
     interval = int(scr.get("interval_ms", 50))
     port = free_port()
-    addrs = [f"127.0.2.{i + 1}:{port}" for i in range(n)]
+    addrs = [f"{pod_host(2, i)}:{port}" for i in range(n)]
     backends = picker_bench._start_backends(addrs, free_port())
     out: dict[str, Any] = {"endpoints": n, "interval_ms": interval, "runs": {},
                            "metrics_page_bytes": len(picker_bench.metrics_text(0))}

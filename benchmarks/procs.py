@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from endpoint_picker.envoy_bootstrap import envoy_binary  # noqa: F401 (re-exported)
-from endpoint_picker.testing.envoy import free_port, wait_port  # noqa: F401 (re-exported)
+from endpoint_picker.testing.envoy import wait_port  # noqa: F401 (re-exported)
+from endpoint_picker.testing.net import free_port, local_host, pod_host  # noqa: F401 (re-exported)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WORK_DIR = Path(__file__).parent / ".work"
@@ -109,7 +110,7 @@ def direct_bootstrap(listener_port: int, endpoints: Sequence[str], lb: str = "RO
             {"lb_endpoints": [{"endpoint": {"address": _socket(e)}} for e in endpoints]}]},
     }
     return {"static_resources": {
-        "listeners": [{"name": "http", "address": {"socket_address": {"address": "127.0.0.1", "port_value": listener_port}},
+        "listeners": [{"name": "http", "address": {"socket_address": {"address": local_host(), "port_value": listener_port}},
                        "per_connection_buffer_limit_bytes": 16 * 1024 * 1024,
                        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
                                                        "typed_config": hcm}]}]}],

@@ -2,6 +2,7 @@
 
 Replicas listen on their own loopback addresses (127.0.3.1, 127.0.3.2, ...: one "pod IP" each,
 same port), like pods behind an InferencePool; Linux routes all of 127/8 to lo without setup.
+IGW_LOOPBACK_NET / IGW_PORT_RANGE confine every listener to one slice (endpoint_picker.testing.net).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import yaml
 from endpoint_picker.envoy_bootstrap import build_bootstrap
 from endpoint_picker.testing.picker import pool_manifest, write_endpoints, write_manifests
 
-from .procs import Proc, direct_bootstrap, envoy_binary, free_port, python, raise_circuit_breakers, wait_port
+from .procs import (Proc, direct_bootstrap, envoy_binary, free_port, local_host, pod_host, python, raise_circuit_breakers,
+                    wait_port)
 
-POD_NET = "127.0.3."
 POOL = "bench-pool"
 UPSTREAM_NOT_RUN = ("not run: no binary (set IGW_UPSTREAM_EPP); the Go module proxy here answers 403 "
                     "'This module version is not available' for github.com/llm-d/llm-d-router and "
@@ -33,14 +34,11 @@ class NotRun(Exception):
 
 
 def pod_addresses(n: int, port: int) -> list[str]:
-    if n > 250:
-        raise ValueError("at most 250 replicas")
-    return [f"{POD_NET}{i + 1}:{port}" for i in range(n)]
+    return [f"{pod_host(3, i)}:{port}" for i in range(n)]
 
 
 def free_pod_port() -> int:
-    # A port free on 127.0.0.1 is almost surely free on 127.0.3.x too; we bind-check below.
-    return free_port()
+    return free_port(pod_host(3, 0))
 
 
 class SimCluster:
@@ -116,7 +114,7 @@ class Gateway:
                  envoy_concurrency: int = 1) -> None:
         self.strategy = strategy
         self.endpoints = list(endpoints)
-        self.host = "127.0.0.1"
+        self.host = local_host()
         self.port = free_port()
         self.envoy: Proc | None = None
         self.picker: Proc | None = None
@@ -127,8 +125,8 @@ class Gateway:
                 boot = direct_bootstrap(self.port, self.endpoints, strategy.lb)
             elif strategy.type == "picker":
                 grpc_port = self._start_picker(picker_config or {})
-                boot = raise_circuit_breakers(build_bootstrap(self.port, f"127.0.0.1:{grpc_port}", endpoints=self.endpoints,
-                                                              route_timeout_s=600.0))
+                boot = raise_circuit_breakers(build_bootstrap(self.port, f"{local_host()}:{grpc_port}", endpoints=self.endpoints,
+                                                              route_timeout_s=600.0, listener_address=local_host()))
             elif strategy.type == "upstream-epp":
                 grpc_port = self._start_upstream_epp(picker_config or {})
                 boot = raise_circuit_breakers(build_bootstrap(self.port, f"127.0.0.1:{grpc_port}", endpoints=self.endpoints,
@@ -164,9 +162,9 @@ class Gateway:
                                       "--pool-namespace", "default", "--config-file", str(cfg), "--discovery", "files",
                                       "--manifests-dir", str(mdir), "--endpoints-file", str(ep),
                                       "--grpc-port", str(grpc_port), "--grpc-health-port", str(health_port),
-                                      "--metrics-port", str(self.metrics_port), "--bind-address", "127.0.0.1",
+                                      "--metrics-port", str(self.metrics_port), "--bind-address", local_host(),
                                       "--log-level", "warning", "--secure-serving=false"],  # scheduling, not TLS, is measured
-                           wait_for=("127.0.0.1", grpc_port))
+                           wait_for=(local_host(), grpc_port))
         return grpc_port
 
     def _start_upstream_epp(self, config: dict[str, Any]) -> int:
@@ -192,7 +190,7 @@ class Gateway:
         path.write_text(json.dumps(boot))
         self.envoy = Proc("envoy", [envoy_binary(), "-c", str(path), "--concurrency", str(concurrency), "-l", "error",
                                     "--base-id", str(self.port), "--disable-hot-restart"],
-                          wait_for=("127.0.0.1", self.port))
+                          wait_for=(local_host(), self.port))
 
     def procs(self) -> dict[str, Proc]:
         out = {}

@@ -1,8 +1,9 @@
 """The reported metrics of one virtual run (one seed), from its per-request samples.
 
-* TTFT, TPOT, e2e percentiles over requests that completed and arrived after `warmup_s`
-  (cold caches at the start are the same for every strategy; the warm-up keeps them out of the
-  tails). TPOT = (end - first token) / (output tokens - 1).
+* TTFT, TPOT, e2e percentiles over the completed requests that arrived in the measurement window
+  [warmup_s, duration_s) (cold caches at the start are the same for every strategy; the warm-up
+  keeps them out of the tails; later chat turns arriving after the window are served but not
+  measured). TPOT = (end - first token) / (output tokens - 1).
 * throughput: output tokens of completed requests per second from the first arrival to the
   last completion.
 * goodput: requests per second of the arrival window that completed within the SLO
@@ -46,7 +47,8 @@ def _latency(samples: list[Sample], slo: dict[str, Any], window: float) -> dict[
 
 def summarize(result: RunResult, slo: dict[str, Any], warmup_s: float = 0.0) -> dict[str, Any]:
     samples = result.samples
-    measured = [s for s in samples if s.arrival >= result.start + warmup_s]
+    lo, hi = result.start + warmup_s, result.start + result.duration_s
+    measured = [s for s in samples if lo <= s.arrival < hi]
     window = result.duration_s - warmup_s
     ok = [s for s in samples if s.status == 200]
     out: dict[str, Any] = _latency(measured, slo, window)

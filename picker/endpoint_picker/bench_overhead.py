@@ -2,7 +2,7 @@
 
     uv run python -m endpoint_picker.bench_overhead [--quick] [--json out.json]
 
-One Envoy serves 16 zero-work "model servers" (direct_response listeners on 127.0.1.x with a
+One Envoy serves 16 zero-work "model servers" (direct_response listeners on 127.0.1.x, or IGW_LOOPBACK_NET, with a
 vLLM-style /metrics page). In front of them: Envoy alone (round robin) and one gateway Envoy per
 ext_proc server (see GATEWAYS): the real `picker` process (files discovery) in both request body
 modes and on the former grpcio transport, and the do-nothing `testing/null_processor` in both
@@ -39,7 +39,8 @@ import httpx
 from .envoy_bootstrap import build_bootstrap
 from .http11 import HttpConnection
 from .selfmetrics import histogram_quantile, parse_histogram
-from .testing.envoy import EnvoyProcess, free_port, wait_port
+from .testing.envoy import EnvoyProcess, wait_port
+from .testing.net import free_port, local_host, pod_host
 from .testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -113,7 +114,7 @@ class Load:
         self.idle: list[HttpConnection] = []
 
     async def one(self, lat: list[float], errors: list[int], t0: float | None = None) -> None:
-        conn = self.idle.pop() if self.idle else HttpConnection("127.0.0.1", self.port, timeout=60)
+        conn = self.idle.pop() if self.idle else HttpConnection(local_host(), self.port, timeout=60)
         t = time.perf_counter() if t0 is None else t0  # open loop: from the intended send time
         try:
             status, _, _ = await conn.request("POST", "/v1/completions", self.headers, self.body)
@@ -172,7 +173,7 @@ class Load:
 
 def decision_histogram(picker: PickerProcess) -> list[tuple[float, float]]:
     """Cumulative (le, count) buckets of the picker's decision latency histogram."""
-    text = httpx.get(f"http://127.0.0.1:{picker.metrics_port}/metrics", timeout=5).text
+    text = httpx.get(f"http://{local_host()}:{picker.metrics_port}/metrics", timeout=5).text
     return parse_histogram(text, "picker_decision_duration_seconds")
 
 
@@ -190,14 +191,15 @@ class PickerGateway:
             port = free_port()
             self.null = subprocess.Popen([sys.executable, "-m", "endpoint_picker.testing.null_processor", str(port),
                                           addrs[0], self.mode])
-            wait_port("127.0.0.1", port)
-            address, self.pid = f"127.0.0.1:{port}", self.null.pid
+            wait_port(local_host(), port)
+            address, self.pid = f"{local_host()}:{port}", self.null.pid
         else:
             self.picker = PickerProcess(pool_name="bench", manifests_dir=mdir, endpoints_file=eps, config=config, secure=tls)
             address, self.pid = self.picker.address, self.picker.proc.pid
         self.port = free_port()
         self.envoy = EnvoyProcess(build_bootstrap(self.port, address, endpoints=addrs, retries=0,
-                                                  request_body_mode=self.mode, picker_tls=tls), self.port, concurrency=1)
+                                                  request_body_mode=self.mode, picker_tls=tls,
+                                                  listener_address=local_host()), self.port, concurrency=1)
 
     def pause(self) -> None:
         """SIGSTOP the gateway while others are measured: an idle picker still scrapes its
@@ -226,7 +228,7 @@ class Bench:
     def __init__(self, n_backends: int, tmp: Path, config: dict[str, Any] | None = None,
                  request_body_mode: str | None = None) -> None:
         port = free_port()  # shared machines: other suites use 127.0.1.x:8000
-        self.addrs = [f"127.0.1.{i + 1}:{port}" for i in range(n_backends)]
+        self.addrs = [f"{pod_host(1, i)}:{port}" for i in range(n_backends)]
         self.backends = _start_backends(self.addrs, free_port())
         self.mdir = tmp / "manifests"
         self.mdir.mkdir(exist_ok=True)
@@ -237,7 +239,8 @@ class Bench:
         self.gateways: list[PickerGateway] = []
         self.direct_port = free_port()
         # Envoy's own round robin: the same bootstrap without the ext_proc filter.
-        direct = build_bootstrap(self.direct_port, "127.0.0.1:9", endpoints=self.addrs, retries=0)
+        direct = build_bootstrap(self.direct_port, "127.0.0.1:9", endpoints=self.addrs, retries=0,
+                                 listener_address=local_host())
         hcm = direct["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         hcm["http_filters"] = hcm["http_filters"][1:]
         self.direct = EnvoyProcess(direct, self.direct_port, concurrency=1)
@@ -266,7 +269,7 @@ def _start_backends(addrs: list[str], probe_port: int) -> EnvoyProcess:
     boot = backend_bootstrap(addrs)
     # A loopback probe listener tells us when the backend Envoy is up.
     boot["static_resources"]["listeners"].append({**boot["static_resources"]["listeners"][0], "name": "probe",
-                                                  "address": {"socket_address": {"address": "127.0.0.1", "port_value": probe_port}}})
+                                                  "address": {"socket_address": {"address": local_host(), "port_value": probe_port}}})
     return EnvoyProcess(boot, probe_port, concurrency=1)
 
 
@@ -361,7 +364,7 @@ async def _scrape_cost(secs: float) -> dict[str, Any]:
     """The picker alone with 100 idle metric endpoints (~15 KB pages) scraped every 50 ms."""
     with tempfile.TemporaryDirectory() as d:
         port = free_port()
-        addrs = [f"127.0.2.{i + 1}:{port}" for i in range(100)]
+        addrs = [f"{pod_host(2, i)}:{port}" for i in range(100)]
         backends = _start_backends(addrs, free_port())
         mdir = Path(d) / "m"
         mdir.mkdir()
@@ -375,7 +378,7 @@ async def _scrape_cost(secs: float) -> dict[str, Any]:
             c0, t0 = cpu_seconds(picker.proc.pid), time.perf_counter()
             await asyncio.sleep(secs)
             cores = (cpu_seconds(picker.proc.pid) - c0) / (time.perf_counter() - t0)
-            text = httpx.get(f"http://127.0.0.1:{picker.metrics_port}/metrics", timeout=5).text
+            text = httpx.get(f"http://{local_host()}:{picker.metrics_port}/metrics", timeout=5).text
             ages = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("picker_metrics_age_seconds{")]
             return {"picker_cores": round(cores, 3), "endpoints": len(ages), "max_metrics_age_ms": round(max(ages) * 1000, 1),
                     "metrics_page_bytes": len(metrics_text(0))}

@@ -12,12 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..envoy_bootstrap import envoy_binary
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from .net import free_port, local_host  # noqa: F401 (free_port re-exported: its historical home)
 
 
 def wait_port(host: str, port: int, timeout: float = 15.0) -> None:
@@ -29,6 +24,16 @@ def wait_port(host: str, port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"{host}:{port} did not open within {timeout}s")
+
+
+def _listener_host(bootstrap: dict[str, Any], port: int) -> str:
+    """The address of the bootstrap's listener on `port` (0.0.0.0 is reached on 127.0.0.1)."""
+    for listener in (bootstrap.get("static_resources") or {}).get("listeners") or []:
+        sa = (listener.get("address") or {}).get("socket_address") or {}
+        if sa.get("port_value") == port:
+            host = sa.get("address", "127.0.0.1")
+            return "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return "127.0.0.1"
 
 
 class EnvoyProcess:
@@ -46,7 +51,7 @@ class EnvoyProcess:
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         try:
-            wait_port("127.0.0.1", listener_port)
+            wait_port(_listener_host(bootstrap, listener_port), listener_port)
         except TimeoutError:
             self.stop()
             raise RuntimeError("envoy did not start:\n" + self.log())

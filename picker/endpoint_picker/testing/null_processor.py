@@ -17,6 +17,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from .. import protocol as P
 from ..grpc_h2 import GrpcH2Server
+from .net import local_host
 
 
 class NullStream:
@@ -62,7 +63,7 @@ class NullStream:
 
 async def serve(port: int, destination: str, mode: str) -> None:
     server = GrpcH2Server(lambda path: NullStream(destination, mode == "FULL_DUPLEX_STREAMED"))
-    await server.start("127.0.0.1", port)
+    await server.start(local_host(), port)
     await asyncio.Event().wait()
 
 

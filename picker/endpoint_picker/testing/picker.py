@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from .envoy import free_port, wait_port
+from .envoy import wait_port
+from .net import free_port, local_host
 
 
 def pool_manifest(name: str, *, namespace: str = "default", ports: tuple[int, ...] = (8000,),
@@ -50,7 +51,7 @@ class PickerProcess:
                 "--config-file", str(self.config_path), "--discovery", "files",
                 "--manifests-dir", str(manifests_dir), "--endpoints-file", str(endpoints_file),
                 "--grpc-port", str(self.grpc_port), "--grpc-health-port", str(self.health_port),
-                "--metrics-port", str(self.metrics_port), "--bind-address", "127.0.0.1", "--log-level", "warning"]
+                "--metrics-port", str(self.metrics_port), "--bind-address", local_host(), "--log-level", "warning"]
         if api_keys_file:
             args += ["--api-keys-file", str(api_keys_file)]
         # Tests and benchmarks talk cleartext unless they test TLS (the picker's default).
@@ -61,14 +62,14 @@ class PickerProcess:
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         try:
-            wait_port("127.0.0.1", self.grpc_port)
+            wait_port(local_host(), self.grpc_port)
         except TimeoutError:
             self.stop()
             raise RuntimeError("picker did not start:\n" + self.log())
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+        return f"{local_host()}:{self.grpc_port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]

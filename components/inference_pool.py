@@ -1,9 +1,10 @@
 """InferencePool: the pool (inference.networking.k8s.io/v1) plus its endpoint picker.
 
 Creates the InferencePool selecting the model server's pods, and the picker ``<pool>-epp``:
-ConfigMap (picker.yaml), ServiceAccount, Role + RoleBinding, Deployment, Service, a
-PodDisruptionBudget with more than one replica, and the API keys Secret when API keys are on.
-Manifests come from builders/inference_pool.py.
+ConfigMap (picker.yaml), ServiceAccount, Role + RoleBinding, Deployment, Service, and the API
+keys Secret when API keys are on. Manifests come from builders/inference_pool.py. No
+PodDisruptionBudget: with leader election only the leader is Ready, so any budget would forbid
+evicting it and block node drains.
 """
 
 from __future__ import annotations
@@ -86,7 +87,4 @@ class InferencePool(pulumi.ComponentResource):
         )
         svc = b.picker_service(pool, ns)
         self.service = k8s.core.v1.Service(epp, metadata=svc["metadata"], spec=svc["spec"], opts=child)
-        pdb = b.picker_pdb(pool, ns)
-        if pdb is not None:
-            k8s.policy.v1.PodDisruptionBudget(f"{epp}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=child)
         self.register_outputs({"pool": pool.name, "pickerService": self.picker_service_name})

@@ -1,4 +1,4 @@
-"""InferencePool (v1) and its endpoint picker (pure): config, Deployment, RBAC, Service, PDB.
+"""InferencePool (v1) and its endpoint picker (pure): config, Deployment, RBAC, Service.
 
 Names follow the inferencepool Helm chart: pool ``R``, picker ``R-epp`` (Deployment, Service,
 ServiceAccount, Role, RoleBinding, ConfigMap), so operators who know the chart find everything.
@@ -35,6 +35,14 @@ SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SERVICE_ACCOUNT_TOKEN_SECONDS = 3607
 """What the kubelet's automount uses: a bound token the kubelet refreshes (the picker re-reads it)."""
 CONFIG_HASH_ANNOTATION = "inference-gateway.dev/config-hash"
+PULUMI_WAIT_FOR = "pulumi.com/waitFor"
+MESSAGE_TIMEOUT_ANNOTATION = "inference-gateway.dev/picker-message-timeout"
+"""On the InferencePool: how long a gateway waits for each picker answer (a Gateway API duration).
+GKE's gateway sets its own EPP callout timeout; gateways we configure (igw up) read this."""
+LEASE_RETRY_SECONDS = 1
+"""With leader election: how often the leader renews and a standby tries (failover adds up to this)."""
+LIVENESS_KILL_GRACE_SECONDS = 5
+"""A picker failing liveness is hung: no drain to wait for, so not the pod's 130 s either."""
 
 # Default scorer weights per signal: the winner of the configuration search in benchmarks/
 # (queue 2, kv 1, prefix 5, in-flight 2; better than the reference EPP's queue 2 / kv 2 /
@@ -69,10 +77,12 @@ def _meta(name: str, namespace: str, labels: dict[str, str] | None = None) -> di
 
 # -- the pool --------------------------------------------------------------------------------------
 def inference_pool(pool, server_name: str, preset: RuntimePreset, namespace: str) -> dict[str, Any]:
+    meta = _meta(pool.name, namespace)
+    meta["annotations"] = {MESSAGE_TIMEOUT_ANNOTATION: f"{pool.picker.message_timeout_ms}ms"}
     return {
         "apiVersion": POOL_API_VERSION,
         "kind": "InferencePool",
-        "metadata": _meta(pool.name, namespace),
+        "metadata": meta,
         "spec": {
             "selector": {"matchLabels": {"app": server_name}},
             "targetPorts": [{"number": preset.target_port}],
@@ -157,7 +167,8 @@ def picker_args(pool, namespace: str) -> list[str]:
         "--metrics-port", str(METRICS_PORT),
     ]
     if pool.picker.replicas > 1:
-        args.append("--ha-enable-leader-election")
+        args += ["--ha-enable-leader-election", "--ha-lease-duration", str(pool.picker.lease_duration_seconds),
+                 "--ha-retry-period", str(LEASE_RETRY_SECONDS)]
     if pool.picker.api_keys:
         args += ["--api-keys-file", f"{API_KEYS_DIR}/{API_KEYS_KEY}"]
     if pool.picker.tls_secret:
@@ -179,6 +190,17 @@ def service_account_token_volume() -> dict[str, Any]:
             ],
         },
     }
+
+
+def _picker_strategy(replicas: int) -> dict[str, Any]:
+    """One picker: surge first, so the new one is ready before the old one stops. Several (leader
+    election): Recreate, as the inferencepool chart. A rolling update cannot finish there: a new
+    pod becomes Ready only once it holds the Lease, which the old leader keeps until it is
+    removed, which a rolling update does only once the new pods are Ready. The old leader hands
+    the Lease over as it stops, so the gap is the new pods' start."""
+    if replicas > 1:
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 
 def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) -> dict[str, Any]:
@@ -211,18 +233,24 @@ def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) 
             {"name": "grpc-health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
-        # liveness: SERVING while the process is up (also while draining); readiness: SERVING only
-        # on the synced leader, so the Service sends ext_proc streams to the active replica.
+        # Both are answered by the event loop that makes the decisions, so a hung picker fails
+        # them. readiness: SERVING only on the synced leader; two misses (~4 s) take a hung one
+        # out of the Service (FailOpen pools then route without it at once). liveness: SERVING
+        # while the process runs (also while draining); three misses (~15 s) restart it, with a
+        # short kill grace since a hung process has nothing to drain.
         "livenessProbe": {
             "grpc": {"port": HEALTH_PORT, "service": "liveness"},
             "initialDelaySeconds": 5,
-            "periodSeconds": 10,
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
             "failureThreshold": 3,
+            "terminationGracePeriodSeconds": LIVENESS_KILL_GRACE_SECONDS,
         },
         "readinessProbe": {
             "grpc": {"port": HEALTH_PORT, "service": "readiness"},
             "periodSeconds": 2,
-            "failureThreshold": 3,
+            "timeoutSeconds": 1,
+            "failureThreshold": 2,
         },
         "resources": {
             "requests": {"cpu": settings.cpu, "memory": settings.memory},
@@ -239,16 +267,19 @@ def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) 
         },
         "volumeMounts": mounts,
     }
+    meta = _meta(name, namespace, labels)
+    if settings.replicas > 1:
+        # Only the Lease holder is ever Ready (standbys are warm but not endpoints): Pulumi waits
+        # for that one, not for all replicas, which would never happen.
+        meta["annotations"] = {PULUMI_WAIT_FOR: "jsonpath={.status.readyReplicas}=1"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(name, namespace, labels),
+        "metadata": meta,
         "spec": {
             "replicas": settings.replicas,
             "selector": {"matchLabels": labels},
-            # Surge first: a new picker is ready (or the old leader keeps serving) before the old
-            # one stops.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "strategy": _picker_strategy(settings.replicas),
             "template": {
                 # The picker reads its config at startup: a changed config rolls the pods.
                 "metadata": {"labels": labels, "annotations": {CONFIG_HASH_ANNOTATION: config_hash(config)}},
@@ -321,18 +352,6 @@ def picker_service(pool, namespace: str) -> dict[str, Any]:
                 {"name": "http-metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT, "protocol": "TCP"},
             ],
         },
-    }
-
-
-def picker_pdb(pool, namespace: str) -> dict[str, Any] | None:
-    """Only with replicas > 1: a PDB on a single replica would block node drains forever."""
-    if pool.picker.replicas <= 1:
-        return None
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": _meta(picker_name(pool.name), namespace, picker_labels(pool.name)),
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": picker_labels(pool.name)}},
     }
 
 

@@ -148,7 +148,14 @@ class PickerSettings(Strict):
     """Per-pool endpoint picker settings (rendered into its ConfigMap)."""
 
     replicas: int = Field(1, ge=1)
-    """More than one enables Lease-based leader election (active-passive)."""
+    """More than one enables Lease-based leader election (active-passive): the standbys keep
+    their datastore warm and one takes over when the leader stops renewing its Lease."""
+    lease_duration_seconds: int = Field(10, ge=2, le=60)
+    """With replicas > 1: how long a dead or hung leader keeps the Lease (failover time)."""
+    message_timeout_ms: int = Field(1000, ge=10, le=10000)
+    """How long the gateway waits for each picker answer before treating the picker as failed
+    (FailOpen: the request goes on without it; FailClose: 503). Read by gateways this project
+    configures (igw up's Envoy); GKE's managed gateway does not expose the EPP callout timeout."""
     scorers: list[PickerScorerConfig] | None = None
     """Default: the benchmarked weights (queue 2, kv-cache 1, prefix 5, in-flight load 2) plus
     LoRA affinity when the pool serves adapters. The reference picker's are queue 2, kv-cache 2,

@@ -158,8 +158,9 @@ def test_prod_ha_picker_with_api_keys(prod):
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert dep["spec"]["replicas"] == 2 and "--ha-enable-leader-election" in args
     assert args[-2:] == ["--api-keys-file", "/etc/picker/api-keys/keys.yaml"]
-    assert k8s_object(prod, "PodDisruptionBudget", "llama3-8b-epp")["spec"]["minAvailable"] == 1
-    assert not [o for o in k8s_objects(prod, "PodDisruptionBudget") if o["metadata"]["name"] == "llama3-70b-epp"]
+    # No budget for pickers: with leader election only the leader is Ready, and a budget would
+    # forbid evicting it (node drains would hang).
+    assert not [o for o in k8s_objects(prod, "PodDisruptionBudget") if o["metadata"]["name"].endswith("-epp")]
     pool70 = k8s_object(prod, "InferencePool", "llama3-70b")
     assert pool70["spec"]["endpointPickerRef"]["failureMode"] == "FailClose"
 

@@ -316,6 +316,8 @@ def _pool_improvements(pool):
     pool["metadata"]["namespace"] = NS
     pool["spec"]["appProtocol"] = "http"  # explicit (CRD default)
     pool["spec"]["endpointPickerRef"].update(group="", kind="Service")  # explicit (CRD defaults)
+    # how long a gateway we configure waits for each picker answer (GKE's sets its own)
+    pool["metadata"]["annotations"] = {"inference-gateway.dev/picker-message-timeout": "1000ms"}
 
 
 def _routing_improvements(objs):

@@ -191,12 +191,16 @@ def test_picker_args_single_replica():
 def test_picker_ha_and_api_keys():
     pool = InferencePoolConfig(name="llama", model_server=SERVER.name, picker={"replicas": 2, "api_keys": True})
     args = ip.picker_args(pool, "ns")
-    assert args[-3:] == ["--ha-enable-leader-election", "--api-keys-file", "/etc/picker/api-keys/keys.yaml"]
+    assert args[-7:] == ["--ha-enable-leader-election", "--ha-lease-duration", "10", "--ha-retry-period", "1",
+                         "--api-keys-file", "/etc/picker/api-keys/keys.yaml"]
     rules = ip.picker_role(pool, "ns")["rules"]
     assert {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]} in rules
     assert {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]} in rules
-    assert ip.picker_pdb(pool, "ns")["spec"] == {"minAvailable": 1, "selector": {"matchLabels": ip.picker_labels("llama")}}
     dep = ip.picker_deployment(pool, "ns", "img", {})
+    # Only the leader is ever Ready: Recreate (a rolling update would wait forever for a standby)
+    # and Pulumi waits for one ready replica, not two.
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert dep["metadata"]["annotations"] == {"pulumi.com/waitFor": "jsonpath={.status.readyReplicas}=1"}
     vols = dep["spec"]["template"]["spec"]["volumes"]
     assert {"name": "api-keys", "secret": {"secretName": "llama-epp-api-keys"}} in vols
 
@@ -217,7 +221,9 @@ def test_picker_role_is_read_only_with_one_replica():
         {"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["llm-d.ai"], "resources": ["inferenceobjectives", "inferencemodelrewrites"], "verbs": ["get", "list", "watch"]},
     ]
-    assert ip.picker_pdb(POOL, "ns") is None
+    dep = ip.picker_deployment(POOL, "ns", "img", {})
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert "annotations" not in dep["metadata"]
 
 
 def test_picker_config_change_rolls_the_picker():
@@ -336,3 +342,20 @@ def test_crd_schemas_match_upstream_spec_fields():
         ours = version_schema(crd, version)
         assert strip(ours["properties"]["spec"]) == strip(theirs["properties"]["spec"]), kind
         assert crd["spec"]["names"] == upstream_crd(f"{group}/{version}", kind)["spec"]["names"]
+
+
+def test_picker_probes_catch_a_hung_picker_and_the_pool_carries_the_message_timeout():
+    """Both probes are answered by the picker's deciding event loop: readiness takes a hung picker
+    out of the Service after two misses, liveness restarts it after three, killing it after 5 s
+    (a hung process has nothing to drain) instead of the pod's 130 s."""
+    c = ip.picker_deployment(POOL, "ns", "img", {})["spec"]["template"]["spec"]["containers"][0]
+    assert c["readinessProbe"] == {"grpc": {"port": 9003, "service": "readiness"}, "periodSeconds": 2,
+                                   "timeoutSeconds": 1, "failureThreshold": 2}
+    assert c["livenessProbe"] == {"grpc": {"port": 9003, "service": "liveness"}, "initialDelaySeconds": 5,
+                                  "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3,
+                                  "terminationGracePeriodSeconds": 5}
+    pool = ip.inference_pool(POOL, SERVER.name, resolve_preset(SERVER), "default")
+    assert pool["metadata"]["annotations"] == {"inference-gateway.dev/picker-message-timeout": "1000ms"}
+    fast = InferencePoolConfig(name="llama", model_server=SERVER.name, picker={"message_timeout_ms": 250})
+    assert ip.inference_pool(fast, SERVER.name, resolve_preset(SERVER), "default")["metadata"]["annotations"] == {
+        "inference-gateway.dev/picker-message-timeout": "250ms"}

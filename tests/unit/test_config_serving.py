@@ -136,3 +136,11 @@ def test_failure_mode_values():
     assert problems(pools=[{"name": "llama", "model_server": "vllm-llama3-8b-instruct", "failure_mode": "Open"}]) == [
         "pools[0].failure_mode: 'Open' is not supported; use FailOpen or FailClose"
     ]
+
+
+def test_picker_timeouts_are_bounded():
+    pools = [{**copy.deepcopy(BASE["pools"][0]), "picker": {"message_timeout_ms": 5, "lease_duration_seconds": 90}}]
+    assert problems(pools=pools) == [
+        "pools[0].picker.lease_duration_seconds: 90 is invalid (input should be less than or equal to 60)",
+        "pools[0].picker.message_timeout_ms: 5 is invalid (input should be greater than or equal to 10)",
+    ]

@@ -1,8 +1,11 @@
-"""Admission: API keys (401), rate limits (429), saturation-based shedding (429).
+"""Admission: API keys (401), rate limits (429), saturation-based shedding (429), overload (503).
 
 Saturation (utilization detector): endpoint = max(waiting/queue_threshold, kv/kv_threshold),
 pool = mean over endpoints; metrics older than the staleness bound count as 1.0 (fail closed).
-Only sheddable requests (priority < 0) are shed, and only when pool saturation >= 1.
+Only sheddable requests (priority < 0) are shed, and only when pool saturation >= 1. Traffic
+that is never shed is bounded instead (when configured): past `overload_threshold` (priority 0)
+or `critical_overload_threshold` (priority > 0) it gets 503 at once rather than a place in queues
+that only grow, so whatever is admitted waits a bounded time and critical traffic goes last.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import yaml
 
 from .config import RateLimit, SaturationConfig
 from .datastore import InFlight, Metrics
-from .errors import ConfigError, TooManyRequests, Unauthorized
+from .errors import ConfigError, Overloaded, TooManyRequests, Unauthorized
 
 PERIOD_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
@@ -41,6 +44,21 @@ def check_shed(priority: int, saturation: float) -> None:
     if priority < 0 and saturation >= 1.0:
         raise TooManyRequests("pool saturated; sheddable request rejected", reason="rejected-saturated",
                               headers={"retry-after": "1"})
+
+
+def overload_threshold(priority: int, cfg: SaturationConfig) -> float | None:
+    """The pool saturation at which a request of this priority is refused; None = never."""
+    if priority < 0:
+        return None
+    if priority > 0 and cfg.critical_overload_threshold is not None:
+        return cfg.critical_overload_threshold
+    return cfg.overload_threshold
+
+
+def check_overload(threshold: float, saturation: float) -> None:
+    if saturation >= threshold:
+        raise Overloaded(f"pool overloaded (saturation {saturation:.1f} >= {threshold:g}); try again shortly",
+                         reason="rejected-overloaded", headers={"retry-after": "1"})
 
 
 class TokenBucket:

@@ -69,6 +69,20 @@ class SaturationConfig(_Strict):
     metrics_staleness_ms: int = Field(default=200, gt=0)
     # Used for endpoints without engine metrics: saturation = in-flight / max_concurrency.
     max_concurrency: int = Field(default=100, gt=0)
+    # Overload bounds for traffic that is never shed (priority >= 0): at this pool saturation a
+    # request gets 503 rejected-overloaded instead of joining queues that only grow, so what is
+    # admitted waits a bounded time. None (the reference's behaviour): never rejected.
+    overload_threshold: float | None = Field(default=None, gt=1)
+    # The same for priority > 0 (Critical); defaults to overload_threshold.
+    critical_overload_threshold: float | None = Field(default=None, gt=1)
+
+    @model_validator(mode="after")
+    def _critical_not_below(self):
+        o, c = self.overload_threshold, self.critical_overload_threshold
+        if o is not None and c is not None and c < o:
+            raise ValueError(f"critical_overload_threshold ({c:g}) must be at least overload_threshold ({o:g}): "
+                             "critical traffic is rejected last")
+        return self
 
 
 class ScrapeConfig(_Strict):

@@ -27,7 +27,7 @@ from typing import Callable
 import orjson
 import xxhash
 
-from .admission import ApiKeys, RateLimiter, check_shed, pool_saturation
+from .admission import ApiKeys, RateLimiter, check_overload, check_shed, overload_threshold, pool_saturation
 from .config import PickerConfig
 from .datastore import Datastore, RewriteRule
 from .errors import BadRequest, ModelNotFound, NoEndpoints
@@ -188,9 +188,12 @@ class Director:
         candidates = self._candidates(subset)
         if not candidates:
             raise NoEndpoints("no eligible endpoints", reason="rejected-no-endpoints")
-        if priority < 0:  # only sheddable traffic pays for the saturation check
+        if priority < 0:  # only sheddable traffic, or bounded traffic, pays for the saturation check
             check_shed(priority, pool_saturation(((c.metrics, c.inflight) for c in candidates),
                                                  self.cfg.saturation, self.engine, self.clock()))
+        elif (bound := overload_threshold(priority, self.cfg.saturation)) is not None:
+            check_overload(bound, pool_saturation(((c.metrics, c.inflight) for c in candidates),
+                                                  self.cfg.saturation, self.engine, self.clock()))
         req = SchedulingRequest(target_model=target or "", prompt=parsed.prompt,
                                 request_id=headers.get("x-request-id", ""), priority=priority)
         decision = self.scheduler.schedule(req, candidates)

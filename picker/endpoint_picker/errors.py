@@ -87,3 +87,10 @@ class TooManyRequests(RequestError):
 class NoEndpoints(RequestError):
     status = 503
     reason = "rejected-no-endpoints"
+
+
+class Overloaded(RequestError):
+    """A request that is never shed arrives at a pool past its overload bound (admission.py)."""
+
+    status = 503
+    reason = "rejected-overloaded"

@@ -6,10 +6,11 @@ import hashlib
 
 import pytest
 
-from endpoint_picker.admission import ApiKeys, RateLimiter, check_shed, endpoint_saturation, pool_saturation
-from endpoint_picker.config import RateLimit, SaturationConfig
+from endpoint_picker.admission import (ApiKeys, RateLimiter, check_overload, check_shed, endpoint_saturation,
+                                      overload_threshold, pool_saturation)
+from endpoint_picker.config import RateLimit, SaturationConfig, load_config
 from endpoint_picker.datastore import InFlight, Metrics
-from endpoint_picker.errors import ConfigError, TooManyRequests, Unauthorized
+from endpoint_picker.errors import ConfigError, Overloaded, TooManyRequests, Unauthorized
 
 
 M = frozenset({"m"})
@@ -78,3 +79,25 @@ def test_saturation():
     check_shed(0, 5.0)  # priority 0 is never shed
     with pytest.raises(TooManyRequests):
         check_shed(-1, 1.0)
+
+
+def test_overload_bounds_traffic_that_is_never_shed_critical_last():
+    off = SaturationConfig()
+    assert [overload_threshold(p, off) for p in (-10, 0, 100)] == [None, None, None]  # the reference: never
+    cfg = SaturationConfig(overload_threshold=4, critical_overload_threshold=8)
+    assert [overload_threshold(p, cfg) for p in (-10, 0, 100)] == [None, 4, 8]  # sheddable is shed at 1 instead
+    assert overload_threshold(100, SaturationConfig(overload_threshold=4)) == 4  # critical defaults to the same
+    check_overload(4, 3.99)
+    with pytest.raises(Overloaded) as e:
+        check_overload(4, 4.0)
+    assert (e.value.status, e.value.reason, e.value.headers) == (503, "rejected-overloaded", {"retry-after": "1"})
+    assert str(e.value) == "pool overloaded (saturation 4.0 >= 4); try again shortly"
+
+
+def test_critical_overload_bound_below_the_standard_one_is_refused():
+    with pytest.raises(ConfigError) as e:
+        load_config({"saturation": {"overload_threshold": 6, "critical_overload_threshold": 3}})
+    assert "critical_overload_threshold (3) must be at least overload_threshold (6)" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_config({"saturation": {"overload_threshold": 0.5}})
+    assert "saturation.overload_threshold" in str(e.value)

@@ -138,6 +138,10 @@ def picker_config(pool, server, preset: RuntimePreset, models: list) -> dict[str
         "rate_limits": rate_limits,
         "auth": {"client_address_header": "x-forwarded-for", "client_address_hop": GKE_CLIENT_ADDRESS_HOP},
     }
+    overload = {k: v for k, v in (("overload_threshold", settings.overload_threshold),
+                                  ("critical_overload_threshold", settings.critical_overload_threshold)) if v is not None}
+    if overload:
+        config["saturation"] = overload
     return config
 
 

@@ -88,10 +88,6 @@ class ModelServerConfig(Strict):
     max_cpu_loras: int = Field(12, ge=1)
     max_lora_rank: int | None = Field(None, ge=1)
     lora_adapters: list[LoraAdapterConfig] = []
-    extra_models: list[str] = []
-    """More models the server loads from its model store beside `model` (multi-model runtimes:
-    caikit-tgis, caikit-standalone, openvino, triton), each addressable by its name; vLLM serves
-    more models as LoRA adapters, TGIS serves one model per server."""
     extra_args: list[str] = []
     hf_token: bool = True
     """Read the Hugging Face token from the secret config value `hfToken`."""
@@ -129,22 +125,6 @@ class ModelServerConfig(Strict):
             raise ValueError(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras ({self.max_loras})")
         return self
 
-    @model_validator(mode="after")
-    def _extra_models(self):
-        from ..catalog.runtimes import PRESETS
-
-        if self.extra_models and not PRESETS[self.runtime].multi_model:
-            multi = ", ".join(n for n, p in PRESETS.items() if p.multi_model)
-            instead = "serve more models as lora_adapters" if self.runtime == "vllm" else "add a model server (and pool) per model"
-            raise ValueError(
-                f"extra_models: runtime {self.runtime!r} serves one model per server; {instead} "
-                f"(runtimes that load several models: {multi})"
-            )
-        names = [self.model, *self.extra_models]
-        for m in sorted({m for m in names if names.count(m) > 1}):
-            raise ValueError(f"extra_models: {m!r} is listed twice (the server's model is {self.model!r})")
-        return self
-
     @property
     def lora_enabled(self) -> bool:
         from ..catalog.runtimes import PRESETS
@@ -155,7 +135,7 @@ class ModelServerConfig(Strict):
 
     @property
     def served_names(self) -> set[str]:
-        return {self.model, *self.extra_models} | {a.id for a in self.lora_adapters}
+        return {self.model} | {a.id for a in self.lora_adapters}
 
 
 class PickerScorerConfig(Strict):
@@ -176,6 +156,18 @@ class PickerSettings(Strict):
     """How long the gateway waits for each picker answer before treating the picker as failed
     (FailOpen: the request goes on without it; FailClose: 503). Read by gateways this project
     configures (igw up's Envoy); GKE's managed gateway does not expose the EPP callout timeout."""
+    overload_threshold: float | None = Field(4.0, gt=1)
+    """Pool saturation (mean over pods of max(waiting/5, KV use/0.8)) at which Standard requests
+    get 503 instead of queueing; Sheddable ones already get 429 at 1. None: never refused."""
+    critical_overload_threshold: float | None = Field(8.0, gt=1)
+    """The same for Critical requests (refused last). None: never refused."""
+
+    @model_validator(mode="after")
+    def _critical_refused_last(self):
+        o, c = self.overload_threshold, self.critical_overload_threshold
+        if o is not None and c is not None and c < o:
+            raise ValueError(f"critical_overload_threshold ({c:g}) must be at least overload_threshold ({o:g})")
+        return self
     scorers: list[PickerScorerConfig] | None = None
     """Default: the benchmarked weights (queue 2, kv-cache 1, prefix 5, in-flight load 2) plus
     LoRA affinity when the pool serves adapters. The reference picker's are queue 2, kv-cache 2,
@@ -210,11 +202,6 @@ class InferencePoolConfig(Strict):
     """The model server whose pods this pool selects."""
     failure_mode: Literal["FailOpen", "FailClose"] = "FailOpen"
     """What the gateway does when the picker is unreachable: FailOpen picks a pod itself."""
-    protocol: Literal["http", "grpc"] | None = None
-    """The model server API this pool serves: `grpc` sends HTTP/2 (appProtocol
-    kubernetes.io/h2c) to the runtime's gRPC port. An InferencePool has one protocol, so a
-    runtime with a REST and a gRPC API (Caikit, KServe v2) gets one pool per API. Default: the
-    runtime's own protocol (gRPC for tgis, else http)."""
     picker: PickerSettings = PickerSettings()
     backend_policy: BackendPolicyConfig = BackendPolicyConfig()
 

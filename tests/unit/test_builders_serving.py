@@ -359,3 +359,11 @@ def test_picker_probes_catch_a_hung_picker_and_the_pool_carries_the_message_time
     fast = InferencePoolConfig(name="llama", model_server=SERVER.name, picker={"message_timeout_ms": 250})
     assert ip.inference_pool(fast, SERVER.name, resolve_preset(SERVER), "default")["metadata"]["annotations"] == {
         "inference-gateway.dev/picker-message-timeout": "250ms"}
+
+
+def test_picker_config_bounds_overload_by_default_and_can_turn_it_off():
+    cfg = ip.picker_config(POOL, SERVER, resolve_preset(SERVER), MODELS)
+    assert cfg["saturation"] == {"overload_threshold": 4.0, "critical_overload_threshold": 8.0}
+    off = InferencePoolConfig(name="llama", model_server=SERVER.name,
+                              picker={"overload_threshold": None, "critical_overload_threshold": None})
+    assert "saturation" not in ip.picker_config(off, SERVER, resolve_preset(SERVER), MODELS)

@@ -144,3 +144,10 @@ def test_picker_timeouts_are_bounded():
         "pools[0].picker.lease_duration_seconds: 90 is invalid (input should be less than or equal to 60)",
         "pools[0].picker.message_timeout_ms: 5 is invalid (input should be greater than or equal to 10)",
     ]
+
+
+def test_critical_traffic_is_refused_last():
+    pools = [{**copy.deepcopy(BASE["pools"][0]), "picker": {"overload_threshold": 6, "critical_overload_threshold": 3}}]
+    assert problems(pools=pools) == [
+        "pools[0].picker: critical_overload_threshold (3) must be at least overload_threshold (6)"
+    ]

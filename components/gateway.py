@@ -19,6 +19,7 @@ from .builders import routes as route_builder
 from .builders.policies import HealthProbe
 from .config import GatewayConfig, StackConfig
 from .config.exposure import route_api_paths
+from .config.runtime_rules import invocation_paths
 
 LABELS = {"app.kubernetes.io/part-of": "inference-gateway", "app.kubernetes.io/managed-by": "pulumi"}
 
@@ -124,7 +125,8 @@ class Gateway(pulumi.ComponentResource):
         route_opts = pulumi.ResourceOptions(parent=self, depends_on=[self.gateway, *args.depends_on])
         self.routes = {
             r.name: _cr(f"{name}-{r.name}", route_builder.httproute_manifest(
-                g, r, cfg.models, ns, LABELS, api=[p.route for p in route_api_paths(cfg, r)]), route_opts)
+                g, r, cfg.models, ns, LABELS, api=[p.route for p in route_api_paths(cfg, r)],
+                invocations=invocation_paths(cfg, r)), route_opts)
             for r in g.routes
         }
         self.model_armor = None

@@ -102,6 +102,10 @@ class ModelServer(pulumi.ComponentResource):
             )
             deps.append(self.adapters)
 
+        if self.preset.name == "openvino" and server.extra_models:
+            cm = b.ovms_configmap(server, ns)
+            deps.append(k8s.core.v1.ConfigMap(f"{server.name}-ovms-config", metadata=cm["metadata"], data=cm["data"], opts=child))
+
         dep = b.deployment(
             server,
             ns,

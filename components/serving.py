@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from .builders import crds as crd_builders
 from .builders.inference_pool import GRPC_PORT, POOL_GROUP
 from .builders.model_server import hf_token_secret
-from .catalog.runtimes import RuntimePreset
+from .catalog.runtimes import RuntimePreset, for_protocol
 from .config import StackConfig
 from .inference_pool import InferencePool, InferencePoolArgs
 from .model_routing import ModelRouting, ModelRoutingArgs
@@ -119,11 +119,12 @@ class Serving(pulumi.ComponentResource):
         for pool in config.pools:
             server = config.model_server(pool.model_server)
             ms = self.model_servers[server.name]
+            preset = for_protocol(ms.preset, pool.protocol)  # the API this pool serves (REST or gRPC)
             models = config.models_of_pool(pool.name)
             ip = InferencePool(
                 pool.name,
                 InferencePoolArgs(
-                    pool=pool, server=server, preset=ms.preset, models=models, namespace=ns,
+                    pool=pool, server=server, preset=preset, models=models, namespace=ns,
                     picker_image=picker_image, api_keys=api_keys, crds=pool_crds,
                 ),
                 opts=child,
@@ -141,11 +142,11 @@ class Serving(pulumi.ComponentResource):
                 picker_service=ip.picker_service_name,
                 picker_port=GRPC_PORT,
                 model_server=server.name,
-                preset=ms.preset,
-                port=ms.preset.target_port,
-                health_path=ms.preset.health_path,
-                protocol=ms.preset.protocol,
-                app_protocol=ms.preset.app_protocol,
+                preset=preset,
+                port=preset.target_port,
+                health_path=preset.health_path,
+                protocol=preset.protocol,
+                app_protocol=preset.app_protocol,
                 served_models=tuple(m.name for m in models),
                 resource=ip.pool,
             )

@@ -15,33 +15,16 @@ screened; other requests pass through unscreened.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from ..config import GatewayConfig, ModelArmorConfig
+from ..config import ModelArmorConfig
+from ..config.routing import guarded_gateways  # noqa: F401  (the config derives it; builders use it)
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 ALL_EVENTS = ["RequestHeaders", "RequestBody", "RequestTrailers", "ResponseHeaders", "ResponseBody", "ResponseTrailers"]
 MATCH_ALL = 'request.path.startsWith("/")'
 METADATA_VALUE_MAX = 1023
 """GCPTrafficExtension CRD: each metadata value is at most 1023 characters."""
-
-
-def guarded_gateways(gateways: Sequence[GatewayConfig], model_armor: ModelArmorConfig | None) -> list[str]:
-    """Gateways that get the extension. A gateway's own `model_armor` wins; otherwise
-    `model_armor.gateways` when set; otherwise every external gateway."""
-    if model_armor is None or not model_armor.guards:
-        return []
-    out = []
-    for g in gateways:
-        if g.model_armor is not None:
-            on = g.model_armor
-        elif model_armor.gateways is not None:
-            on = g.name in model_armor.gateways
-        else:
-            on = not g.internal
-        if on:
-            out.append(g.name)
-    return out
 
 
 def model_armor_settings(model_armor: ModelArmorConfig, template_names: Mapping[str, str]) -> str:

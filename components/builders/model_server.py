@@ -8,6 +8,7 @@ changes the ConfigMap alone: the syncer sidecar picks it up and vLLM is not rest
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -22,13 +23,17 @@ from ..catalog.hardening import (
     RuntimeUser,
     server_user,
 )
-from ..catalog.runtimes import MODELS_DIR, RuntimePreset
+from ..catalog.runtimes import MODELS_DIR, OVMS_CONFIG_DIR, RuntimePreset, ovms_config, served_models
 from .pod_security import container_security_context, pod_security_context
 
 LORA_SYNCER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/lora-syncer:v1.2.1"
 """Seed 001 used the moving staging tag ``k8s-staging-images/...:main``; v1.2.1 is the release
 image on the production registry published with vllm-openai v0.19.0 for GKE Inference Gateway."""
 
+RUNTIME_ANNOTATION = "inference-gateway.dev/runtime"
+MODELS_ANNOTATION = "inference-gateway.dev/models"
+"""On non-vLLM model-server pods: the runtime API they speak and the models they load (comma
+separated), for `kubectl describe` and for `igw up`, which starts the matching simulator."""
 GPU_RESOURCE = "nvidia.com/gpu"
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
@@ -61,6 +66,20 @@ def adapters_configmap(server, namespace: str, preset: RuntimePreset) -> dict[st
         "kind": "ConfigMap",
         "metadata": {"name": adapters_configmap_name(server.name), "namespace": namespace, "labels": pod_labels(server.name)},
         "data": {"configmap.yaml": yaml.safe_dump(lora_syncer_config(server, preset.port), sort_keys=False)},
+    }
+
+
+def ovms_configmap_name(server_name: str) -> str:
+    return f"{server_name}-ovms-config"
+
+
+def ovms_configmap(server, namespace: str) -> dict[str, Any]:
+    """OpenVINO Model Server's multi-model config file (mounted at OVMS_CONFIG_DIR)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": ovms_configmap_name(server.name), "namespace": namespace, "labels": pod_labels(server.name)},
+        "data": {"config.json": json.dumps(ovms_config(server), indent=2)},
     }
 
 
@@ -166,6 +185,12 @@ def deployment(
             {"name": "config-volume", "configMap": {"name": adapters_configmap_name(server.name)}},
         ]
     pod_annotations: dict[str, str] = {}
+    if preset.name != "vllm":
+        pod_annotations[RUNTIME_ANNOTATION] = preset.name
+        pod_annotations[MODELS_ANNOTATION] = ",".join(served_models(server))
+    if preset.name == "openvino" and server.extra_models:
+        mounts.append({"name": "ovms-config", "mountPath": OVMS_CONFIG_DIR, "readOnly": True})
+        volumes.append({"name": "ovms-config", "configMap": {"name": ovms_configmap_name(server.name)}})
     if server.gcs_bucket:
         mounts.append({"name": "models", "mountPath": MODELS_DIR, "readOnly": True})
         volumes.append(

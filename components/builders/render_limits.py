@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..catalog.names import template_name
 from ..config import StackConfig
 from ..config.exposure import route_api_paths
+from ..config.runtime_rules import invocation_paths
 from .model_armor_extension import METADATA_VALUE_MAX, guarded_gateways, model_armor_settings
 from .routes import route_limit_problem
 
@@ -20,7 +21,7 @@ def render_limit_problems(cfg: StackConfig) -> list[str]:
     problems: list[str] = []
     for i, g in enumerate(cfg.gateways):
         for j, r in enumerate(g.routes):
-            problem = route_limit_problem(r, cfg.models, [p.route for p in route_api_paths(cfg, r)])
+            problem = route_limit_problem(r, cfg.models, [p.route for p in route_api_paths(cfg, r)], invocation_paths(cfg, r))
             if problem:
                 problems.append(
                     f"gateways[{i}].routes[{j}]: {problem} (one rule per served model on path_prefix routes, "

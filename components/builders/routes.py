@@ -27,8 +27,11 @@ applies it as the local Envoy does.
 Reaching one served model directly, bypassing its traffic split (seeds 000 and 002):
 
 * path_prefix routes: ``POST /served-models/<served name>/invocations`` (``Exact``), rewritten
-  with ``ReplaceFullPath`` to ``invocations_path`` (seed 002), with
-  ``x-llm-d-model-name-rewrite: <target model>`` set by the rule.
+  with ``ReplaceFullPath`` to the pool's invocation path (seed 002): ``invocations_path``, else
+  the runtime's own (``/v1/chat/completions``, Caikit ``/api/v1/task/text-generation`` or
+  ``/api/v1/task/embedding``, KServe v2 ``/v2/models/<target model>/infer``), with
+  ``x-llm-d-model-name-rewrite: <target model>`` set by the rule. gRPC pools get no such path
+  (gRPC clients call ``/<package.Service>/<Method>``); their served models use the header below.
 * any route: the header ``x-deployed-model-id: <served name>`` (seed 000 ``deployed_model_id``),
   resolved by the pool's picker from its config (an unknown id is a 404 there). A route over
   several pools gets one rule per pool matching its ids, so the request reaches the pool that
@@ -42,9 +45,9 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from ..catalog.runtimes import Route
+from ..catalog.runtimes import MODEL_PLACEHOLDER, Route
 from ..config import GatewayConfig, RouteConfig, ServedModelConfig
 from ..config.exposure import narrow
 from ..config.served_models import ServedTarget, served_targets
@@ -160,15 +163,21 @@ def _emit(group: _Group, headers: dict[str, Any], backends: list[dict[str, Any]]
     return [{"matches": c, "filters": copy.deepcopy(filters), "backendRefs": list(backends)} for c in chunks if c]
 
 
-def route_rules(route: RouteConfig, targets: list[ServedTarget], api: Sequence[Route]) -> list[dict[str, Any]]:
-    """The HTTPRoute rules of one route: served-model rules first, then the endpoint."""
+def route_rules(route: RouteConfig, targets: list[ServedTarget], api: Sequence[Route],
+                invocations: Mapping[str, str | None]) -> list[dict[str, Any]]:
+    """The HTTPRoute rules of one route: served-model rules first, then the endpoint.
+    ``invocations``: pool -> where its served-model path lands (``{model}`` = the target model;
+    None: no served-model path, as for gRPC pools); see ``config.runtime_rules.invocation_paths``."""
     rules: list[dict[str, Any]] = []
     strip_deployed = not route.served_model_routes
     if route.served_model_routes and route.shape == "prefix":
         for t in targets:
+            landing = invocations.get(t.pool)
+            if landing is None:
+                continue
             rules.append({
                 "matches": [{"path": {"type": "Exact", "value": t.invocations_path}}],
-                "filters": [_url_rewrite("ReplaceFullPath", route.invocations_path),
+                "filters": [_url_rewrite("ReplaceFullPath", landing.replace(MODEL_PLACEHOLDER, t.model)),
                             _headers_filter({MODEL_REWRITE_HEADER: t.model}, strip_deployed=True)],
                 "backendRefs": [pool_ref(t.pool)],
             })
@@ -198,11 +207,13 @@ def httproute_manifest(
     labels: dict[str, str] | None = None,
     *,
     api: Sequence[Route],
+    invocations: Mapping[str, str | None],
 ) -> dict[str, Any]:
     """The HTTPRoute for one configured route of one gateway; ``api`` is what it may expose
-    (``[p.route for p in components.config.exposure.route_api_paths(cfg, route)]``)."""
+    (``[p.route for p in components.config.exposure.route_api_paths(cfg, route)]``),
+    ``invocations`` where its served-model paths land (``runtime_rules.invocation_paths``)."""
     targets = served_targets(models, route.pools)
-    rules = route_rules(route, targets, api)
+    rules = route_rules(route, targets, api, invocations)
     problem = rule_limit_problem(rules)
     if problem:
         raise ValueError(f"route {route.name!r} of gateway {gateway.name!r} {problem}")
@@ -239,5 +250,6 @@ def rule_limit_problem(rules: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def route_limit_problem(route: RouteConfig, models: Iterable[ServedModelConfig], api: Sequence[Route]) -> str | None:
-    return rule_limit_problem(route_rules(route, served_targets(models, route.pools), api))
+def route_limit_problem(route: RouteConfig, models: Iterable[ServedModelConfig], api: Sequence[Route],
+                        invocations: Mapping[str, str | None]) -> str | None:
+    return rule_limit_problem(route_rules(route, served_targets(models, route.pools), api, invocations))

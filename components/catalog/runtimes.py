@@ -51,6 +51,7 @@ class ServerSpec(TypingProtocol):
     max_lora_rank: int | None
     extra_args: Any
     runtime_overrides: Any
+    extra_models: Any
 
     @property
     def lora_enabled(self) -> bool: ...
@@ -118,6 +119,14 @@ class RuntimePreset:
     """The API family, for docs: openai, caikit, kserve-v2, tgis-grpc."""
     internal: tuple[Route, ...] = ()
     """Admin and internal endpoints the server also answers; no gateway route may reach them."""
+    invocations_path: str | None = None
+    """Where ``/served-models/<name>/invocations`` lands (``{model}``: the target model); None for
+    gRPC-only runtimes, whose served models are addressed with ``x-deployed-model-id`` only."""
+    multi_model: bool = False
+    """Loads several models from its model store (``extra_models``): Caikit loads every model under
+    /mnt/models (Caikit+TGIS: the TGIS-backed model and prompt-tuned variants of it, which the same
+    TGIS serves with a prefix), OpenVINO through its config file, Triton from its repository.
+    vLLM serves more models as LoRA adapters instead; TGIS serves exactly one."""
 
     @property
     def target_port(self) -> int:
@@ -139,6 +148,25 @@ class RuntimePreset:
 
     def build_args(self, server: ServerSpec) -> list[str]:
         return list(self.args) if isinstance(self.args, list) else self.args(server, self)
+
+    def routes_for(self, protocol: Protocol) -> tuple[Route, ...]:
+        return tuple(r for r in self.routes if r.protocol == protocol)
+
+
+def for_protocol(preset: RuntimePreset, protocol: Protocol | None) -> RuntimePreset:
+    """The preset as one InferencePool sees it: an InferencePool has one appProtocol and target
+    port, so a runtime with both a REST and a gRPC API (Caikit, KServe v2) is served by one pool
+    per protocol (``pools[].protocol``); None keeps the runtime's own protocol."""
+    if protocol is None or protocol == preset.protocol:
+        return preset
+    if protocol == "grpc" and preset.grpc_port is None:
+        raise ValueError(f"runtime {preset.name!r} has no gRPC port")
+    return dataclasses.replace(preset, protocol=protocol)
+
+
+def served_models(server: ServerSpec) -> list[str]:
+    """Every model the server loads from its model store: its model, then ``extra_models``."""
+    return [server.model, *server.extra_models]
 
 
 # -- args builders --------------------------------------------------------------------------------
@@ -171,10 +199,22 @@ def extra_only(server: ServerSpec, preset: RuntimePreset) -> list[str]:
     return list(server.extra_args)
 
 
+OVMS_CONFIG_DIR = "/etc/ovms"
+OVMS_CONFIG = f"{OVMS_CONFIG_DIR}/config.json"
+
+
+def ovms_config(server: ServerSpec) -> dict[str, Any]:
+    """OpenVINO Model Server's multi-model config file (``--config_path``): one entry per model,
+    each read from ``/mnt/models/<model>`` (OVMS's model_config_list format)."""
+    return {"model_config_list": [{"config": {"name": m, "base_path": f"{MODELS_DIR}/{m}"}} for m in served_models(server)]}
+
+
 def openvino_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
+    """One model: ``--model_name``/``--model_path`` (the model's name is what KServe v2 clients
+    put in the path). Several: ``--config_path`` to the config file ``ovms_config`` renders."""
+    models = [f"--config_path={OVMS_CONFIG}"] if server.extra_models else [f"--model_name={server.model}", f"--model_path={MODELS_DIR}"]
     return [
-        f"--model_name={server.name}",
-        f"--model_path={MODELS_DIR}",
+        *models,
         f"--port={preset.grpc_port}",
         f"--rest_port={preset.port}",
         "--grpc_bind_address=0.0.0.0",
@@ -186,8 +226,11 @@ def openvino_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
 
 
 def triton_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
+    """Explicit model control: Triton loads exactly the stack's models from the repository."""
     return [
         f"--model-repository={MODELS_DIR}",
+        "--model-control-mode=explicit",
+        *(f"--load-model={m}" for m in served_models(server)),
         f"--http-port={preset.port}",
         f"--grpc-port={preset.grpc_port}",
         "--allow-http=true",
@@ -200,10 +243,33 @@ def triton_args(server: ServerSpec, preset: RuntimePreset) -> list[str]:
 # Client APIs: the OpenAI inference endpoints and model listing; Caikit tasks and model info;
 # KServe v2 infer, model metadata and readiness (REST and gRPC); TGIS generation over gRPC.
 _OPENAI = tuple(Route(p) for p in ("/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/models"))
-_CAIKIT = (Route("/api/v1/task/", "PathPrefix"), Route("/info/", "PathPrefix"))
-_KSERVE_V2_REST = tuple(Route(p) for p in ("/v2/models/{model}", "/v2/models/{model}/ready", "/v2/models/{model}/infer"))
+# Caikit (seed 003): each runtime's own tasks over REST and as caikit.runtime.Nlp.NlpService
+# RPCs (model in the `mm-model-id` header), plus model and runtime info.
+_CAIKIT_INFO = tuple(Route(p) for p in ("/info/models", "/info/version", "/info/runtime")) + tuple(
+    Route(f"/caikit.runtime.info.InfoService/{m}", protocol="grpc") for m in ("GetModelsInfo", "GetRuntimeInfo")
+)
+
+
+def _caikit(tasks: tuple[str, ...], rpcs: tuple[str, ...]) -> tuple[Route, ...]:
+    return (tuple(Route(f"/api/v1/task/{t}") for t in tasks)
+            + tuple(Route(f"/caikit.runtime.Nlp.NlpService/{m}", protocol="grpc") for m in rpcs) + _CAIKIT_INFO)
+
+
+_CAIKIT_TGIS = _caikit(("text-generation", "server-streaming-text-generation"),
+                       ("TextGenerationTaskPredict", "ServerStreamingTextGenerationTaskPredict"))
+_CAIKIT_STANDALONE = _caikit(
+    ("embedding", "embedding-tasks", "sentence-similarity", "sentence-similarity-tasks", "rerank", "rerank-tasks"),
+    tuple(f"{t}Predict" for t in ("EmbeddingTask", "EmbeddingTasks", "SentenceSimilarityTask", "SentenceSimilarityTasks",
+                                  "RerankTask", "RerankTasks")),
+)
+# KServe v2: server metadata; per served model ({model}) metadata, readiness and infer, with or
+# without /versions/<v>. Health (/v2/health/*, ServerLive, ServerReady) stays internal.
+_KSERVE_V2_REST = (Route("/v2"),) + tuple(
+    Route(p) for p in ("/v2/models/{model}", "/v2/models/{model}/ready", "/v2/models/{model}/infer")
+) + (Route("/v2/models/{model}/versions/", "PathPrefix"),)
 _KSERVE_V2_GRPC = tuple(
-    Route(f"/inference.GRPCInferenceService/{m}", protocol="grpc") for m in ("ModelInfer", "ModelReady", "ModelMetadata")
+    Route(f"/inference.GRPCInferenceService/{m}", protocol="grpc")
+    for m in ("ModelInfer", "ModelReady", "ModelMetadata", "ServerMetadata")
 )
 _TGIS_GRPC = tuple(
     Route(f"/fmaas.GenerationService/{m}", protocol="grpc") for m in ("Generate", "GenerateStream", "Tokenize", "ModelInfo")
@@ -226,6 +292,8 @@ _KSERVE_V2_INTERNAL = (
     Route("/v2/cudasharedmemory/", "PathPrefix"), Route("/metrics"),
     Route("/inference.GRPCInferenceService/RepositoryModelLoad", protocol="grpc"),
     Route("/inference.GRPCInferenceService/RepositoryModelUnload", protocol="grpc"),
+    Route("/inference.GRPCInferenceService/ServerLive", protocol="grpc"),
+    Route("/inference.GRPCInferenceService/ServerReady", protocol="grpc"),
 )
 
 PRESETS: dict[str, RuntimePreset] = {
@@ -248,6 +316,7 @@ PRESETS: dict[str, RuntimePreset] = {
             supports_lora=True,
             api="openai",
             internal=_VLLM_INTERNAL,
+            invocations_path="/v1/chat/completions",
         ),
         RuntimePreset(
             name="caikit-tgis",
@@ -260,11 +329,13 @@ PRESETS: dict[str, RuntimePreset] = {
             readiness_path="/health",
             metrics_path=None,
             protocol="http",
-            routes=_CAIKIT,
+            routes=_CAIKIT_TGIS,
             picker_signals=frozenset(),
             env={"RUNTIME_LOCAL_MODELS_DIR": MODELS_DIR},
             api="caikit",
             internal=(Route("/health"),),
+            invocations_path="/api/v1/task/text-generation",
+            multi_model=True,
         ),
         RuntimePreset(
             name="caikit-standalone",
@@ -277,11 +348,13 @@ PRESETS: dict[str, RuntimePreset] = {
             readiness_path="/health",
             metrics_path=None,
             protocol="http",
-            routes=_CAIKIT,
+            routes=_CAIKIT_STANDALONE,
             picker_signals=frozenset(),
             env={"RUNTIME_LOCAL_MODELS_DIR": MODELS_DIR, "RUNTIME_HTTP_ENABLED": "true"},
             api="caikit",
             internal=(Route("/health"),),
+            invocations_path="/api/v1/task/embedding",
+            multi_model=True,
         ),
         RuntimePreset(
             name="tgis",
@@ -314,6 +387,8 @@ PRESETS: dict[str, RuntimePreset] = {
             picker_signals=frozenset(),
             api="kserve-v2",
             internal=_KSERVE_V2_INTERNAL,
+            invocations_path="/v2/models/{model}/infer",
+            multi_model=True,
         ),
         RuntimePreset(
             name="triton",
@@ -330,6 +405,8 @@ PRESETS: dict[str, RuntimePreset] = {
             picker_signals=frozenset(),
             api="kserve-v2",
             internal=_KSERVE_V2_INTERNAL,
+            invocations_path="/v2/models/{model}/infer",
+            multi_model=True,
         ),
     )
 }

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from ..catalog.runtimes import MODEL_PLACEHOLDER, Route, resolve_preset
+from .runtime_rules import invocation_path, pool_preset
 
 if TYPE_CHECKING:  # the schema modules import nothing from here
     from .routing import RouteConfig
@@ -64,12 +65,10 @@ def route_api_paths(cfg: StackConfig, route: RouteConfig) -> list[ExposedPath]:
             out.append(ExposedPath(r, source))
 
     for pool_name in route.pools:
-        pool = next((p for p in cfg.pools if p.name == pool_name), None)
-        server = next((s for s in cfg.model_servers if pool and s.name == pool.model_server), None)
-        if server is None:
+        preset = pool_preset(cfg, pool_name)
+        if preset is None:
             continue
-        preset = resolve_preset(server)
-        for r in preset.routes:
+        for r in preset.routes_for(preset.protocol):  # the pool's protocol only (one appProtocol per pool)
             for e in _expand(r, _client_models(cfg, [pool_name])):
                 add(e, f"runtime {preset.name}")
     for i, e in enumerate(route.expose):
@@ -156,11 +155,16 @@ def exposure_problems(cfg: StackConfig) -> list[str]:
                         problems.append(f"{at}.matches[{k}].path_exact: {m.path_exact!r} is not a client API path (allowed: {allowed})")
                     if m.path_prefix and not narrow(api, m.path_prefix):
                         problems.append(f"{at}.matches[{k}].path_prefix: {m.path_prefix!r} covers none of the client API paths ({allowed})")
-            if route.served_model_routes and route.shape == "prefix" and not any(r.covers(route.invocations_path) for r in http):
-                problems.append(
-                    f"{at}.invocations_path: {route.invocations_path!r} is not a client API path (allowed: {allowed}); "
-                    "/served-models/<name>/invocations would reach nothing"
-                )
+            if route.served_model_routes and route.shape == "prefix":
+                for pool_name in route.pools:
+                    target = invocation_path(cfg, route, pool_name)
+                    preset = pool_preset(cfg, pool_name)
+                    templates = preset.routes_for("http") if preset is not None else ()
+                    if target is not None and not any(r.covers(target) for r in (*http, *templates)):
+                        problems.append(
+                            f"{at}.invocations_path: {target!r} is not a client API path (allowed: {allowed}); "
+                            "/served-models/<name>/invocations would reach nothing"
+                        )
     return problems
 
 

@@ -97,8 +97,15 @@ class RouteConfig(Strict):
     POST /served-models/<served name>/invocations (seed 002); on any route the header
     `x-deployed-model-id: <served name>` (seed 000), resolved by the pool's picker (an unknown
     name is a 404). False: no served-model paths, and the gateway removes the header."""
-    invocations_path: str = "/v1/chat/completions"
-    """Where /served-models/<name>/invocations lands on the model server."""
+    invocations_path: str | None = None
+    """Where /served-models/<name>/invocations lands on the model server. Default: the runtime's
+    own inference path (vLLM /v1/chat/completions, Caikit+TGIS /api/v1/task/text-generation,
+    Caikit standalone /api/v1/task/embedding, KServe v2 /v2/models/<target>/infer); gRPC pools
+    have none (their served models are addressed with x-deployed-model-id only)."""
+    kind: Literal["HTTPRoute", "GRPCRoute"] = "HTTPRoute"
+    """The Gateway API route kind. gRPC runtimes are routed with HTTPRoute (exact
+    /<package.Service>/<Method> paths); GRPCRoute is refused because GKE's gateway classes do
+    not implement it."""
     expose: list[RouteOverride] = []
     """Widen the route beyond its runtimes' client API (``{path, match: Exact|PathPrefix}``), e.g.
     vLLM's /tokenize. Admin and internal endpoints (adapter load/unload, /metrics, cache reset,
@@ -126,7 +133,7 @@ class RouteConfig(Strict):
             raise ValueError(f"backends list pool {p!r} twice; list each pool once with its weight")
         if not self.path_prefix.startswith("/"):
             raise ValueError(f"path_prefix {self.path_prefix!r} must start with '/'")
-        if not self.invocations_path.startswith("/"):
+        if self.invocations_path is not None and not self.invocations_path.startswith("/"):
             raise ValueError(f"invocations_path {self.invocations_path!r} must start with '/'")
         if self.predict_route or self.invoke_route_prefix:
             kind = "predict_route" if self.predict_route else "invoke_route_prefix"
@@ -227,14 +234,33 @@ class ObservabilityConfig(Strict):
         return v
 
 
+def guarded_gateways(gateways, model_armor) -> list[str]:
+    """Gateways that get the Model Armor extension. A gateway's own `model_armor` wins; otherwise
+    `model_armor.gateways` when set; otherwise every external gateway."""
+    if model_armor is None or not model_armor.guards:
+        return []
+    out = []
+    for g in gateways:
+        if g.model_armor is not None:
+            on = g.model_armor
+        elif model_armor.gateways is not None:
+            on = g.name in model_armor.gateways
+        else:
+            on = not g.internal
+        if on:
+            out.append(g.name)
+    return out
+
+
 def gateway_rules(cfg) -> list[str]:
     """Cross-field rules for gateways (called from stack._rules once pools and models are valid):
     served-model names unique per gateway, Model Armor wiring. Limits that only a render can tell
     (HTTPRoute rule count, extension metadata size) are in components/builders/render_limits.py."""
     from .exposure import exposure_problems
+    from .runtime_rules import runtime_problems
     from .served_models import served_target_conflicts, served_targets
 
-    problems: list[str] = exposure_problems(cfg)
+    problems: list[str] = runtime_problems(cfg) + exposure_problems(cfg)
     for i, g in enumerate(cfg.gateways):
         pools = [p for r in g.routes if r.served_model_routes for p in r.pools]
         for a, b in served_target_conflicts(served_targets(cfg.models, pools)):

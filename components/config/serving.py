@@ -88,6 +88,10 @@ class ModelServerConfig(Strict):
     max_cpu_loras: int = Field(12, ge=1)
     max_lora_rank: int | None = Field(None, ge=1)
     lora_adapters: list[LoraAdapterConfig] = []
+    extra_models: list[str] = []
+    """More models the server loads from its model store beside `model` (multi-model runtimes:
+    caikit-tgis, caikit-standalone, openvino, triton), each addressable by its name; vLLM serves
+    more models as LoRA adapters, TGIS serves one model per server."""
     extra_args: list[str] = []
     hf_token: bool = True
     """Read the Hugging Face token from the secret config value `hfToken`."""
@@ -125,6 +129,22 @@ class ModelServerConfig(Strict):
             raise ValueError(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras ({self.max_loras})")
         return self
 
+    @model_validator(mode="after")
+    def _extra_models(self):
+        from ..catalog.runtimes import PRESETS
+
+        if self.extra_models and not PRESETS[self.runtime].multi_model:
+            multi = ", ".join(n for n, p in PRESETS.items() if p.multi_model)
+            instead = "serve more models as lora_adapters" if self.runtime == "vllm" else "add a model server (and pool) per model"
+            raise ValueError(
+                f"extra_models: runtime {self.runtime!r} serves one model per server; {instead} "
+                f"(runtimes that load several models: {multi})"
+            )
+        names = [self.model, *self.extra_models]
+        for m in sorted({m for m in names if names.count(m) > 1}):
+            raise ValueError(f"extra_models: {m!r} is listed twice (the server's model is {self.model!r})")
+        return self
+
     @property
     def lora_enabled(self) -> bool:
         from ..catalog.runtimes import PRESETS
@@ -135,7 +155,7 @@ class ModelServerConfig(Strict):
 
     @property
     def served_names(self) -> set[str]:
-        return {self.model} | {a.id for a in self.lora_adapters}
+        return {self.model, *self.extra_models} | {a.id for a in self.lora_adapters}
 
 
 class PickerScorerConfig(Strict):
@@ -202,6 +222,11 @@ class InferencePoolConfig(Strict):
     """The model server whose pods this pool selects."""
     failure_mode: Literal["FailOpen", "FailClose"] = "FailOpen"
     """What the gateway does when the picker is unreachable: FailOpen picks a pod itself."""
+    protocol: Literal["http", "grpc"] | None = None
+    """The model server API this pool serves: `grpc` sends HTTP/2 (appProtocol
+    kubernetes.io/h2c) to the runtime's gRPC port. An InferencePool has one protocol, so a
+    runtime with a REST and a gRPC API (Caikit, KServe v2) gets one pool per API. Default: the
+    runtime's own protocol (gRPC for tgis, else http)."""
     picker: PickerSettings = PickerSettings()
     backend_policy: BackendPolicyConfig = BackendPolicyConfig()
 

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from components.builders.model_server import RUNTIME_ANNOTATION
+from components.catalog.runtimes import PRESETS
 from igw.stackfile import read_stack
 from tests.conftest import STACKS, k8s_object, k8s_objects, render_with, rendered
 
@@ -27,8 +29,15 @@ def test_every_pool_has_health_check_and_backend_policy_targeting_it(stack):
         bp = k8s_object(synthesis, "GCPBackendPolicy", name)
         assert hc["spec"]["targetRef"] == target and bp["spec"]["targetRef"] == target
         http = hc["spec"]["default"]["config"]["httpHealthCheck"]
-        # the port the pool sends traffic to serves the runtime's health path (vLLM: 8000, /health)
-        assert http == {"portSpecification": "USE_FIXED_PORT", "port": pool["spec"]["targetPorts"][0]["number"], "requestPath": "/health"}
+        # the model server's HTTP port and health path (vLLM: 8000 /health, the port the pool
+        # sends traffic to; gRPC pools are checked on the runtime's HTTP port, e.g. TGIS 3000)
+        server = next(d for d in k8s_objects(synthesis, "Deployment")
+                      if d["spec"]["template"]["metadata"]["labels"].get("app") == pool["spec"]["selector"]["matchLabels"]["app"])
+        container = server["spec"]["template"]["spec"]["containers"][0]
+        port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+        assert http == {"portSpecification": "USE_FIXED_PORT", "port": port, "requestPath": container["livenessProbe"]["httpGet"]["path"]}
+        if pool["spec"]["appProtocol"] == "http":
+            assert port == pool["spec"]["targetPorts"][0]["number"]
         assert bp["spec"]["default"] == {"timeoutSec": 300, "logging": {"enabled": True, "sampleRate": 1_000_000}}
         for kind in ("HealthCheckPolicy", "GCPBackendPolicy"):
             policy = resource_of(synthesis, kind, name)
@@ -117,6 +126,10 @@ def test_pod_monitorings_select_the_model_servers_and_pickers(stack):
         assert picker["spec"]["endpoints"][0]["port"] in ports
     for name, dep in deployments.items():
         if name.endswith("-epp"):
+            continue
+        runtime = (dep["spec"]["template"]["metadata"].get("annotations") or {}).get(RUNTIME_ANNOTATION, "vllm")
+        if PRESETS[runtime].metrics_path is None:  # Caikit: no metrics endpoint to scrape
+            assert name not in monitorings
             continue
         pm = monitorings[name]
         assert _selects(pm["spec"]["selector"]["matchLabels"], dep["spec"]["template"]["metadata"]["labels"])

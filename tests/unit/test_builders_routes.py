@@ -41,9 +41,14 @@ def gateway(*routes: dict) -> GatewayConfig:
     return GatewayConfig.model_validate({"name": "gw", "routes": list(routes)})
 
 
+def vllm_landing(route) -> dict[str, str]:
+    """Where served-model paths land on vLLM pools (what config.runtime_rules.invocation_paths gives)."""
+    return {p: route.invocations_path or PRESETS["vllm"].invocations_path for p in route.pools}
+
+
 def render(route: dict, models: list[ServedModelConfig] = (), api=OPENAI) -> dict:
     g = gateway(route)
-    return httproute_manifest(g, g.routes[0], models, "serving", api=api)
+    return httproute_manifest(g, g.routes[0], models, "serving", api=api, invocations=vllm_landing(g.routes[0]))
 
 
 def exact(*paths: str) -> list[dict]:
@@ -105,7 +110,7 @@ def test_path_prefix_narrows_the_client_api():
 
 
 def test_prefix_allow_list_paths_stay_prefixes_under_a_deeper_path_prefix():
-    caikit = list(PRESETS["caikit-tgis"].routes)
+    caikit = [Route("/api/v1/task/", "PathPrefix"), Route("/info/", "PathPrefix")]
     route = render({"name": "c", "pool": "p", "served_model_routes": False}, api=caikit)
     assert route["spec"]["rules"][0]["matches"] == [
         {"path": {"type": "PathPrefix", "value": "/api/v1/task/"}},
@@ -277,6 +282,6 @@ def test_a_route_with_nothing_to_expose_is_an_error():
 
 def test_rules_are_independent_objects():
     g = gateway({"name": "r", "pool": "p8b", "invoke_route_prefix": "/*"})
-    rules = route_rules(g.routes[0], [], OPENAI)
+    rules = route_rules(g.routes[0], [], OPENAI, vllm_landing(g.routes[0]))
     rules[0]["filters"][1]["requestHeaderModifier"]["remove"].append("x")
     assert "x" not in rules[1]["filters"][1]["requestHeaderModifier"]["remove"]

@@ -119,8 +119,8 @@ def test_model_placeholder_expands_to_client_facing_models_only():
 
     cfg = parse_stack_config(values(mutate))
     paths = [p.path for p in route_api_paths(cfg, cfg.gateways[0].routes[0]) if p.protocol == "http"]
-    assert paths == ["/v2/models/meta-llama/Llama-3.1-8B-Instruct", "/v2/models/meta-llama/Llama-3.1-8B-Instruct/ready",
-                     "/v2/models/meta-llama/Llama-3.1-8B-Instruct/infer"]
+    m = "/v2/models/meta-llama/Llama-3.1-8B-Instruct"
+    assert paths == ["/v2", m, f"{m}/ready", f"{m}/infer", f"{m}/versions/"]
 
 
 def test_narrow():

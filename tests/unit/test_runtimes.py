@@ -34,9 +34,27 @@ def test_vllm_serves_the_openai_api():
     assert p.app_protocol == "http" and p.scrape_engine == "vllm"
 
 
-@pytest.mark.parametrize("name", ["caikit-tgis", "caikit-standalone"])
-def test_caikit_serves_tasks_and_info(name):
-    assert set(PRESETS[name].routes) == {Route("/api/v1/task/", "PathPrefix"), Route("/info/", "PathPrefix")}
+CAIKIT_INFO = {"/info/models", "/info/version", "/info/runtime"}
+CAIKIT_INFO_GRPC = {"/caikit.runtime.info.InfoService/GetModelsInfo", "/caikit.runtime.info.InfoService/GetRuntimeInfo"}
+
+
+def test_caikit_tgis_serves_text_generation_rest_and_grpc():
+    p = PRESETS["caikit-tgis"]
+    tasks = {"/api/v1/task/text-generation", "/api/v1/task/server-streaming-text-generation"}
+    assert paths(p, "http") == tasks | CAIKIT_INFO and all(r.match == "Exact" for r in p.routes)
+    assert paths(p, "grpc") == {"/caikit.runtime.Nlp.NlpService/TextGenerationTaskPredict",
+                                "/caikit.runtime.Nlp.NlpService/ServerStreamingTextGenerationTaskPredict"} | CAIKIT_INFO_GRPC
+    assert (p.protocol, p.port, p.grpc_port, p.invocations_path, p.multi_model) == (
+        "http", 8080, 8085, "/api/v1/task/text-generation", True)
+
+
+def test_caikit_standalone_serves_the_embedding_tasks_rest_and_grpc():
+    p = PRESETS["caikit-standalone"]
+    tasks = ("embedding", "embedding-tasks", "sentence-similarity", "sentence-similarity-tasks", "rerank", "rerank-tasks")
+    assert paths(p, "http") == {f"/api/v1/task/{t}" for t in tasks} | CAIKIT_INFO
+    rpcs = ("EmbeddingTask", "EmbeddingTasks", "SentenceSimilarityTask", "SentenceSimilarityTasks", "RerankTask", "RerankTasks")
+    assert paths(p, "grpc") == {f"/caikit.runtime.Nlp.NlpService/{m}Predict" for m in rpcs} | CAIKIT_INFO_GRPC
+    assert (p.invocations_path, p.multi_model) == ("/api/v1/task/embedding", True)
 
 
 def test_vllm_admin_endpoints_are_internal_never_client_api():
@@ -73,11 +91,15 @@ def test_tgis_is_grpc_and_sets_h2c():
 @pytest.mark.parametrize("name", ["openvino", "triton"])
 def test_kserve_v2_rest_and_grpc(name):
     p = PRESETS[name]
-    # infer, model metadata and readiness, per served model ({model}: no other model is addressable)
-    assert paths(p, "http") == {"/v2/models/{model}", "/v2/models/{model}/ready", "/v2/models/{model}/infer"}
-    assert paths(p, "grpc") == {f"/inference.GRPCInferenceService/{m}" for m in ("ModelInfer", "ModelReady", "ModelMetadata")}
+    # server metadata; infer, model metadata and readiness per served model ({model}: no other
+    # model is addressable), also under /versions/<v>
+    assert paths(p, "http") == {"/v2", "/v2/models/{model}", "/v2/models/{model}/ready", "/v2/models/{model}/infer",
+                                "/v2/models/{model}/versions/"}
+    assert paths(p, "grpc") == {f"/inference.GRPCInferenceService/{m}" for m in ("ModelInfer", "ModelReady", "ModelMetadata", "ServerMetadata")}
     assert Route("/v2/repository/", "PathPrefix") in p.internal  # model load/unload
+    assert {"/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady"} <= {r.path for r in p.internal}
     assert p.grpc_port is not None and p.protocol == "http"
+    assert (p.invocations_path, p.multi_model) == ("/v2/models/{model}/infer", True)
 
 
 def test_triton_health_is_internal():

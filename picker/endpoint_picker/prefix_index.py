@@ -11,11 +11,18 @@ last block first, so a pod's earlier blocks are always at least as recent as its
 and eviction trims chains from the end, as vLLM frees a finished request's tail blocks first.
 Every pod therefore holds a *prefix* of any chain it holds part of, which lets `match` find
 each pod's run by bisection instead of walking every block.
+
+Per-request cost for long prompts (a 220 KB prompt is ~860 blocks) is kept off the hot path
+without changing any result: `BlockHasher` reuses the hashes of the longest block-aligned prefix
+a recent prompt shares with this one (found with memcmp-speed `startswith`; a chain hash depends
+only on the bytes before it, so the reused values are exactly what hashing would give), and
+`record` refreshes the blocks the pod is known to hold (the match it was picked on) with one
+C-level pass instead of a membership test per block.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 import xxhash
 
@@ -28,15 +35,74 @@ _xxh = xxhash.xxh64_intdigest
 def block_hashes(model: str, prompt: bytes, block_tokens: int, max_blocks: int) -> list[int]:
     """Chained hashes of the prompt's blocks (the last block may be partial)."""
     step = block_tokens * BYTES_PER_TOKEN
-    limit = min(len(prompt), step * max_blocks)
-    prev = _xxh(model.encode())
-    out = []
+    return _chain(_xxh(model.encode()), prompt, 0, min(len(prompt), step * max_blocks), step, [])
+
+
+def _chain(prev: int, prompt: bytes, start: int, limit: int, step: int, out: list[int]) -> list[int]:
+    """Append the chain hashes of prompt[start:limit] (blocks of `step` bytes) to `out`."""
     append = out.append
     mv = memoryview(prompt)
-    for start in range(0, limit, step):
-        prev = _xxh(mv[start : start + step], prev)
+    for pos in range(start, limit, step):
+        prev = _xxh(mv[pos : pos + step], prev)
         append(prev)
     return out
+
+
+class BlockHasher:
+    """`block_hashes` that reuses a recent prompt's hashes for the whole blocks both share.
+
+    Remembers the last `entries` prompts of at least `min_blocks` blocks, keyed by model, block
+    size and first block; a new prompt with the same first block is compared with that prompt
+    (bytes.startswith: memcmp) and only the blocks after the shared prefix are hashed.
+    """
+
+    def __init__(self, entries: int = 16, min_blocks: int = 8) -> None:
+        self.entries = entries
+        self.min_blocks = min_blocks
+        self._recent: OrderedDict[tuple[str, int, bytes], tuple[bytes, list[int]]] = OrderedDict()
+        self.reused_blocks = 0
+        self.hashed_blocks = 0
+
+    def __call__(self, model: str, prompt: bytes, block_tokens: int, max_blocks: int) -> list[int]:
+        step = block_tokens * BYTES_PER_TOKEN
+        limit = min(len(prompt), step * max_blocks)
+        full = limit // step
+        if full < self.min_blocks:
+            out = block_hashes(model, prompt, block_tokens, max_blocks)
+            self.hashed_blocks += len(out)
+            return out
+        key = (model, block_tokens, prompt[:step])
+        recent = self._recent
+        seen = recent.get(key)
+        shared = 0
+        if seen is not None:
+            shared = _shared_blocks(prompt, seen[0], min(full, len(seen[0]) // step, len(seen[1])), step)
+        if shared:
+            out = _chain(seen[1][shared - 1], prompt, shared * step, limit, step, seen[1][:shared])
+        else:
+            out = block_hashes(model, prompt, block_tokens, max_blocks)
+        self.reused_blocks += shared
+        self.hashed_blocks += len(out) - shared
+        recent[key] = (prompt, out)
+        recent.move_to_end(key)
+        if len(recent) > self.entries:
+            recent.popitem(last=False)
+        return out
+
+
+def _shared_blocks(prompt: bytes, other: bytes, most: int, step: int) -> int:
+    """How many whole leading blocks (at most `most`) the two byte strings share."""
+    view = memoryview(other)
+    if prompt.startswith(view[: most * step]):
+        return most
+    lo, hi = 1, most   # block 1 is shared (same key); block `most` is not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if prompt.startswith(view[: mid * step]):
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 class PrefixIndex:
@@ -80,13 +146,16 @@ class PrefixIndex:
                 work.append((lo, mid, pods - upper))
         return hits
 
-    def record(self, pod: str, hashes: list[int], capacity: int | None = None) -> None:
+    def record(self, pod: str, hashes: list[int], capacity: int | None = None, held: int = 0) -> None:
+        """The pod was picked for this chain. `held`: leading blocks it was matched with (it
+        holds them: they are only refreshed, in one C-level pass)."""
         cap = capacity if capacity and capacity > 0 else self.default_capacity
         lru = self._lru.get(pod)
         if lru is None:
             lru = self._lru[pod] = OrderedDict()
         index = self._pods_by_hash
-        for h in reversed(hashes):  # last block first: earlier blocks end up more recent
+        # Last block first: earlier blocks end up more recent.
+        for h in reversed(hashes[held:] if held else hashes):
             if h in lru:
                 lru.move_to_end(h)
                 continue
@@ -96,6 +165,11 @@ class PrefixIndex:
                 index[h] = {pod}
             else:
                 pods.add(pod)
+        if held:
+            try:
+                deque(map(lru.move_to_end, reversed(hashes[:held])), maxlen=0)
+            except KeyError:   # `held` overstated what the pod holds: record those blocks one by one
+                self.record(pod, hashes[:held], cap)
         while len(lru) > cap:
             old, _ = lru.popitem(last=False)
             pods = index.get(old)

@@ -96,11 +96,12 @@ class StreamState:
         return [] if self.full_duplex else [P.EMPTY_REQUEST_HEADERS]
 
     def _request_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
-        if b.body:
-            self.size += len(b.body)
+        body = b.body  # each access of a bytes field builds a new object: read it once
+        if body:
+            self.size += len(body)
             if self.size > self.cfg.max_body_bytes:
                 return self._reject(BadRequest("request body too large", reason="body-too-large"))
-            self.parts.append(b.body)
+            self.parts.append(body)
         if not b.end_of_stream:
             return []
         parts = self.parts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ...prefix_index import DEFAULT_LRU_CAPACITY, PrefixIndex, block_hashes
+from ...prefix_index import DEFAULT_LRU_CAPACITY, BlockHasher, PrefixIndex
 from ..framework import Candidate, SchedulingRequest
 from ..params import Params
 
@@ -31,6 +31,7 @@ class PrefixCacheScorer:
     def __init__(self, params: PrefixCacheParams | None = None) -> None:
         self.params = params or PrefixCacheParams()
         self.index = PrefixIndex(self.params.lru_capacity_per_server or DEFAULT_LRU_CAPACITY)
+        self.hasher = BlockHasher()
 
     def _block_tokens(self, candidates: list[Candidate]) -> int:
         if self.params.block_size_tokens is not None:
@@ -42,9 +43,9 @@ class PrefixCacheScorer:
         if not request.prompt:
             return [0.0] * len(candidates)
         block_tokens = self._block_tokens(candidates)
-        hashes = block_hashes(request.target_model, request.prompt, block_tokens, self.params.max_prefix_blocks)
-        request.state[TYPE] = (hashes, block_tokens)
+        hashes = self.hasher(request.target_model, request.prompt, block_tokens, self.params.max_prefix_blocks)
         hits = self.index.match(hashes)
+        request.state[TYPE] = (hashes, block_tokens, hits)
         if not hits:
             return [0.0] * len(candidates)
         total = len(hashes)
@@ -59,10 +60,10 @@ class PrefixCacheScorer:
         st = request.state.get(TYPE)
         if not st:
             return
-        hashes, block_tokens = st
+        hashes, block_tokens, hits = st
         m = chosen.metrics
         cap = self.params.lru_capacity_per_server
         if cap is None and m.num_gpu_blocks:
             # Convert the server's KV blocks into our (larger) pseudo-token blocks.
             cap = max(1, m.num_gpu_blocks * max(m.block_size, 1) // block_tokens)
-        self.index.record(chosen.key, hashes, cap)
+        self.index.record(chosen.key, hashes, cap, held=hits.get(chosen.key, 0))

@@ -292,7 +292,7 @@ def deployment(
                 "volumeMounts": [{"name": "config-volume", "mountPath": "/config"}],
                 # The syncer only polls a file and calls vLLM's LoRA API: small, but requested so
                 # the scheduler and the policy pack see every container's needs.
-                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
                 "securityContext": container_security_context(LORA_SYNCER_USER),
             }
         ]

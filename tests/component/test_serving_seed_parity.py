@@ -295,8 +295,8 @@ DEPLOYMENT_IMPROVEMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "toleration for GKE's nvidia.com/gpu taint": lambda d: _pod(d).update(
         tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     ),
-    "LoRA syncer requests cpu/memory (and caps memory)": lambda d: _pod(d)["initContainers"][0].update(
-        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    "LoRA syncer requests cpu/memory (and caps both)": lambda d: _pod(d)["initContainers"][0].update(
+        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
     ),
     "adapters ConfigMap named <server>-adapters": lambda d: _pod(d)["volumes"][3]["configMap"].update(name=f"{SERVER}-adapters"),
     "HF token mounted as a file (HF_TOKEN_PATH) from the Secret <name_prefix>-hf-token, created by the stack": _token_as_file,

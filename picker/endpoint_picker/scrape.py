@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Callable
 
@@ -51,9 +52,13 @@ def _series(text: bytes, name: bytes) -> list[tuple[bytes, float]]:
         fields = line.split()
         if fields:
             try:
-                out.append((labels, float(fields[0])))
+                value = float(fields[0])
             except ValueError:
-                pass
+                continue
+            # Every series we read is a count, a fraction or a timestamp: NaN, infinities and
+            # negatives are a broken (or hostile) server and would skew scores and saturation.
+            if math.isfinite(value) and value >= 0:
+                out.append((labels, value))
 
 
 def _declared(text: bytes, name: bytes) -> bool:
@@ -93,9 +98,10 @@ def _adapters(value: str) -> frozenset[str]:
 
 def _int_label(labels: dict[str, str], key: str) -> int:
     try:
-        return int(float(labels.get(key) or 0))
+        value = float(labels.get(key) or 0)
     except ValueError:
         return 0
+    return int(value) if math.isfinite(value) and value >= 0 else 0
 
 
 def parse_lora(text: bytes, m: Metrics) -> None:

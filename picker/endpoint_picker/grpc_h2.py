@@ -33,6 +33,7 @@ END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 
 SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE = 0x4, 0x5
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM, COMPRESSION_ERROR = 0x0, 0x1, 0x3, 0x6, 0x7, 0x9
+ENHANCE_YOUR_CALM = 0xB
 
 GRPC_UNIMPLEMENTED, GRPC_INTERNAL, GRPC_UNAVAILABLE = 12, 13, 14
 
@@ -44,6 +45,9 @@ STREAM_WINDOW = 1 << 26
 CONNECTION_WINDOW = 1 << 30
 # Large frames mean fewer frame headers to parse for big bodies (RFC 9113 allows up to 2^24-1).
 OUR_MAX_FRAME = 1 << 20
+# An encoded header block (HEADERS + CONTINUATION) above this is refused: decoded headers are
+# capped at 64 KiB (hpack_decoder.MAX_HEADER_LIST) and HPACK never expands less than 1:4.
+MAX_HEADER_BLOCK = 256 * 1024
 
 _FRAME_HEADER = struct.Struct(">BHBBI")  # length as 1+2 bytes, type, flags, stream id
 _U32 = struct.Struct(">I")
@@ -376,6 +380,8 @@ class GrpcH2Connection(asyncio.Protocol):
         if s is None or s.id != sid:
             raise ConnectionError_(PROTOCOL_ERROR, "unexpected CONTINUATION")
         s.block += bytes(payload)
+        if len(s.block) > MAX_HEADER_BLOCK:  # a CONTINUATION flood must not grow memory without bound
+            raise ConnectionError_(ENHANCE_YOUR_CALM, f"header block over {MAX_HEADER_BLOCK} bytes")
         if flags & END_HEADERS:
             self.continuing = None
             block, s.block = s.block, b""

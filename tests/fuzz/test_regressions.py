@@ -48,3 +48,33 @@ def test_metrics_target_fails_on_a_negative_value(monkeypatch):
     monkeypatch.setattr(scrape, "parse_metrics", lambda text, into=None: Metrics(kv_usage=-5.0))
     with pytest.raises(AssertionError, match="kv_usage = -5.0"):
         TARGETS["metrics"][0](b"x")
+
+
+def test_continuation_flood_is_a_connection_error_not_unbounded_memory():
+    """A header block that never ends (HEADERS without END_HEADERS, then CONTINUATION after
+    CONTINUATION) was accumulated without a bound; now it ends the connection with
+    ENHANCE_YOUR_CALM once it passes MAX_HEADER_BLOCK. Found reviewing what the h2 target cannot
+    reach (its inputs are at most 4 KiB)."""
+    import struct
+
+    from endpoint_picker.grpc_h2 import ENHANCE_YOUR_CALM, GOAWAY, MAX_HEADER_BLOCK, GrpcH2Connection, GrpcH2Server
+    from fuzz.targets import PREFACE, _frame, _Transport
+
+    conn = GrpcH2Connection(GrpcH2Server(lambda path: None))
+    transport = _Transport()
+    conn.connection_made(transport)
+    conn.data_received(PREFACE + _frame(1, 0, 1, b"\x82"))
+    chunk = _frame(9, 0, 1, b"\x00" * 16_384)
+    sent = 0
+    while not transport.closed and sent < 4 * MAX_HEADER_BLOCK:
+        conn.data_received(chunk)
+        sent += 16_384
+    assert transport.closed and sent <= MAX_HEADER_BLOCK + 16_384
+    out, frames, pos = b"".join(transport.out), [], 0
+    while pos + 9 <= len(out):
+        hi, lo, ftype, _, _ = struct.unpack_from(">BHBBI", out, pos)
+        length = (hi << 16) | lo
+        frames.append((ftype, out[pos + 9:pos + 9 + length]))
+        pos += 9 + length
+    (goaway,) = [payload for ftype, payload in frames if ftype == GOAWAY]
+    assert struct.unpack(">II", goaway[:8]) == (1, ENHANCE_YOUR_CALM)

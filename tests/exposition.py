@@ -102,6 +102,39 @@ def shape(fam: Family) -> Shape:
     return Shape(fam.type, labels, buckets)
 
 
+ENUMERATED = ("finished_reason", "source", "reason", "sleep_state", "max_lora")
+"""Labels whose values are a fixed set (queries filter on them); other values (model, lists, config) vary."""
+
+
+def shape_differences(real: dict[str, Family], other: dict[str, Family], *, skip=lambda name: False,
+                      other_name: str = "the other page") -> list[str]:
+    """Families, types, series and label names, enumerated label values and buckets that differ."""
+    out = []
+    for name in sorted(set(real) | set(other)):
+        if skip(name):
+            continue
+        if name not in other:
+            out.append(f"{name}: only on the real page ({real[name].type})")
+            continue
+        if name not in real:
+            out.append(f"{name}: only on {other_name} ({other[name].type})")
+            continue
+        r, s = shape(real[name]), shape(other[name])
+        if r.type != s.type:
+            out.append(f"{name}: type {s.type}, real {r.type}")
+        if r.labels != s.labels:
+            out.append(f"{name}: series/label names {sorted((n, sorted(l)) for n, l in s.labels)}, "
+                       f"real {sorted((n, sorted(l)) for n, l in r.labels)}")
+        if r.buckets != s.buckets:
+            out.append(f"{name}: buckets {s.buckets}, real {r.buckets}")
+        for label in ENUMERATED:
+            rv = {x.labels[label] for x in real[name].samples if label in x.labels}
+            sv = {x.labels[label] for x in other[name].samples if label in x.labels}
+            if rv != sv:
+                out.append(f"{name}: {label} values {sorted(sv)}, real {sorted(rv)}")
+    return out
+
+
 def sample_names(families: dict[str, Family]) -> set[str]:
     """Every series name on the page (families' declared names and their samples' names)."""
     return set(families) | {s.name for f in families.values() for s in f.samples}

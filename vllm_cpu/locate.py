@@ -81,6 +81,8 @@ def locate() -> dict:
         "env_dir": str(env_dir),
         "python": str(python),
         "env_ready": python.exists() and _read(env_dir / READY_MARKER) == lock_hash(),
+        "lock_hash": lock_hash(),
+        "ready_marker": str(env_dir / READY_MARKER),
         "model_root": str(model_root),
         "model_dir": str(model_root / "model"),
         "chat_template": str(model_root / "chat_template.jinja"),

@@ -19,117 +19,69 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
-import threading
 import time
-from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
-
+from .. import exposition
+from .load import Streams, gauge, lora_lists
 from .server import ROOT, ServerSpec, VllmServer, locate, start_all
 
 FIXTURES = ROOT / "tests" / "fixtures" / "vllm_metrics"
-SERIES = re.compile(rb"^(vllm:[a-z_]+)(?:\{([^}]*)\})? (\S+)$", re.M)
 
 
-def gauge(page: bytes, name: str) -> float:
-    return sum(float(v) for n, _, v in SERIES.findall(page) if n.decode() == name)
+def summary_of(text: bytes) -> dict:
+    fams = exposition.parse(text.decode())
+    newest = exposition.newest_lora(fams)
+    return {
+        "bytes": len(text),
+        "running": gauge(fams, "vllm:num_requests_running"),
+        "waiting": gauge(fams, "vllm:num_requests_waiting"),
+        "kv_cache_usage_perc": gauge(fams, "vllm:kv_cache_usage_perc"),
+        "newest_lora_requests_info": newest.labels if newest else None,
+    }
 
 
-def newest_lora(page: bytes) -> str:
-    series = [(float(v), labels.decode()) for n, labels, v in SERIES.findall(page) if n == b"vllm:lora_requests_info"]
-    return max(series)[1] if series else ""
-
-
-class Streams:
-    """Streamed completions held open until close(): each is in flight in vLLM meanwhile."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.stack = ExitStack()
-        self.client = self.stack.enter_context(httpx.Client(timeout=120))
-        self.threads: list[threading.Thread] = []
-        self.errors: list[str] = []
-
-    def start(self, model: str, prompt: str, max_tokens: int) -> None:
-        body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
-
-        def run() -> None:
-            try:
-                with self.client.stream("POST", self.url + "/v1/completions", json=body) as r:
-                    if r.status_code != 200:
-                        self.errors.append(f"{model}: HTTP {r.status_code} {r.read()[:200]!r}")
-                    for _ in r.iter_bytes():
-                        pass
-            except httpx.HTTPError as e:
-                self.errors.append(f"{model}: {e!r}")
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-        self.threads.append(t)
-
-    def join(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        for t in self.threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in self.threads):
-            raise TimeoutError(f"streams still running after {timeout_s} s")
-        self.stack.close()
-        if self.errors:
-            raise RuntimeError("; ".join(self.errors))
-
-
-def wait_for(server: VllmServer, what: str, ok, timeout_s: float = 60) -> bytes:
+def wait_raw(server: VllmServer, what: str, ok, timeout_s: float = 120) -> bytes:
+    """The first /metrics page (exact bytes) whose parse satisfies `ok`."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        page = server.metrics()
-        if ok(page):
-            return page
+    while True:
+        raw = server.metrics()
+        if ok(exposition.parse(raw.decode())):
+            return raw
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not seen within {timeout_s} s; last: {summary_of(raw)}")
         time.sleep(0.05)
-    raise TimeoutError(f"{what}: not seen within {timeout_s} s; last page summary: running "
-                       f"{gauge(page, 'vllm:num_requests_running')}, waiting {gauge(page, 'vllm:num_requests_waiting')}, "
-                       f"lora {newest_lora(page)!r}")
 
 
 def record(server: VllmServer, out: Path) -> dict:
     pages: dict[str, bytes] = {}
     start = server.metrics()
-    if gauge(start, "vllm:request_success_total") or gauge(start, "vllm:prompt_tokens_total"):
+    fams = exposition.parse(start.decode())
+    if gauge(fams, "vllm:request_success_total") or gauge(fams, "vllm:prompt_tokens_total"):
         raise SystemExit(f"{server.url} has served requests already: the start page must come from a fresh server")
     pages["start"] = start
 
-    one = Streams(server.url)
-    one.start("tiny-lora-a", "the model server reads a request", 900)
-    pages["lora"] = wait_for(server, "one tiny-lora-a request in flight",
-                             lambda p: gauge(p, "vllm:num_requests_running") == 1 and "tiny-lora-a" in newest_lora(p))
-    one.join(180)
+    one = Streams(server.url).start("tiny-lora-a", "the model server reads a request", 900)
+    pages["lora"] = wait_raw(server, "one tiny-lora-a request in flight", lambda f: gauge(f, "vllm:num_requests_running") == 1
+                             and (lora_lists(f) or (set(),))[0] == {"tiny-lora-a"})
+    one.join(300)
 
     busy = Streams(server.url)
     for i in range(4):
         for model in ("tiny", "tiny-lora-a", "tiny-lora-b"):
             busy.start(model, f"request {i} for {model}: the gateway picks an endpoint", 900)
-    pages["busy"] = wait_for(server, "8 running, some waiting, both adapters in flight",
-                             lambda p: gauge(p, "vllm:num_requests_running") == 8 and gauge(p, "vllm:num_requests_waiting") >= 1
-                             and "tiny-lora-a" in newest_lora(p) and "tiny-lora-b" in newest_lora(p))
-    busy.join(600)
-    pages["idle"] = wait_for(server, "idle after the load",
-                             lambda p: gauge(p, "vllm:num_requests_running") == 0 and gauge(p, "vllm:num_requests_waiting") == 0)
-
+    pages["busy"] = wait_raw(server, "8 running, some waiting, both adapters in flight",
+                             lambda f: gauge(f, "vllm:num_requests_running") == 8 and gauge(f, "vllm:num_requests_waiting") >= 1
+                             and (lora_lists(f) or (set(),))[0] == {"tiny-lora-a", "tiny-lora-b"})
+    busy.join(900)
+    pages["idle"] = wait_raw(server, "idle after the load", lambda f: gauge(f, "vllm:num_requests_running") == 0
+                             and gauge(f, "vllm:num_requests_waiting") == 0)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {}
-    for name, page in pages.items():
-        (out / f"{name}.prom").write_bytes(page)
-        summary[name] = {
-            "bytes": len(page),
-            "running": gauge(page, "vllm:num_requests_running"),
-            "waiting": gauge(page, "vllm:num_requests_waiting"),
-            "kv_cache_usage_perc": gauge(page, "vllm:kv_cache_usage_perc"),
-            "newest_lora_requests_info": newest_lora(page),
-        }
-    return summary
+    for name, raw in pages.items():
+        (out / f"{name}.prom").write_bytes(raw)
+    return {name: summary_of(raw) for name, raw in pages.items()}
 
 
 def main() -> None:

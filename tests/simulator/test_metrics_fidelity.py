@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from .. import exposition
-from ..exposition import Family, newest_lora, shape, values
+from ..exposition import Family, newest_lora, shape_differences, values
 from .conftest import next_host
 
 INTENTIONAL = {
@@ -26,9 +26,6 @@ INTENTIONAL = {
     "http_": "prometheus-fastapi-instrumentator's HTTP families of vLLM's API server: per-handler HTTP stats, not engine metrics",
 }
 """Family-name prefixes only real vLLM has, and why the simulator leaves them out."""
-
-ENUMERATED = ("finished_reason", "source", "reason", "sleep_state", "max_lora")
-"""Labels whose values are a fixed set (queries filter on them); other values (model, lists, config) vary."""
 
 RECORDED = dict(served_model_name=["tiny"], max_model_len=1024, max_num_seqs=8, max_loras=2, enable_lora=True,
                 lora_modules=[("tiny-lora-a", "/a"), ("tiny-lora-b", "/b")], block_size=128, num_gpu_blocks=4096)
@@ -39,30 +36,7 @@ def intentional(name: str) -> bool:
 
 
 def differences(real: dict[str, Family], sim: dict[str, Family]) -> list[str]:
-    out = []
-    for name in sorted(set(real) | set(sim)):
-        if intentional(name):
-            continue
-        if name not in sim:
-            out.append(f"{name}: only on the real page ({real[name].type})")
-            continue
-        if name not in real:
-            out.append(f"{name}: only on the simulator's page ({sim[name].type})")
-            continue
-        r, s = shape(real[name]), shape(sim[name])
-        if r.type != s.type:
-            out.append(f"{name}: type {s.type}, real {r.type}")
-        if r.labels != s.labels:
-            out.append(f"{name}: series/label names {sorted((n, sorted(l)) for n, l in s.labels)}, "
-                       f"real {sorted((n, sorted(l)) for n, l in r.labels)}")
-        if r.buckets != s.buckets:
-            out.append(f"{name}: buckets {s.buckets}, real {r.buckets}")
-        for label in ENUMERATED:
-            rv = {x.labels[label] for x in real[name].samples if label in x.labels}
-            sv = {x.labels[label] for x in sim[name].samples if label in x.labels}
-            if rv != sv:
-                out.append(f"{name}: {label} values {sorted(sv)}, real {sorted(rv)}")
-    return out
+    return shape_differences(real, sim, skip=intentional, other_name="the simulator's page")
 
 
 def lora_state(fams: dict[str, Family]) -> tuple:

@@ -1,0 +1,101 @@
+"""Envoy + the real picker in front of the tier's vLLM servers (files discovery, one pool).
+
+Each test builds the gateway it needs (its own scorer set) against the session's servers; both
+processes start in well under a second. Envoy reports the endpoint that served a request in the
+response header `x-gateway-destination-endpoint-served` (its %UPSTREAM_HOST%): real vLLM sends no
+header naming itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from endpoint_picker.envoy_bootstrap import build_bootstrap
+from endpoint_picker.testing.envoy import EnvoyProcess, free_port
+from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
+
+from .server import VllmServer
+
+POOL = "real-vllm"
+SERVED_HEADER = "x-gateway-destination-endpoint-served"
+
+
+def add_served_header(bootstrap: dict[str, Any]) -> dict[str, Any]:
+    """Every response carries the upstream Envoy sent it to, as Envoy itself recorded it."""
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    for vh in hcm["route_config"]["virtual_hosts"]:
+        vh["response_headers_to_add"] = [{"header": {"key": SERVED_HEADER, "value": "%UPSTREAM_HOST%"},
+                                          "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
+    return bootstrap
+
+
+@dataclass
+class Gateway:
+    url: str
+    picker: PickerProcess
+    envoy: EnvoyProcess
+    servers: list[VllmServer]
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=120))
+
+    def post(self, path: str, body: dict[str, Any], **kw: Any) -> httpx.Response:
+        return self.client.post(self.url + path, json=body, **kw)
+
+    @staticmethod
+    def served(response: httpx.Response) -> str:
+        value = response.headers.get(SERVED_HEADER, "")
+        assert value, f"Envoy did not report the upstream: {dict(response.headers)}"
+        return value
+
+    def picker_metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.picker.metrics_port}/metrics", timeout=5).text
+
+    def wait_scraped_since(self, t0: float, interval_s: float, timeout: float = 20) -> None:
+        """Until every endpoint's last successful scrape is younger than time.monotonic() - t0."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ages = [line.rsplit(" ", 1)[1] for line in self.picker_metrics().splitlines()
+                    if line.startswith("picker_metrics_age_seconds{")]
+            since = time.monotonic() - t0
+            if len(ages) == len(self.servers) and all(0 <= float(a) < since for a in ages):
+                time.sleep(2 * interval_s)  # and one more tick in case a scrape was in flight at t0
+                return
+            time.sleep(interval_s)
+        raise TimeoutError("the picker did not scrape every endpoint in time:\n" + self.picker_metrics()
+                           + "\npicker log:\n" + self.picker.log())
+
+    def close(self) -> None:
+        self.client.close()
+        self.envoy.stop()
+        self.picker.stop()
+
+
+def start_gateway(servers: list[VllmServer], workdir: Path, *, scorers: list[dict[str, Any]] | None = None,
+                  scrape_interval_ms: int = 50) -> Gateway:
+    """A pool of `servers` (same port, one address each) behind a picker and Envoy."""
+    ports = {s.spec.port for s in servers}
+    assert len(ports) == 1, f"an InferencePool has one target port; servers listen on {ports}"
+    port = ports.pop()
+    workdir.mkdir(parents=True, exist_ok=True)
+    manifests = workdir / "manifests"
+    manifests.mkdir(exist_ok=True)
+    write_manifests(manifests / "pool.yaml", [pool_manifest(POOL, ports=(port,))])
+    endpoints = workdir / "endpoints.yaml"
+    write_endpoints(endpoints, [{"name": s.spec.name, "namespace": "default", "address": s.spec.host,
+                                 "labels": {"app": POOL}, "ready": True} for s in servers])
+    config: dict[str, Any] = {"scrape": {"interval_ms": scrape_interval_ms}}
+    if scorers is not None:
+        config["scheduling"] = {"scorers": scorers}
+    picker = PickerProcess(pool_name=POOL, manifests_dir=manifests, endpoints_file=endpoints, config=config)
+    listen = free_port()
+    boot = add_served_header(build_bootstrap(listen, picker.address, endpoints=[s.key for s in servers]))
+    try:
+        envoy = EnvoyProcess(boot, listen)
+    except Exception:
+        picker.stop()
+        raise
+    return Gateway(f"http://127.0.0.1:{listen}", picker, envoy, servers)

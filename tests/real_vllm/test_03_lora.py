@@ -1,0 +1,64 @@
+"""The LoRA-affinity scorer's choice on real vLLM, asserted from the servers' real /metrics.
+
+Requests held in flight directly on the servers set up: ``roomy`` runs tiny-lora-a (one of its two
+adapter slots free), ``small`` runs tiny-lora-a and tiny-lora-b (no slot free). Real vLLM then
+lists each in-flight adapter in both the running and the waiting list. Probes through Envoy and a
+picker scoring LoRA affinity only must go where the real pages say:
+
+* base model: roomy (0.8, a free slot) over small (0.0, full). Counting the lists' lengths, as
+  before, made roomy look full too (a + a = 2 of 2) and left it to chance;
+* tiny-lora-b: small (1.0, loaded) over roomy (0.8);
+* tiny-lora-a: loaded on both (1.0 each): either.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .load import Streams, lora_lists, page, wait_idle, wait_pages
+
+A, B = "tiny-lora-a", "tiny-lora-b"
+HOLD_PROMPT = "hold this adapter slot while the probes run"
+
+
+def expected_score(model: str, lists) -> float:
+    """The ladder over real vLLM's lists (an independent statement of the rule being tested)."""
+    if lists is None:
+        return 0.8  # LoRA on, no sample yet: nothing in flight
+    running, waiting, max_lora = lists
+    if model in running:
+        return 1.0
+    if len(running | waiting) < max_lora:
+        return 0.8
+    return 0.6 if model in waiting else 0.0
+
+
+def test_lora_choice_with_one_slot_free_and_none_free(servers, gateway):
+    gw = gateway(scorers=[{"type": "lora-affinity-scorer", "weight": 1}])
+    roomy, small = servers.roomy, servers.small
+    want = {roomy.key: (frozenset({A}), frozenset({A}), 2), small.key: (frozenset({A, B}), frozenset({A, B}), 2)}
+    wait_idle(servers.all)
+    holders = [Streams(roomy.url).start(A, HOLD_PROMPT, 900),
+               Streams(small.url).start(A, HOLD_PROMPT, 900), Streams(small.url).start(B, HOLD_PROMPT, 900)]
+    try:
+        t_state = time.monotonic()
+        wait_pages(servers.all, "roomy running tiny-lora-a, small running both adapters",
+                   lambda ps: [lora_lists(p) for p in ps] == [want[roomy.key], want[small.key]])
+        gw.wait_scraped_since(t_state, 0.05)
+        for model, winner in (("tiny", roomy.key), (B, small.key), (A, None)):
+            for _ in range(3):
+                before = {s.key: lora_lists(page(s)) for s in servers.all}
+                r = gw.post("/v1/completions", {"model": model, "prompt": f"probe for {model}", "max_tokens": 1})
+                after = {s.key: lora_lists(page(s)) for s in servers.all}
+                assert r.status_code == 200, r.text
+                assert before == after == want, "the held requests ended while probing: the decision saw another state"
+                scores = {k: expected_score(model, lists) for k, lists in before.items()}
+                best = {k for k, v in scores.items() if v == max(scores.values())}
+                served = gw.served(r)
+                assert served in best, (model, scores, served)
+                if winner:
+                    assert best == {winner}, (model, scores)
+    finally:
+        for h in holders:
+            h.stop()
+    assert [expected_score("tiny", want[k]) for k in (roomy.key, small.key)] == [0.8, 0.0]

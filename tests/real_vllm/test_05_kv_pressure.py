@@ -1,0 +1,49 @@
+"""KV pressure on real vLLM: the `small` server has 24 KV blocks (3072 tokens). Five long requests
+sent to it directly fill its cache until vLLM preempts or queues; the picker reads the real
+`vllm:kv_cache_usage_perc` and sends new requests to `roomy`, and its saturation detector reports
+the pool as the real pages say."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .load import Streams, gauge, page, wait_idle, wait_pages
+
+PRESSURE = 0.75
+STILL_LOADED = 0.5
+"""A preemption frees the victim's blocks for a moment: during the probes the cache stays at least half full."""
+
+
+def saturation(fams) -> float:
+    """The picker's utilisation rule: max(waiting / 5, kv / 0.8) (picker/README, reference EPP)."""
+    return max(gauge(fams, "vllm:num_requests_waiting") / 5, gauge(fams, "vllm:kv_cache_usage_perc") / 0.8)
+
+
+def test_kv_pressure_moves_traffic_to_the_roomy_server(servers, gateway):
+    gw = gateway(scorers=[{"type": "kv-cache-utilization-scorer", "weight": 1}])
+    roomy, small = servers.roomy, servers.small
+    wait_idle(servers.all)
+    preempted_before = gauge(page(small), "vllm:num_preemptions_total")
+    load = Streams(small.url)
+    try:
+        for i in range(5):
+            load.start("tiny", f"fill the cache {i} " + "block " * 200, 800)
+        t_state = time.monotonic()
+        wait_pages([small], f"small server's KV cache at least {PRESSURE:.0%} used, requests preempted or queued",
+                   lambda ps: gauge(ps[0], "vllm:kv_cache_usage_perc") >= PRESSURE
+                   and (gauge(ps[0], "vllm:num_preemptions_total") > preempted_before
+                        or gauge(ps[0], "vllm:num_requests_waiting") > 0), timeout_s=240)
+        gw.wait_scraped_since(t_state, 0.05)
+        for i in range(5):
+            assert gauge(page(small), "vllm:kv_cache_usage_perc") >= STILL_LOADED, "the load ended before the probes"
+            r = gw.post("/v1/completions", {"model": "tiny", "prompt": f"probe {i}", "max_tokens": 1})
+            assert r.status_code == 200, r.text
+            assert gw.served(r) == roomy.key, f"probe {i} went to the server whose KV cache is full"
+        small_page = page(small)
+        assert gauge(small_page, "vllm:kv_cache_usage_perc") >= STILL_LOADED, "the load ended during the probes"
+        # The picker's saturation detector reads the same pages (stale pages would count as 1.0).
+        reported = float(re.search(r"^picker_pool_saturation (\S+)$", gw.picker_metrics(), re.M).group(1))
+        assert reported >= saturation(small_page) / 2 - 0.05, (reported, saturation(small_page))
+    finally:
+        load.stop()

@@ -28,7 +28,7 @@ import orjson
 from endpoint_picker import bench_overhead as picker_bench
 from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
 
-from . import stats, wrk
+from . import failures, stats, wrk
 from .httpclient import Pool
 from .loadgen import closed_loop, open_loop, poisson_offsets
 from .procs import cpu_seconds, free_port, local_host, pod_host
@@ -198,7 +198,8 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
     bench = picker_bench.Bench(n, tmp, picker_config(picker_st) if picker_st else {})
     first_picker = bench.gateways[0]
     targets: dict[str, _Target] = {}
-    result: dict[str, Any] = {"strategies": {}, "levels": [], "not_run": {}, "setup": "endpoint_picker.bench_overhead.Bench",
+    result: dict[str, Any] = {"strategies": {}, "levels": [], "not_run": {}, "failed": {},
+                              "setup": "endpoint_picker.bench_overhead.Bench",
                               "metrics_page_bytes": len(picker_bench.metrics_text(0))}
     try:
         for st in sc.strategies:
@@ -217,6 +218,10 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
                 except NotRun as e:
                     result["not_run"][st.name] = str(e)
                     log(f"  {st.name}: {e}")
+                    continue
+                except Exception as e:  # noqa: BLE001 (a gateway that cannot start fails the run, loudly)
+                    result["failed"][st.name] = f"{type(e).__name__}: {e}"[:3000]
+                    log(f"  {st.name}: FAILED: {result['failed'][st.name]}")
                     continue
                 targets[st.name] = _Target(gw.port, {k: p.pid for k, p in gw.procs().items()}, gw.metrics_port, gw.stop)
             result["strategies"][st.name] = {"type": st.type, "lb": st.lb, "description": st.description,
@@ -265,6 +270,11 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
                     tg.pause()
             for name, m in meas.items():
                 r = m.result()
+                why = failures.overhead(r)
+                if why:
+                    result["failed"][f"{name} @ {label}"] = why
+                    log(f"  {label:>22} {name:>20}: FAILED: {why}")
+                    continue
                 entry["runs"][name] = r
                 log(f"  {label:>22} {name:>20}: {r['throughput_rps']:8.1f} req/s  p50 {_ms(r['latency_s']['p50'])}  "
                     f"p99 {_ms(r['latency_s']['p99'])}  errors {r['errors']}"

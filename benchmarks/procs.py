@@ -40,11 +40,23 @@ class Proc:
         self.proc = subprocess.Popen(list(args), stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         if wait_for is not None:
-            try:
-                wait_port(wait_for[0], wait_for[1], timeout)
-            except TimeoutError:
+            self._wait_listening(*wait_for, timeout)
+
+    def _wait_listening(self, host: str, port: int, timeout: float) -> None:
+        """Until host:port accepts; a process that exits first fails at once, with its log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
                 self.stop()
-                raise RuntimeError(f"{name} did not start:\n{self.log()}")
+                raise RuntimeError(f"{self.name} exited with code {code} before listening on {host}:{port}:\n{self.log()}")
+            try:
+                wait_port(host, port, 0.2)
+                return
+            except TimeoutError:
+                continue
+        self.stop()
+        raise RuntimeError(f"{self.name} did not listen on {host}:{port} within {timeout:.0f} s:\n{self.log()}")
 
     @property
     def pid(self) -> int:

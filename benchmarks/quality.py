@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from . import stats
+from . import failures, stats
 from .httpclient import Pool
 from .loadgen import Sample, open_loop
 from .oracle import Oracle
@@ -160,13 +160,22 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
         info["kv_capacity_tokens"] = cap
         info["kv_demand_tokens"] = demand
         info["kv_demand_fraction"] = demand / cap
-    result: dict[str, Any] = {"workload": info, "runs": {}, "not_run": {}}
+    result: dict[str, Any] = {"workload": info, "runs": {}, "not_run": {}, "failed": {}}
     for st in sc.strategies:
         try:
             r = await _run_strategy(sc, st, planned, log)
         except NotRun as e:
             result["not_run"][st.name] = str(e)
             log(f"  {st.name:>24}: {e}")
+            continue
+        except Exception as e:  # noqa: BLE001 (a strategy that cannot run fails the run, loudly)
+            result["failed"][st.name] = f"{type(e).__name__}: {e}"[:3000]
+            log(f"  {st.name:>24}: FAILED: {result['failed'][st.name]}")
+            continue
+        why = failures.quality(r)
+        if why:
+            result["failed"][st.name] = why
+            log(f"  {st.name:>24}: FAILED: {why}")
             continue
         r["type"] = st.type
         r["description"] = st.description

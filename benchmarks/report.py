@@ -91,6 +91,8 @@ def overhead_markdown(doc: dict[str, Any]) -> str:
                 out.append(f"- Scrape cost, {name}: **{r['cores'].get('picker', 0):.3f} cores** idle with {sc['endpoints']} "
                            f"metric endpoints every {sc['interval_ms']} ms ({r['endpoints_with_metrics']} fresh, "
                            f"max metrics age {r['max_metrics_age_s']} s).")
+    for name, why in res.get("failed", {}).items():
+        out.append(f"- **{name}: FAILED**: {why}")
     for name, why in res.get("not_run", {}).items():
         out.append(f"- **{name}**: {why}")
     return "\n".join(out)
@@ -127,6 +129,8 @@ def quality_markdown(doc: dict[str, Any]) -> str:
                    f"| {_s(e['p50'])} / {_s(e['p90'])} / {_s(e['p99'])} | {r['output_tokens_per_s']:.0f} | {r['goodput_rps']:.1f} "
                    f"| {_pct(r['slo_attainment'])} | {_pct(r['prefix_hit_rate_usage'])} | {r['http_429']} | {errs} "
                    f"| {r['preemptions']} |")
+    for name, why in res.get("failed", {}).items():
+        out.append(f"| {name} | **FAILED**: {why} |" + " |" * (len(QUALITY_COLS) - 1))
     for name, why in res.get("not_run", {}).items():
         out.append(f"| {name} | {why} |" + " |" * (len(QUALITY_COLS) - 1))
     out.append("")

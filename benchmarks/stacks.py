@@ -11,6 +11,7 @@ import json
 import os
 import shlex
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +19,7 @@ import yaml
 from endpoint_picker.envoy_bootstrap import build_bootstrap
 from endpoint_picker.testing.picker import pool_manifest, write_endpoints, write_manifests
 
+from . import upstream_epp
 from .procs import (Proc, direct_bootstrap, envoy_binary, free_port, local_host, pod_host, python, raise_circuit_breakers,
                     wait_port)
 
@@ -129,8 +131,7 @@ class Gateway:
                                                               route_timeout_s=600.0, listener_address=local_host()))
             elif strategy.type == "upstream-epp":
                 grpc_port = self._start_upstream_epp(picker_config or {})
-                boot = raise_circuit_breakers(build_bootstrap(self.port, f"127.0.0.1:{grpc_port}", endpoints=self.endpoints,
-                                                              route_timeout_s=600.0))
+                boot = upstream_epp.envoy_bootstrap(self.port, f"{local_host()}:{grpc_port}", local_host())
             else:
                 raise ValueError(f"no gateway for strategy type {strategy.type}")
             self._start_envoy(boot, envoy_concurrency)
@@ -168,21 +169,21 @@ class Gateway:
         return grpc_port
 
     def _start_upstream_epp(self, config: dict[str, Any]) -> int:
+        """The reference EPP with file discovery (upstream_epp.py); ready = its gRPC health says
+        the ext_proc service is SERVING (it is only once discovery has loaded the endpoints)."""
         binary = os.environ.get("IGW_UPSTREAM_EPP")
         if not binary:
             raise NotRun(UPSTREAM_NOT_RUN)
-        mdir, ep = self._write_discovery()
+        ep = self.dir / "epp-endpoints.yaml"
+        ep.write_text(yaml.safe_dump(upstream_epp.endpoints_document(self.endpoints)))
         cfg = self.dir / "epp-config.yaml"
-        cfg.write_text(yaml.safe_dump(config))
+        cfg.write_text(yaml.safe_dump(upstream_epp.epp_config(ep, upstream_epp.weights_from(config)), sort_keys=False))
         grpc_port, health_port, self.metrics_port = free_port(), free_port(), free_port()
-        tmpl = os.environ.get("IGW_UPSTREAM_EPP_ARGS",
-                              "--pool-name {pool} --pool-namespace default --grpc-port {grpc_port} "
-                              "--grpc-health-port {health_port} --metrics-port {metrics_port} "
-                              "--config-file {config_file}")
-        args = tmpl.format(pool=POOL, grpc_port=grpc_port, health_port=health_port, metrics_port=self.metrics_port,
-                           config_file=cfg, manifests_dir=mdir, endpoints_file=ep,
-                           endpoints=",".join(self.endpoints))
-        self.picker = Proc("upstream-epp", [binary, *shlex.split(args)], wait_for=("127.0.0.1", grpc_port))
+        self.picker = Proc("upstream-epp", upstream_epp.command(binary, pool=POOL, config_file=cfg, endpoints_file=ep,
+                                                                 grpc_port=grpc_port, health_port=health_port,
+                                                                 metrics_port=self.metrics_port),
+                           wait_for=(local_host(), grpc_port), timeout=60)
+        wait_serving(local_host(), health_port, "envoy.service.ext_proc.v3.ExternalProcessor", 60, self.picker)
         return grpc_port
 
     def _start_envoy(self, boot: dict[str, Any], concurrency: int) -> None:
@@ -204,6 +205,30 @@ class Gateway:
         for p in (self.envoy, self.picker):
             if p is not None:
                 p.stop()
+
+
+def wait_serving(host: str, port: int, service: str, timeout: float, proc: Proc) -> None:
+    """Poll grpc.health.v1 until `service` is SERVING; fail with the process log otherwise."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.proc.poll() is not None:
+                break
+            try:
+                status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+            except grpc.RpcError as e:
+                last = f"{e.code().name}: {e.details()}"
+            time.sleep(0.2)
+    proc.stop()
+    raise RuntimeError(f"{proc.name} never reported {service} SERVING on {host}:{port} (last: {last}):\n{proc.log()}")
 
 
 def _tmp() -> str:

@@ -162,14 +162,20 @@ class KubePicker:
             return False
         return r.status == health_pb2.HealthCheckResponse.SERVING
 
-    def endpoints(self) -> set[str]:
-        """The endpoints the picker currently schedules to (from its own metrics)."""
-        text = httpx.get(f"http://{self.address}:{PICKER_PORTS[2]}/metrics", timeout=5).text
+    def endpoints(self) -> set[str] | None:
+        """The endpoints the picker currently schedules to (from its own metrics); None while
+        its metrics port is not up yet."""
+        try:
+            text = httpx.get(f"http://{self.address}:{PICKER_PORTS[2]}/metrics", timeout=5).text
+        except httpx.TransportError:
+            return None
         return set(re.findall(r'^picker_metrics_age_seconds\{endpoint="([^"]+)"\}', text, re.M))
 
     def wait_endpoints(self, expected: set[str], timeout: float = 20) -> None:
-        until(lambda: self.endpoints() == expected, timeout=timeout,
-              what=f"{self.name} endpoints == {sorted(expected)} (has {sorted(self.endpoints())})\n{self.log()}")
+        try:
+            until(lambda: self.endpoints() == expected, timeout=timeout, what=f"{self.name} endpoints == {sorted(expected)}")
+        except TimeoutError as e:
+            raise AssertionError(f"{e}; it has {self.endpoints()}\n{self.log()}") from None
 
     def log(self, lines: int = 60) -> str:
         return self.proc.tail(lines)

@@ -1,4 +1,18 @@
-"""Kubernetes discovery and Lease election against a tiny fake API server on loopback."""
+"""Kubernetes discovery and Lease election against a tiny fake API server on loopback.
+
+What a real API server does is tested against one: tests/real_k8s runs the picker with its own
+ServiceAccount token against kube-apiserver (list/watch, readiness flips, deletions, pool,
+objective and rewrite edits, a watch resumed after a cut and one answered 410 Gone after etcd
+compaction, the rendered Role, leader election through real Leases). This fake stays only for
+what the real server cannot be made to do on demand:
+
+- refuse a watch request with a plain HTTP 410 (kube-apiserver 1.36 sends 410 as an ERROR event
+  inside a 200 stream; older servers and proxies in between answer with the status itself);
+- serve some kinds while another kind's CRD is missing (404), in a cluster whose CRDs the other
+  tests share;
+- send a BOOKMARK at a chosen moment (the watch cache sends them on its own schedule);
+- drive the Lease elector with a fake clock (a stale leader's late renewal, exact transitions).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +49,8 @@ class FakeApiServer:
         self.leases: dict[str, dict[str, Any]] = {}
         self.rv = 100
         self.auth: list[str] = []
+        self.list_calls: dict[str, int] = {}
+        self.refuse_next_watch: dict[str, int] = {}   # kind -> HTTP status for its next watch request
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
@@ -50,6 +66,13 @@ class FakeApiServer:
             hdrs = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in head[1:] if l)}
             self.auth.append(hdrs.get("authorization", ""))
             body = await reader.readexactly(int(hdrs.get("content-length", 0))) if "content-length" in hdrs else b""
+            refusal = self.refuse_next_watch.pop(self._kind(path), None) if "watch=1" in path else None
+            if refusal is not None:
+                data = orjson.dumps({"kind": "Status", "code": refusal, "reason": "Expired"})
+                writer.write(f"HTTP/1.1 {refusal} X\r\nContent-Type: application/json\r\n"
+                             f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+                await writer.drain()
+                return
             if "watch=1" in path:
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
                 for ev in self.watch_events.get(self._kind(path), []):
@@ -93,6 +116,7 @@ class FakeApiServer:
                 self.leases[name] = body
                 return 200, body
         kind = self._kind(path)
+        self.list_calls[kind] = self.list_calls.get(kind, 0) + 1
         if kind in self.lists:
             return 200, {"items": self.lists[kind], "metadata": {"resourceVersion": "10"}}
         return 404, {"reason": "NotFound"}
@@ -120,7 +144,9 @@ def test_object_cache_events():
     assert not c.apply({"type": "ERROR", "object": {"code": 410, "reason": "Expired"}})  # relist
 
 
-def test_list_and_watch_build_endpoints(tmp_path):
+def test_missing_crd_and_a_bookmark(tmp_path):
+    """A kind whose CRD is missing (404) does not block sync; a BOOKMARK moves the watch's
+    resourceVersion without an event."""
     async def main() -> None:
         fake = FakeApiServer()
         fake.lists = {"pods": [pod("a", "10.1.0.1"), pod("b", "10.1.0.2", ready=False), pod("c", "10.1.0.3", app="other")],
@@ -145,6 +171,39 @@ def test_list_and_watch_build_endpoints(tmp_path):
             assert store.priority_for(None, "batch") == -1
             assert d.caches["pods"].resource_version == "13"
             assert fake.auth[0] == "Bearer sa-token"
+        finally:
+            task.cancel()
+            await d.stop()
+            fake.server.close()
+
+    asyncio.run(main())
+
+
+def test_a_watch_refused_with_http_410_relists(tmp_path):
+    """The pods watch is refused with HTTP 410 (not an ERROR event): the picker lists pods again
+    and serves what that list says."""
+    async def main() -> None:
+        fake = FakeApiServer()
+        fake.lists = {"pods": [pod("a", "10.1.0.1")], "inferencepools": [POOL]}
+        fake.refuse_next_watch = {"pods": 410}
+        port = await fake.start()
+        store = Datastore()
+        d = KubernetesDiscovery(store, api_for(port, tmp_path), pool_name="pool", pool_namespace=NS)
+        task = asyncio.create_task(d.run())
+        try:
+            for _ in range(50):
+                await asyncio.sleep(0.02)
+                if store.synced:
+                    break
+            assert set(store.endpoints) == {"10.1.0.1:8000", "10.1.0.1:8001"}
+            fake.lists["pods"] = [pod("b", "10.1.0.2")]  # what changed while the watch was refused
+            for _ in range(150):  # the relist comes after a 1 s pause
+                await asyncio.sleep(0.02)
+                if fake.list_calls.get("pods") == 2:
+                    break
+            await asyncio.sleep(0.05)
+            assert fake.list_calls["pods"] == 2 and "pods" not in fake.refuse_next_watch
+            assert set(store.endpoints) == {"10.1.0.2:8000", "10.1.0.2:8001"}
         finally:
             task.cancel()
             await d.stop()

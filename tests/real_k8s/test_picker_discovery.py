@@ -106,8 +106,11 @@ def test_inference_pool_edits_are_picked_up(routed: PoolEnv) -> None:
     picker.wait_endpoints({endpoint(env, "canary")})
     assert served_by(env) == {"canary"}
 
+    canary_ip = env.pods["canary"].ip
+    env.patch_pool({"targetPorts": [{"number": SIM_PORT}, {"number": SIM_PORT + 1}]})
+    picker.wait_endpoints({f"{canary_ip}:{SIM_PORT}", f"{canary_ip}:{SIM_PORT + 1}"})  # one per target port
     env.patch_pool({"targetPorts": [{"number": SIM_PORT + 1}]})
-    picker.wait_endpoints({f"{env.pods['canary'].ip}:{SIM_PORT + 1}"})
+    picker.wait_endpoints({f"{canary_ip}:{SIM_PORT + 1}"})
 
     env.admin.delete("inference.networking.k8s.io/v1", "InferencePool", env.pool_name(), namespace=env.namespace)
     picker.wait_endpoints(set())

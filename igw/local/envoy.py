@@ -7,7 +7,7 @@ Layout (under the state dir):
     envoy/xds/rds-<listener>.yaml   its route config (HTTPRoute rules, Gateway API order)
     envoy/xds/cds.yaml     per pool: `pool.<pool>` (EDS, override_host LB) and `picker.<pool>` (gRPC)
     envoy/xds/eds-<pool>.yaml   the pool's ready pods
-    envoy/xds/eds-picker-<pool>.yaml   the pool's current picker
+    envoy/xds/eds-picker-<pool>.yaml   the pool's ready pickers (its leader, with several)
 
 Every file is replaced atomically (write + rename inside the watched directory), so Envoy picks up
 a change without a restart: a route/weight change only swaps the route table (in-flight requests
@@ -23,8 +23,14 @@ FailOpen: the pool cluster uses override_host (picker's ordered endpoint list fr
 metadata, then the header) with a round-robin fallback over the pool's ready pods. When the picker
 is unreachable Envoy continues without its answer (failure_mode_allow) and the fallback picks a
 ready pod; retries (connect failure / reset before response headers) move to another pod.
-Envoy can only fail open while it still holds the request body, so FailOpen pools buffer request
-bodies (Pool.ext_proc_modes); FailClose pools use the picker's FULL_DUPLEX_STREAMED mode.
+
+A hung picker is a failed one: each message waits at most the pool's `message_timeout` (an
+annotation on the InferencePool), then a FailOpen pool goes on without the picker and a FailClose
+pool answers 503 (ext_proc's own 500/504 replies become the gateway's JSON 503 `picker-unavailable`,
+`picker_failure_reply`). Once the supervisor's readiness probe fails it, the picker leaves its EDS
+and requests stop waiting at all. The body modes (BUFFERED requests, STREAMED responses;
+Pool.ext_proc_modes has the measurements) make sure a killed or frozen picker never cuts a response
+that is already streaming on a FailOpen pool.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 import yaml
 
 from endpoint_picker.envoy_bootstrap import ext_proc_filter, override_host_lb_policy, picker_cluster
+from endpoint_picker.errors import error_type
 
 from . import edge
 from .plan import Listener, LocalPlan, RouteEntry
@@ -81,6 +88,27 @@ ACCESS_LOG_FORMAT = {
 }
 BUFFER_LIMIT = 16 * 1024 * 1024
 _BIG = {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000, "max_retries": 10000}
+
+
+PICKER_UNAVAILABLE = "picker-unavailable"
+
+
+def picker_failure_reply() -> dict[str, Any]:
+    """local_reply_config mapper: ext_proc's own error replies (500 `ext_proc_error_gRPC_error_<n>`
+    when the picker is unreachable, 504 `ext_proc_error_per-message_timeout_exceeded` when it does
+    not answer in time; only FailClose pools produce them) become a 503 in the gateway's error shape."""
+    return {
+        "filter": {"extension_filter": {"name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+            "expression": "response.code_details.startsWith('ext_proc_error')"}}},
+        "status_code": 503,
+        "headers_to_add": [{"header": {"key": "x-llm-d-request-dropped-reason", "value": PICKER_UNAVAILABLE},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+                           {"header": {"key": "retry-after", "value": "1"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body_format_override": {"content_type": "application/json", "json_format": {"error": {
+            "message": "the endpoint picker is unavailable and this pool fails closed",
+            "type": error_type(503), "param": None, "code": PICKER_UNAVAILABLE}}},
+    }
 
 
 def ext_proc_name(pool: str) -> str:
@@ -233,6 +261,7 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
     for pool in sorted(plan.pools.values(), key=lambda p: p.name):
         req_mode, resp_mode = pool.ext_proc_modes()
         f = ext_proc_filter(picker_cluster_name(pool.name), failure_mode_allow=pool.fail_open,
+                            message_timeout_s=pool.message_timeout_s,
                             request_body_mode=req_mode, response_body_mode=resp_mode, name=ext_proc_name(pool.name))
         f["disabled"] = True  # enabled per route for the routes that reach this pool
         filters.append(f)
@@ -256,6 +285,8 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
         hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": str(access_log), "log_format": {"json_format": fmt}}}]
+    replies = hcm.setdefault("local_reply_config", {})
+    replies["mappers"] = [picker_failure_reply(), *replies.get("mappers", [])]
     return {
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": listener_name(lst),
@@ -265,7 +296,7 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
     }
 
 
-def clusters(plan: LocalPlan, xds_dir: Path, picker_ports: dict[str, int]) -> list[dict[str, Any]]:
+def clusters(plan: LocalPlan, xds_dir: Path) -> list[dict[str, Any]]:
     out = []
     for pool in sorted(plan.pools.values(), key=lambda p: p.name):
         out.append({
@@ -277,11 +308,11 @@ def clusters(plan: LocalPlan, xds_dir: Path, picker_ports: dict[str, int]) -> li
             "load_balancing_policy": override_host_lb_policy(),
             "circuit_breakers": {"thresholds": [_BIG]},
         })
-        # The picker's address comes from EDS too: a replaced picker (new config → new process on
-        # new ports) takes new streams while the streams already open on the old one finish
-        # (a changed cluster would be rebuilt and its connections dropped).
+        # The pickers' addresses come from EDS too (the ready ones, as a Service's endpoints): a
+        # replaced or failing picker leaves it while the streams already open on it finish (a
+        # changed cluster would be rebuilt and its connections dropped).
         # TLS, as a gateway on GKE talks to the picker (its default --secure-serving, self-signed).
-        pc = picker_cluster(picker_cluster_name(pool.name), f"127.0.0.1:{picker_ports[pool.name]}", tls=True)
+        pc = picker_cluster(picker_cluster_name(pool.name), tls=True)
         pc.pop("load_assignment")
         pc.update({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "type": "EDS",
                    "eds_cluster_config": {"eds_config": _source(xds_dir, f"eds-picker-{pool.name}.yaml")},
@@ -342,7 +373,12 @@ class EnvoyFiles:
         self.version += 1
         _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints)], str(self.version))
 
-    def write_config(self, plan: LocalPlan, picker_ports: dict[str, int], endpoints: dict[str, list[str]],
+    def write_picker_endpoints(self, pool: str, pickers: list[str]) -> None:
+        self.version += 1
+        _write(self.xds / f"eds-picker-{pool}.yaml", [load_assignment(pool, pickers, picker_cluster_name(pool))],
+               str(self.version))
+
+    def write_config(self, plan: LocalPlan, pickers: dict[str, list[str]], endpoints: dict[str, list[str]],
                      address: str = "127.0.0.1", access_log: Path | None = None) -> None:
         """Order matters for a live Envoy: endpoints and clusters before the routes that use them,
         listeners last."""
@@ -351,8 +387,8 @@ class EnvoyFiles:
         for pool in plan.pools:
             _write(self.xds / f"eds-{pool}.yaml", [load_assignment(pool, endpoints.get(pool, []))], v)
             _write(self.xds / f"eds-picker-{pool}.yaml",
-                   [load_assignment(pool, [f"127.0.0.1:{picker_ports[pool]}"], picker_cluster_name(pool))], v)
-        self.cds_version = _write(self.xds / "cds.yaml", clusters(plan, self.xds, picker_ports), v)
+                   [load_assignment(pool, pickers.get(pool, []), picker_cluster_name(pool))], v)
+        self.cds_version = _write(self.xds / "cds.yaml", clusters(plan, self.xds), v)
         self.route_versions = {}
         for lst in plan.listeners:
             self.route_versions[listener_name(lst)] = _write(

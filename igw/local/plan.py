@@ -17,9 +17,14 @@ from typing import Any
 
 import yaml
 
+from components.builders.inference_pool import MESSAGE_TIMEOUT_ANNOTATION
+
+from .picker_deployment import PickerDeployment
+
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_KIND = "InferencePool"
 DEFAULT_BACKEND_TIMEOUT_S = 30.0  # GCPBackendPolicy default.timeoutSec default
+DEFAULT_MESSAGE_TIMEOUT_S = 1.0  # without the pool annotation: GKE's own callout default (1000 ms)
 
 # Objects a local run uses (or that only configure the cluster itself) → not listed as skipped.
 _USED_KINDS = {"Gateway", "HTTPRoute", "InferencePool", "InferenceObjective", "InferenceModelRewrite",
@@ -112,20 +117,26 @@ class Pool:
     picker_config: dict[str, Any]
     timeout_s: float
     replicas: list[Replica] = field(default_factory=list)
+    message_timeout_s: float = DEFAULT_MESSAGE_TIMEOUT_S   # per picker answer (pool annotation)
+    picker: PickerDeployment = field(default_factory=PickerDeployment)
 
     @property
     def fail_open(self) -> bool:
         return self.failure_mode == "FailOpen"
 
     def ext_proc_modes(self) -> tuple[str, str]:
-        """(request, response) body modes shared by Envoy's filter and the picker.
+        """(request, response) body modes shared by Envoy's filter and the picker, measured on
+        Envoy 1.40 with the picker killed (SIGKILL) or frozen (SIGSTOP) mid-request:
 
-        FailOpen needs Envoy to keep the request body: once a FULL_DUPLEX_STREAMED chunk has been
-        handed to the picker Envoy holds no copy and cannot fail open (envoyproxy/envoy#41276), so
-        a FailOpen pool uses BUFFERED request bodies locally. Responses keep the picker's mode."""
-        ext = self.picker_config.get("ext_proc") or {}
-        req = "BUFFERED" if self.fail_open else str(ext.get("request_body_mode") or "FULL_DUPLEX_STREAMED")
-        return req, str(ext.get("response_body_mode") or "FULL_DUPLEX_STREAMED")
+        * request BUFFERED: Envoy keeps the body, so a FailOpen pool can continue without the
+          picker, and `message_timeout` bounds a frozen picker (FailOpen: the request goes on
+          without it; FailClose: 503). With FULL_DUPLEX_STREAMED Envoy holds no copy once a chunk
+          went to the picker (envoyproxy/envoy#41276) and waited forever on a frozen one.
+        * response STREAMED: Envoy keeps each chunk until the picker answers it, so when the picker
+          dies or freezes mid-response a FailOpen pool forwards the rest unchanged (a frozen one
+          costs one message timeout). With FULL_DUPLEX_STREAMED every stream in flight was cut.
+        """
+        return "BUFFERED", "STREAMED"
 
     def local_picker_config(self) -> dict[str, Any]:
         """The rendered picker.yaml with the body modes this runner's Envoy uses."""
@@ -387,7 +398,9 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
         else:
             problems.append(f"InferencePool {ns}/{name}: picker ConfigMap {epp.get('name', name + '-epp')} "
                             "(key picker.yaml) not found; the picker runs with its defaults")
+        annotations = (o.get("metadata") or {}).get("annotations") or {}
         pools[name] = Pool(
+            message_timeout_s=_seconds(annotations.get(MESSAGE_TIMEOUT_ANNOTATION)) or DEFAULT_MESSAGE_TIMEOUT_S,
             name=name, namespace=ns, selector={str(k): str(v) for k, v in sel.items()},
             target_ports=tuple(int(p["number"]) for p in spec.get("targetPorts") or [] if "number" in p) or (8000,),
             failure_mode=str(epp.get("failureMode") or "FailClose"),
@@ -400,8 +413,9 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
             if ref.get("kind") == POOL_KIND and ref.get("name") in pools and t is not None:
                 pools[ref["name"]].timeout_s = float(t)
 
-    picker_refs = {(p.namespace, str(((objs.get((POOL_KIND, p.namespace, p.name)) or {}).get("spec") or {})
-                                     .get("endpointPickerRef", {}).get("name") or f"{p.name}-epp")) for p in pools.values()}
+    picker_refs_by_pool = {p.name: str(((objs.get((POOL_KIND, p.namespace, p.name)) or {}).get("spec") or {})
+                                       .get("endpointPickerRef", {}).get("name") or f"{p.name}-epp") for p in pools.values()}
+    picker_refs = {(p.namespace, picker_refs_by_pool[p.name]) for p in pools.values()}
 
     # replicas: Deployments whose pod template labels a pool selects
     addr = ipaddress.IPv4Address(address_base)
@@ -417,6 +431,9 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
         if pool is None:
             if (ns, dname) in picker_refs:
                 skipped.append((_ref(o), _PICKER_REPLACED))
+                for p in pools.values():
+                    if (p.namespace, picker_refs_by_pool[p.name]) == (ns, dname):
+                        p.picker = PickerDeployment.from_manifest(o)
                 args = [str(a) for c in (tmpl.get("spec") or {}).get("containers") or [] for a in c.get("args") or []]
                 if any(a.startswith("--api-keys-file") for a in args):
                     problems.append(f"picker {dname}: its API keys are a Secret (masked in an offline render), so "

@@ -1,8 +1,9 @@
 """Applying a new render to a running local stack without dropping requests in flight.
 
 * manifests: new generation dir + symlink swap → pickers hot-reload objectives/rewrites;
-* a pool whose picker.yaml changed gets a new picker on new ports; Envoy's picker cluster moves to
-  it (CDS) and the old one drains its open streams on SIGTERM;
+* a pool whose picker.yaml (or picker replica count) changed gets new pickers on new ports; once
+  one of them leads, Envoy's picker cluster moves to it (EDS) and the old ones drain their open
+  streams on SIGTERM (a leader releases its Lease first, so a new standby takes over at once);
 * new replicas start and join once ready; removed (or changed) replicas leave the endpoints first,
   then stop; Envoy routes/clusters/listeners change through xDS files.
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .pickers import picker_fingerprint, picker_proc, picker_ready
+from .pickers import picker_fingerprint, start_group, wait_group_ready
 from .plan import LocalPlan, build_plan, cloud_resources, load_manifests
 from .process import Proc
 from .replicas import replica_fingerprint
@@ -85,27 +86,34 @@ def apply_plan(sup: Supervisor, new: LocalPlan, source: Path) -> list[str]:
         sup.wait_ready("replicas", started, sup.replicas.ready, sup.o.startup_timeout)
     # 2. manifests for the pickers (rewrites, objectives, pool selector)
     sup.install_manifests(source)
-    # 3. pickers: new pools / changed picker config → a new picker next to the old one
+    # 3. pickers: new pools / changed picker config → new pickers next to the old ones
     old_pickers: list[Proc] = []
     for pool in new.pools.values():
         cur = sup.pickers.get(pool.name)
-        if cur is not None and cur.meta.get("config_fp") == picker_fingerprint(pool):
+        if cur and all(p.meta.get("config_fp") == picker_fingerprint(pool) for p in cur):
             continue
-        p = picker_proc(sup.dir, pool, name=f"{pool.name}-epp" if cur is None else f"{pool.name}-epp-g{sup.generation}")
-        p.start()
-        sup.wait_ready("pickers", [p], picker_ready, sup.o.startup_timeout)
-        if cur is not None:
-            old_pickers.append(cur)
-        sup.pickers[pool.name] = p
-        summary.append(f"picker for {pool.name} {'restarted with new config' if cur else 'added'}")
+        group = start_group(sup.dir, pool, "" if not cur else f"-g{sup.generation}")
+        if cur and pool.picker.leader_election:
+            # The old leader holds the Lease: the new group stands by until it is handed over.
+            for p in cur:
+                p.ready = False
+                p.signal(signal.SIGTERM)
+        problem = wait_group_ready(group, time.monotonic() + sup.o.startup_timeout)
+        if problem:
+            for p in group:
+                p.stop()
+            raise RuntimeError(problem)
+        old_pickers += cur or []
+        sup.pickers[pool.name] = group
+        summary.append(f"pickers for {pool.name} {'restarted with new config' if cur else 'added'}")
     for name in [n for n in sup.pickers if n not in new.pools]:
-        old_pickers.append(sup.pickers.pop(name))
-        summary.append(f"picker for {name} removed")
+        old_pickers += sup.pickers.pop(name)
+        summary.append(f"pickers for {name} removed")
     # 4. Envoy: endpoints, clusters, routes, listeners
     for r in removed:
         r.ready = False
     sup.publish_endpoints()
-    sup.envoy_files.write_config(new, sup.picker_ports(), sup.ready_endpoints(), sup.o.listen_address,
+    sup.envoy_files.write_config(new, sup.picker_endpoints(), sup.ready_endpoints(), sup.o.listen_address,
                                  sup.logs / "access.log")
     sup.wait_envoy_applied()
     if [(l.name, l.local_port) for l in old.listeners] != [(l.name, l.local_port) for l in new.listeners]:

@@ -1,12 +1,15 @@
 """The local supervisor: runs a LocalPlan as processes and keeps it running.
 
 One supervisor per stack owns every child: one replica process per model-server pod (own loopback
-address, like a pod IP; see replicas.py), one picker per InferencePool (pickers.py), one Envoy.
-The supervisor stops them on SIGTERM/SIGINT/SIGHUP, on a startup failure and at exit.
+address, like a pod IP; see replicas.py), the pickers of each InferencePool (as many as its picker
+Deployment's replicas; pickers.py), one Envoy. The supervisor stops them on SIGTERM/SIGINT/SIGHUP,
+on a startup failure and at exit.
 
 While running it acts as the kubelet and the controllers would: probes each replica's
 readinessProbe, publishes ready pods to the pickers (endpoints file) and to Envoy (EDS file),
-restarts crashed processes with backoff, and on SIGUSR1 applies a new render (rollout.py).
+probes the pickers as their rendered probes say (watchdog.py: a picker failing readiness leaves
+Envoy's picker cluster, one failing liveness is restarted), restarts crashed processes with
+backoff, and on SIGUSR1 applies a new render (rollout.py).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import yaml
 from endpoint_picker.envoy_bootstrap import envoy_binary
 
 from .envoy import EnvoyFiles, listener_name
-from .pickers import endpoints_file, picker_proc, picker_ready
+from .pickers import endpoints_file, start_group, wait_group_ready
 from .plan import LocalPlan, build_plan, cloud_resources, load_manifests
 from .process import Proc, free_port, port_open
 from .replicas import replica_launcher
 from .report import describe_route
 from .state import write_state
+from .watchdog import PickerWatchdog
 
 RESTART_BACKOFF = (2.0, 4.0, 8.0, 16.0, 30.0)
 RELOAD_SIGNAL = signal.SIGUSR1
@@ -62,7 +66,7 @@ class Supervisor:
         self.envoy_files = EnvoyFiles(self.dir / "envoy")
         self.plan: LocalPlan | None = None
         self.sims: dict[str, Proc] = {}
-        self.pickers: dict[str, Proc] = {}
+        self.pickers: dict[str, list[Proc]] = {}   # pool -> its pickers (one leads when several)
         self.envoy: Proc | None = None
         self.retiring: list[Proc] = []    # replaced pickers draining their open streams
         self.admin_port = free_port()
@@ -76,6 +80,7 @@ class Supervisor:
         self.http = httpx.Client(timeout=1.0)
         self.replicas = replica_launcher(self.http, opts.time_scale, opts.upstream_sim)
         self.started_at = time.time()
+        self.watchdog = PickerWatchdog(progress)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -92,7 +97,9 @@ class Supervisor:
             "state_dir": str(self.dir), "manifests_dir": str(self.dir / "manifests"),
             "processes": procs, "last_reload": self.last_reload,
             "pools": {name: {"failure_mode": p.failure_mode, "timeout_s": p.timeout_s,
-                             "picker": self.pickers[name].name if name in self.pickers else None,
+                             "message_timeout_s": p.message_timeout_s,
+                             "picker": self.pickers[name][0].name if self.pickers.get(name) else None,
+                             "pickers": [q.name for q in self.pickers.get(name, [])],
                              "replicas": [r.name for r in p.replicas]}
                       for name, p in plan.pools.items()} if plan else {},
             "models": [dataclasses.asdict(m) for m in plan.models] if plan else [],
@@ -106,8 +113,11 @@ class Supervisor:
         write_state(self.dir, self.state())
 
     def all_procs(self) -> list[Proc]:
-        return (list(self.sims.values()) + list(self.pickers.values()) + self.retiring
+        return (list(self.sims.values()) + self.picker_procs() + self.retiring
                 + ([self.envoy] if self.envoy else []))
+
+    def picker_procs(self) -> list[Proc]:
+        return [p for group in self.pickers.values() for p in group]
 
     # ------------------------------------------------------------------ manifests
     def install_manifests(self, source: Path) -> Path:
@@ -148,6 +158,8 @@ class Supervisor:
                 tmp.write_text(body)
                 os.replace(tmp, f)
             self.envoy_files.write_endpoints(pool.name, eps)
+            if self.envoy is not None:  # before Envoy starts, write_config writes them
+                self.envoy_files.write_picker_endpoints(pool.name, self.picker_endpoints().get(pool.name, []))
 
     def ready_endpoints(self) -> dict[str, list[str]]:
         assert self.plan is not None
@@ -155,8 +167,18 @@ class Supervisor:
                             if self.sims.get(r.name) and self.sims[r.name].ready for port in pool.target_ports]
                 for pool in self.plan.pools.values()}
 
-    def picker_ports(self) -> dict[str, int]:
-        return {pool: p.meta["grpc_port"] for pool, p in self.pickers.items()}
+    def picker_endpoints(self) -> dict[str, list[str]]:
+        """Per pool, its ready pickers' ext_proc addresses: what the picker Service's endpoints
+        would be (with leader election, the leader only)."""
+        return {pool: [f"127.0.0.1:{p.meta['grpc_port']}" for p in group if p.ready and p.running()]
+                for pool, group in self.pickers.items()}
+
+    def wait_pickers_ready(self, groups: list[list[Proc]]) -> None:
+        deadline = time.monotonic() + self.o.startup_timeout
+        for group in groups:
+            problem = wait_group_ready(group, deadline, lambda: self._stop)
+            if problem:
+                raise StartupError(problem)
 
     # ------------------------------------------------------------------ waiting
     def wait_ready(self, what: str, procs: list[Proc], check: Callable[[Proc], bool], timeout: float) -> None:
@@ -246,20 +268,19 @@ class Supervisor:
         self.publish_endpoints()
         self.progress(f"            ready in {time.monotonic() - t:.1f}s")
 
-        # 2. one picker per pool
+        # 2. the pickers of each pool
         t = time.monotonic()
         for pool in plan.pools.values():
-            self.pickers[pool.name] = p = picker_proc(self.dir, pool)
-            p.start()
+            self.pickers[pool.name] = start_group(self.dir, pool)
         self.save()
-        names = ", ".join(f"{p.name} ({p.meta['failure_mode']})" for p in self.pickers.values())
+        names = ", ".join(f"{p.name} ({p.meta['failure_mode']})" for p in self.picker_procs())
         self.progress(f"  pickers   {names} ...")
-        self.wait_ready("pickers", list(self.pickers.values()), picker_ready, self.o.startup_timeout)
+        self.wait_pickers_ready(list(self.pickers.values()))
         self.progress(f"            ready in {time.monotonic() - t:.1f}s")
 
         # 3. Envoy
         t = time.monotonic()
-        self.envoy_files.write_config(plan, self.picker_ports(), self.ready_endpoints(), self.o.listen_address,
+        self.envoy_files.write_config(plan, self.picker_endpoints(), self.ready_endpoints(), self.o.listen_address,
                                       self.logs / "access.log")
         boot = self.envoy_files.write_bootstrap(self.admin_port, f"igw-local-{self.o.stack}")
         self.envoy = Proc("envoy", "envoy", [envoy_binary(), "-c", str(boot), "--disable-hot-restart",
@@ -323,11 +344,10 @@ class Supervisor:
                     if ok != p.ready:
                         p.ready = ok
                         changed = True
-                for p in self.pickers.values():
-                    ok = picker_ready(p)
-                    if ok != p.ready:
-                        p.ready = ok
-                        changed = True
+            assert self.plan is not None
+            specs = {name: pool.picker for name, pool in self.plan.pools.items()}
+            changed |= self.watchdog.step(now, [(p, specs[pool]) for pool, group in self.pickers.items()
+                                                if pool in specs for p in group])
             if changed:
                 self.publish_endpoints()
                 self.save()
@@ -347,7 +367,8 @@ class Supervisor:
             self.save()
         except OSError:
             pass
-        for group in ([self.envoy] if self.envoy else [], list(self.pickers.values()) + self.retiring,
+        self.watchdog.close()
+        for group in ([self.envoy] if self.envoy else [], self.picker_procs() + self.retiring,
                       list(self.sims.values())):
             for p in group:
                 p.signal(signal.SIGTERM)

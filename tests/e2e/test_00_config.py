@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from igw.local import envoy as E
-from igw.local.plan import build_plan, sim_args
+from igw.local.plan import PlanError, build_plan, sim_args
 
 POOL_GROUP = "inference.networking.k8s.io"
 
@@ -66,14 +66,65 @@ def test_failure_modes_map_to_failure_mode_allow_and_body_modes():
     open_, closed = f["igw.ext_proc.open"], f["igw.ext_proc.closed"]
     assert open_["typed_config"]["failure_mode_allow"] is True
     assert closed["typed_config"]["failure_mode_allow"] is False
-    # Envoy can only fail open while it still holds the body: FailOpen buffers request bodies.
-    assert open_["typed_config"]["processing_mode"]["request_body_mode"] == "BUFFERED"
-    assert closed["typed_config"]["processing_mode"]["request_body_mode"] == "FULL_DUPLEX_STREAMED"
+    # Envoy keeps request bodies and response chunks until the picker answered them, so it can go
+    # on without a dead or frozen picker, and the message timeout bounds a frozen one.
+    for f in (open_, closed):
+        mode = f["typed_config"]["processing_mode"]
+        assert (mode["request_body_mode"], mode["response_body_mode"]) == ("BUFFERED", "STREAMED")
+        assert (mode["response_header_mode"], mode["response_trailer_mode"]) == ("SKIP", "SKIP")
+        assert f["typed_config"]["message_timeout"] == "1.0s"  # no annotation: GKE's callout default
     assert open_["disabled"] and closed["disabled"]  # enabled per route
     assert open_["typed_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] == "picker.open"
     plan = build_plan(objs)
-    assert plan.pools["open"].local_picker_config()["ext_proc"]["request_body_mode"] == "BUFFERED"
-    assert plan.pools["closed"].local_picker_config()["ext_proc"]["request_body_mode"] == "FULL_DUPLEX_STREAMED"
+    for name in ("open", "closed"):
+        ext = plan.pools[name].local_picker_config()["ext_proc"]
+        assert (ext["request_body_mode"], ext["response_body_mode"]) == ("BUFFERED", "STREAMED")
+
+
+def test_the_pool_annotation_sets_the_message_timeout_and_a_bad_one_is_refused():
+    objs = pool("p") + gateway({"backendRefs": [to("p")]})
+    objs[0]["metadata"]["annotations"] = {"inference-gateway.dev/picker-message-timeout": "250ms"}
+    assert ext_procs(objs)["igw.ext_proc.p"]["typed_config"]["message_timeout"] == "0.25s"
+    objs[0]["metadata"]["annotations"]["inference-gateway.dev/picker-message-timeout"] = "fast"
+    with pytest.raises(PlanError, match="bad duration 'fast'"):
+        build_plan(objs)
+
+
+def test_picker_failures_on_failclose_pools_answer_a_json_503():
+    """ext_proc's own replies (500 gRPC error, 504 message timeout) become the gateway's JSON 503;
+    the mapper matches on ext_proc's response code details only, before the edge's mappers."""
+    plan = build_plan(pool("p", "FailClose") + gateway({"backendRefs": [to("p")]}))
+    hcm = E.listener(plan.listeners[0], plan, Path("/x"), "127.0.0.1")["filter_chains"][0]["filters"][0]["typed_config"]
+    first = hcm["local_reply_config"]["mappers"][0]
+    assert first == E.picker_failure_reply()
+    assert first["status_code"] == 503
+    assert first["filter"]["extension_filter"]["typed_config"]["expression"] == "response.code_details.startsWith('ext_proc_error')"
+    body = first["body_format_override"]["json_format"]["error"]
+    assert (body["code"], body["type"]) == ("picker-unavailable", "service_unavailable_error")
+    assert {h["header"]["key"]: h["header"]["value"] for h in first["headers_to_add"]} == {
+        "x-llm-d-request-dropped-reason": "picker-unavailable", "retry-after": "1"}
+
+
+def test_the_picker_deployment_gives_replicas_leader_election_and_probes():
+    objs = pool("p") + gateway({"backendRefs": [to("p")]})
+    objs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "p-epp", "namespace": "default"},
+                 "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "p-epp"}}, "spec": {
+                     "terminationGracePeriodSeconds": 130, "containers": [{
+                         "name": "epp", "args": ["--pool-name", "p", "--ha-enable-leader-election", "--ha-lease-duration", "6",
+                                                 "--ha-retry-period", "1"],
+                         "livenessProbe": {"grpc": {"port": 9003, "service": "liveness"}, "periodSeconds": 5,
+                                           "timeoutSeconds": 2, "failureThreshold": 3, "terminationGracePeriodSeconds": 5},
+                         "readinessProbe": {"grpc": {"port": 9003, "service": "readiness"}, "periodSeconds": 2,
+                                            "failureThreshold": 2}}]}}}})
+    spec = build_plan(objs).pools["p"].picker
+    assert spec.replicas == 2 and spec.leader_election
+    assert spec.leader_election_args == ("--ha-enable-leader-election", "--ha-lease-duration", "6", "--ha-retry-period", "1")
+    assert (spec.liveness.period_s, spec.liveness.timeout_s, spec.liveness.failure_threshold) == (5, 2, 3)
+    assert spec.liveness_kill_grace_s == 5 and spec.termination_grace_s == 130
+    assert (spec.readiness.service, spec.readiness.period_s, spec.readiness.timeout_s, spec.readiness.failure_threshold) == (
+        "readiness", 2, 1, 2)
+    # Without a picker Deployment: one picker, no election.
+    assert build_plan(pool("q") + gateway({"backendRefs": [to("q")]})).pools["q"].picker.replicas == 1
 
 
 def test_a_route_enables_its_pools_picker_and_falls_back_to_ready_pods():
@@ -82,7 +133,7 @@ def test_a_route_enables_its_pools_picker_and_falls_back_to_ready_pods():
     assert r["route"]["cluster"] == "pool.p"
     assert "igw.ext_proc.p" in r["typed_per_filter_config"]
     plan = build_plan(objs)
-    clusters = {c["name"]: c for c in E.clusters(plan, Path("/x"), {"p": 9002})}
+    clusters = {c["name"]: c for c in E.clusters(plan, Path("/x"))}
     lb = clusters["pool.p"]["load_balancing_policy"]["policies"][0]["typed_extension_config"]
     assert lb["name"] == "envoy.load_balancing_policies.override_host"
     fallback = lb["typed_config"]["fallback_policy"]["policies"][0]["typed_extension_config"]["name"]
@@ -216,7 +267,8 @@ def test_generated_files_pass_envoy_validation(tmp_path):
     objs = pool("p") + pool("q", "FailClose") + gateway({"backendRefs": [to("p", 1), to("q", 1)]})
     plan = build_plan(objs, port=18080)
     files = E.EnvoyFiles(tmp_path)
-    files.write_config(plan, {"p": 9002, "q": 9003}, {"p": ["127.0.0.1:8000"], "q": []}, access_log=tmp_path / "a.log")
+    files.write_config(plan, {"p": ["127.0.0.1:9002"], "q": []}, {"p": ["127.0.0.1:8000"], "q": []},
+                       access_log=tmp_path / "a.log")
     # Validate the dynamic resources as static ones (validate mode does not read xDS files).
     static = {"clusters": [], "listeners": []}
     for c in yaml.safe_load((tmp_path / "xds" / "cds.yaml").read_text())["resources"]:
@@ -280,7 +332,7 @@ def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
     plan = build_plan(objs, port=_two_free_ports())
     assert len(plan.listeners) == 2
     files = E.EnvoyFiles(tmp_path)
-    files.write_config(plan, {"p": free_port()}, {"p": []})
+    files.write_config(plan, {"p": [f"127.0.0.1:{free_port()}"]}, {"p": []})
     assert len(files.route_versions) == 2
     admin = free_port()
     boot = files.write_bootstrap(admin, "test")
@@ -298,7 +350,7 @@ def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
             ok = files.applied(dump)
         assert ok, "Envoy did not accept the generated LDS/CDS/RDS files"
         # Rewriting the same plan changes no file, so Envoy's versions still match.
-        files.write_config(plan, {"p": free_port()}, {"p": []})
+        files.write_config(plan, {"p": [f"127.0.0.1:{free_port()}"]}, {"p": []})
         time.sleep(0.5)
         assert files.applied(httpx.get(f"http://127.0.0.1:{admin}/config_dump", timeout=2).json())
     finally:

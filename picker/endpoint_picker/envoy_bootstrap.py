@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
+SERVED_HEADER = DESTINATION_HEADER + "-served"
 EXT_PROC_CLUSTER = "endpoint_picker"
 POOL_CLUSTER = "inference_pool"
 
@@ -190,6 +191,7 @@ def build_bootstrap(
     admin_port: int | None = None,
     response_header_mode: str | None = None,
     picker_tls: bool = False,
+    report_served: bool = False,
 ) -> dict[str, Any]:
     """Build the bootstrap dict (serialize with json/yaml and pass to `envoy -c`).
 
@@ -201,6 +203,8 @@ def build_bootstrap(
     response_header_mode: None = SKIP for streamed response bodies, else SEND (the picker handles
     both; see ext_proc_filter).
     picker_tls: the picker serves TLS (`--secure-serving`, its default); False for a cleartext picker.
+    report_served: every response names the endpoint Envoy sent it to (`SERVED_HEADER`, Envoy's
+    %UPSTREAM_HOST%): how tests tell which pod served a request (real vLLM sends no header of its own).
     """
     ext_proc = ext_proc_filter(EXT_PROC_CLUSTER, failure_mode_allow=failure_mode_allow,
                                message_timeout_s=message_timeout_s, grpc_timeout_s=grpc_timeout_s,
@@ -214,6 +218,10 @@ def build_bootstrap(
         }
     http_filters = [ext_proc, {"name": "envoy.filters.http.router",
                                "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]
+    vhost: dict[str, Any] = {"name": "pool", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": route}]}
+    if report_served:
+        vhost["response_headers_to_add"] = [{"header": {"key": SERVED_HEADER, "value": "%UPSTREAM_HOST%"},
+                                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
     hcm = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "inference_gateway",
@@ -222,8 +230,7 @@ def build_bootstrap(
         # reads as the client) and regenerate x-request-id for edge requests.
         "use_remote_address": True,
         "stream_idle_timeout": f"{route_timeout_s}s",
-        "route_config": {"virtual_hosts": [{"name": "pool", "domains": ["*"],
-                                            "routes": [{"match": {"prefix": "/"}, "route": route}]}]},
+        "route_config": {"virtual_hosts": [vhost]},
         "http_filters": http_filters,
     }
     pool = pool_cluster(POOL_CLUSTER, endpoints)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from endpoint_picker.envoy_bootstrap import build_bootstrap
+from endpoint_picker.envoy_bootstrap import SERVED_HEADER, build_bootstrap
 from endpoint_picker.testing.backend import BackendFleet, FakeBackend
 from endpoint_picker.testing.envoy import EnvoyProcess, free_port
 from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
@@ -64,7 +64,11 @@ class Stack:
         raise TimeoutError("endpoints never scraped:\n" + self.picker_metrics())
 
     def pod(self, response: httpx.Response) -> str:
-        return response.headers.get("x-inference-pod", "")
+        """The pod Envoy sent the request to (its own report, as against a real vLLM that names
+        nobody); "" when Envoy reached no upstream."""
+        served = response.headers.get(SERVED_HEADER, "")
+        by_address = {f"{p['address']}:{self.port}": p["name"] for p in self.pods}
+        return by_address.get(served, "")
 
     def close(self) -> None:
         self.client.close()
@@ -104,7 +108,7 @@ def stack(tmp_path: Path, fleet: BackendFleet) -> Iterator[Callable[..., Stack]]
         listen = free_port()
         boot = build_bootstrap(listen, picker.address, endpoints=addrs, failure_mode_allow=failure_mode_allow,
                                request_body_mode=request_body_mode, response_body_mode=response_body_mode,
-                               response_header_mode=response_header_mode, picker_tls=secure)
+                               response_header_mode=response_header_mode, picker_tls=secure, report_served=True)
         try:
             envoy = EnvoyProcess(boot, listen)
         except Exception:

@@ -65,6 +65,7 @@ def test_pool_cluster_uses_override_host_with_endpoints_else_original_dst():
                       "response_body_mode": "STREAMED", "admin_port": 9901}, id="buffered-fail-open"),
         pytest.param({"endpoints": ["127.0.0.1:8000"], "response_header_mode": "SEND"}, id="response-headers-sent"),
         pytest.param({"endpoints": ["127.0.0.1:8000"], "response_body_mode": "NONE"}, id="no-response-body"),
+        pytest.param({"endpoints": ["127.0.0.1:8000"], "report_served": True}, id="report-served"),
     ],
 )
 def test_envoy_accepts_the_bootstrap(tmp_path, kwargs):
@@ -73,3 +74,13 @@ def test_envoy_accepts_the_bootstrap(tmp_path, kwargs):
     r = subprocess.run([envoy_binary(), "--mode", "validate", "-c", str(path), "-l", "error"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_served_endpoint_header_only_on_request():
+    def vhost(**kw):
+        boot = build_bootstrap(10000, "127.0.0.1:9002", endpoints=["127.0.0.1:8000"], **kw)
+        return boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]
+    assert "response_headers_to_add" not in vhost()
+    assert vhost(report_served=True)["response_headers_to_add"] == [
+        {"header": {"key": "x-gateway-destination-endpoint-served", "value": "%UPSTREAM_HOST%"},
+         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]

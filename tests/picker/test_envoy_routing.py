@@ -296,7 +296,7 @@ def test_subset_hint_from_envoy_metadata(stack):
     from endpoint_picker.testing.envoy import EnvoyProcess, free_port
 
     port = free_port()
-    cfg = build_bootstrap(port, s.picker.address, endpoints=[f"{p['address']}:{s.port}" for p in s.pods])
+    cfg = build_bootstrap(port, s.picker.address, endpoints=[f"{p['address']}:{s.port}" for p in s.pods], report_served=True)
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["http_filters"].insert(0, {"name": "envoy.filters.http.header_to_metadata", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config",

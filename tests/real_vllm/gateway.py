@@ -15,23 +15,13 @@ from typing import Any
 
 import httpx
 
-from endpoint_picker.envoy_bootstrap import build_bootstrap
+from endpoint_picker.envoy_bootstrap import SERVED_HEADER, build_bootstrap
 from endpoint_picker.testing.envoy import EnvoyProcess, free_port
 from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
 
 from .server import VllmServer
 
 POOL = "real-vllm"
-SERVED_HEADER = "x-gateway-destination-endpoint-served"
-
-
-def add_served_header(bootstrap: dict[str, Any]) -> dict[str, Any]:
-    """Every response carries the upstream Envoy sent it to, as Envoy itself recorded it."""
-    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    for vh in hcm["route_config"]["virtual_hosts"]:
-        vh["response_headers_to_add"] = [{"header": {"key": SERVED_HEADER, "value": "%UPSTREAM_HOST%"},
-                                          "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
-    return bootstrap
 
 
 @dataclass
@@ -92,7 +82,7 @@ def start_gateway(servers: list[VllmServer], workdir: Path, *, scorers: list[dic
         config["scheduling"] = {"scorers": scorers}
     picker = PickerProcess(pool_name=POOL, manifests_dir=manifests, endpoints_file=endpoints, config=config)
     listen = free_port()
-    boot = add_served_header(build_bootstrap(listen, picker.address, endpoints=[s.key for s in servers]))
+    boot = build_bootstrap(listen, picker.address, endpoints=[s.key for s in servers], report_served=True)
     try:
         envoy = EnvoyProcess(boot, listen)
     except Exception:

@@ -36,11 +36,11 @@ class Connection:
     token_file: Path | None = None
 
 
-def _named(doc: dict[str, Any], section: str, name: str, path: Path) -> dict[str, Any]:
+def _named(doc: dict[str, Any], section: str, name: str, path: Path, referrer: str) -> dict[str, Any]:
     for entry in doc.get(section) or []:
         if entry.get("name") == name:
             return entry.get(section[:-1]) or {}
-    raise KubeconfigError(f"{path}: {section[:-1]} {name!r} (named by the current context) is not defined")
+    raise KubeconfigError(f"{path}: {referrer} names {section[:-1]} {name!r}, which is not defined")
 
 
 def _file_or_data(entry: dict[str, Any], key: str, base: Path, scratch: list[Path]) -> Path | None:
@@ -67,9 +67,9 @@ def load_kubeconfig(path: Path, context: str | None = None) -> Connection:
     name = context or doc.get("current-context")
     if not name:
         raise KubeconfigError(f"{path}: no current-context")
-    ctx = _named(doc, "contexts", name, path)
-    cluster = _named(doc, "clusters", ctx.get("cluster", ""), path)
-    user = _named(doc, "users", ctx.get("user", ""), path) if ctx.get("user") else {}
+    ctx = _named(doc, "contexts", name, path, "current-context" if not context else "the given context")
+    cluster = _named(doc, "clusters", ctx.get("cluster", ""), path, f"context {name!r}")
+    user = _named(doc, "users", ctx["user"], path, f"context {name!r}") if ctx.get("user") else {}
 
     url = urlsplit(cluster.get("server", ""))
     if url.scheme != "https" or not url.hostname:

@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     leftovers = kill_recorded(read_state(state_dir) or state)
     if leftovers:
         print(f"  killed leftover processes: {', '.join(leftovers)}")
+    from ..local.secrets import api_keys_path
+
+    api_keys_path(state_dir).unlink(missing_ok=True)  # the stack's API keys leave with it
     n = len(state.get("processes") or {})
     print(f"igw down: local stack '{args.stack}' stopped ({n} processes) in {time.monotonic() - t:.1f}s")
     return 0

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", type=Path, default=None, help="default .igw/local/<stack>")
     p.add_argument("--address-base", default="127.0.1.10", help="first loopback address for pods (default 127.0.1.10)")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for everything to be ready")
+    p.add_argument("--api-keys-file", type=Path, default=None, metavar="FILE",
+                   help="the stack's API keys for pools with picker.api_keys: a YAML/JSON mapping sha256(key) hex -> "
+                        "user (the apiKeys secret's format); default: the IGW_API_KEYS environment variable")
     p.set_defaults(run=run)
 
 
@@ -50,13 +53,22 @@ def _render(args: argparse.Namespace, state_dir: Path) -> Path:
     return out / "manifests"
 
 
-def _check_plan(manifests: Path, port: int) -> bool:
+def _check_plan(manifests: Path, port: int, state_dir: Path, keys: bytes | None) -> bool:
+    """The render can run here, and pools that require API keys have them (installed into the
+    state dir for the pickers; see igw/local/secrets.py)."""
     from ..local.plan import PlanError, build_plan, load_manifests
+    from ..local.secrets import SecretsError, install_api_keys, missing_keys
 
     try:
-        build_plan(load_manifests(manifests), port=port)
-    except PlanError as e:
+        plan = build_plan(load_manifests(manifests), port=port)
+        if keys is not None:
+            install_api_keys(state_dir, keys)
+    except (PlanError, SecretsError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return False
+    problem = missing_keys(sorted(p.name for p in plan.pools.values() if p.api_keys), state_dir)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return False
     return True
 
@@ -146,15 +158,24 @@ def run(args: argparse.Namespace) -> int:
     from ..local.supervisor import Options
     from ..local.state import default_state_dir, kill_recorded, read_state, supervisor_alive
 
+    from ..local.secrets import SecretsError, api_keys_path, read_api_keys
+
     state_dir = (args.state_dir or default_state_dir(args.stack)).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     state = read_state(state_dir)
     running = supervisor_alive(state)
     print(f"igw up --stack {args.stack}", flush=True)
+    try:
+        keys = read_api_keys(args.api_keys_file)
+    except SecretsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not running:
+        api_keys_path(state_dir).unlink(missing_ok=True)  # a new run never inherits old keys
     # Render next to the running generation (the supervisor copies it when applying).
     manifests = _render(args, state_dir if not running else state_dir / "next")
     port = args.port if args.port is not None else 8080
-    if not _check_plan(manifests, port):
+    if not _check_plan(manifests, port, state_dir, keys):
         return 1
     if running:
         return _reload(args, state_dir, state, manifests)

@@ -33,7 +33,7 @@ HTTP10_DEFAULT_HOST = "gateway"
 # failure or reset, UO overflow, UT upstream timeout, DPE downstream protocol error.
 _CEL = "envoy.access_loggers.extension_filters.cel"
 _CEL_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter"
-_PICKER_CODE = "response.code_details.matches('^[a-z0-9]+(-[a-z0-9]+)+$')"
+_PICKER_CODE = "response.code_details.matches('^[a-z0-9]+(-[a-z0-9]+)*$')"
 """The picker's rejections carry their kebab-case code as response details (Envoy's own details
 are snake_case): they are JSON already, so the catch-all mappers below leave them alone."""
 

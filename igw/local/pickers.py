@@ -20,6 +20,7 @@ from typing import Callable
 import yaml
 
 from .plan import Pool
+from .secrets import api_keys_path
 from .process import Proc, free_port
 
 
@@ -55,6 +56,8 @@ def picker_proc(state_dir: Path, pool: Pool, name: str) -> Proc:
             "--grpc-port", str(grpc_port), "--grpc-health-port", str(health_port),
             "--metrics-port", str(metrics_port), "--bind-address", "127.0.0.1", "--log-level", "warning",
             "--drain-timeout", "60"]
+    if pool.api_keys:  # the stack's keys from the local secrets source (igw/local/secrets.py)
+        argv += ["--api-keys-file", str(api_keys_path(state_dir))]
     if pool.picker.leader_election:
         argv += [*pool.picker.leader_election_args, "--lease-file", str(lease_file(state_dir, pool.name))]
     p = Proc(name, "picker", argv, state_dir / "logs" / f"{name}.log")

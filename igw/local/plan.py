@@ -117,6 +117,7 @@ class Pool:
     picker_config: dict[str, Any]
     timeout_s: float
     replicas: list[Replica] = field(default_factory=list)
+    api_keys: bool = False      # its picker Deployment requires API keys (--api-keys-file)
     message_timeout_s: float = DEFAULT_MESSAGE_TIMEOUT_S   # per picker answer (pool annotation)
     picker: PickerDeployment = field(default_factory=PickerDeployment)
 
@@ -436,8 +437,13 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
                         p.picker = PickerDeployment.from_manifest(o)
                 args = [str(a) for c in (tmpl.get("spec") or {}).get("containers") or [] for a in c.get("args") or []]
                 if any(a.startswith("--api-keys-file") for a in args):
-                    problems.append(f"picker {dname}: its API keys are a Secret (masked in an offline render), so "
-                                    "the local picker runs without API-key auth; users come from the x-user-id header")
+                    # The Secret is masked offline: `igw up` takes the keys from a local source
+                    # (igw/local/secrets.py) and refuses to start the pool without them.
+                    for keyed in pools.values():
+                        ref = (((objs.get((POOL_KIND, keyed.namespace, keyed.name)) or {}).get("spec") or {})
+                               .get("endpointPickerRef") or {}).get("name") or f"{keyed.name}-epp"
+                        if (keyed.namespace, str(ref)) == (ns, dname):
+                            keyed.api_keys = True
             else:
                 skipped.append((_ref(o), "not selected by any InferencePool (only model servers run locally)"))
             continue

@@ -51,7 +51,8 @@ def free_address_base(n: int = 4, port: int = 8000) -> str:
     raise RuntimeError("no free loopback range")
 
 
-ADDRESS_BASE = free_address_base()
+# IGW_E2E_ADDRESS_BASE / IGW_E2E_PORT pin the session stack (e.g. to an engineer's assigned range).
+ADDRESS_BASE = os.environ.get("IGW_E2E_ADDRESS_BASE") or free_address_base()
 
 
 def free_port() -> int:
@@ -111,6 +112,28 @@ class LocalStack:
         kw.setdefault("timeout", 30)
         return openai.OpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, **kw)
 
+    def source_address(self, user: str) -> str:
+        """A loopback address of this user's own (127.0.N.100, .101, ... in the session's range):
+        the gateway appends the connection's address to X-Forwarded-For and the picker keys
+        per-user rate limits on it. x-user-id is only a label for the access log."""
+        addresses = self.__dict__.setdefault("_addresses", {})
+        if user not in addresses:
+            net = ADDRESS_BASE.rsplit(".", 1)[0]
+            addresses[user] = f"{net}.{100 + len(addresses) % 150}"
+        return addresses[user]
+
+    def http_for(self, user: str, **kw: Any) -> httpx.Client:
+        """An httpx client whose connections come from `user`'s own address."""
+        kw.setdefault("timeout", 30)
+        return httpx.Client(transport=httpx.HTTPTransport(local_address=self.source_address(user)), **kw)
+
+    def client_for(self, user: str, timeout: float = 30) -> openai.OpenAI:
+        """The openai client as `user` (its own client address, see source_address)."""
+        clients = self.__dict__.setdefault("_clients", {})
+        if (user, timeout) not in clients:
+            clients[(user, timeout)] = self.client(http_client=self.http_for(user, timeout=timeout), timeout=timeout)
+        return clients[(user, timeout)]
+
     # -- access log (Envoy flushes every 200 ms)
     def access_log(self, where: Callable[[dict[str, Any]], bool], expect: int, timeout: float = 10) -> list[dict]:
         path = self.state_dir / "logs" / "access.log"
@@ -157,7 +180,7 @@ def run_load(fn: Callable[[int], Any], n: int, concurrency: int = 16, timeout: f
 def local_stack(tmp_path_factory) -> LocalStack:
     tmp = tmp_path_factory.mktemp("igw-e2e")
     state_dir = tmp / "state"
-    port = free_port()
+    port = int(os.environ.get("IGW_E2E_PORT") or free_port())
     source = ["--stack", "local"]
     t = time.monotonic()
     r = igw("up", *source, "--detach", "--port", str(port), "--state-dir", str(state_dir),

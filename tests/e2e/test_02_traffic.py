@@ -15,17 +15,19 @@ from .conftest import BASE_MODEL, run_load
 SPLIT_REQUESTS = 2000
 
 
-def chat(client: openai.OpenAI, model: str, user: str, text: str = "hi", max_tokens: int = 1, **kw):
+def chat(stack, model: str, user: str, text: str = "hi", max_tokens: int = 1, timeout: float = 30, **kw):
+    """As `user`: from the user's own client address (the identity per-user limits key on), with
+    x-user-id as the access-log label."""
+    client = stack.client_for(user, timeout=timeout)
     return client.chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": text}], max_tokens=max_tokens,
         extra_headers={"x-user-id": user}, **kw)
 
 
 def test_traffic_split_90_10(local_stack):
-    client = local_stack.client()
     tag = f"split-{time.monotonic_ns()}"
     # Eight users so the 600/min per-user limit on food-review never applies here.
-    results = run_load(lambda i: chat(client, "food-review", f"{tag}-{i % 8}", f"review {i}").status_code,
+    results = run_load(lambda i: chat(local_stack, "food-review", f"{tag}-{i % 8}", f"review {i}").status_code,
                        SPLIT_REQUESTS, concurrency=16, timeout=150)
     errors = [r for r in results if r != 200]
     assert not errors, collections.Counter(map(repr, errors)).most_common(3)
@@ -43,12 +45,11 @@ def test_traffic_split_90_10(local_stack):
 def test_per_user_rate_limit_answers_429_with_retry_after(local_stack):
     """food-review allows 600 calls/minute per user: a burst from one user is cut off with
     429 + retry-after after at least 600 calls, while another user is still served."""
-    client = local_stack.client()
     user = f"heavy-{time.monotonic_ns()}"
 
     def one(i: int):
         try:
-            return chat(client, "food-review", user, f"r{i}").status_code
+            return chat(local_stack, "food-review", user, f"r{i}").status_code
         except openai.RateLimitError as e:
             return e.response
 
@@ -69,16 +70,15 @@ def test_per_user_rate_limit_answers_429_with_retry_after(local_stack):
     assert int(r.headers["retry-after"]) >= 1
     assert r.headers["x-llm-d-request-dropped-reason"] == "rate-limited"
     # another user, same model, same moment: fine
-    assert chat(client, "food-review", user + "-other").status_code == 200
+    assert chat(local_stack, "food-review", user + "-other").status_code == 200
     # the limit is per model: the same user can still use the base model
-    assert chat(client, BASE_MODEL, user).status_code == 200
+    assert chat(local_stack, BASE_MODEL, user).status_code == 200
 
 
 def test_saturated_pool_sheds_sheddable_only(local_stack):
     """Stall every replica (simulator fault control) under a Critical burst so the queues pass the
     saturation threshold: cad-fabricator (Sheddable) gets 429 at once, Critical and Standard
     requests are queued and succeed when the replicas resume."""
-    client = local_stack.client(timeout=60)
     pods = [p["name"] for p in local_stack.procs("simulator")]
     for pod in pods:
         r = local_stack.http.post(local_stack.sim_url(pod) + "/sim/control", json={"stall_now": True, "stall_seconds": 4})
@@ -87,7 +87,7 @@ def test_saturated_pool_sheds_sheddable_only(local_stack):
 
     ex = cf.ThreadPoolExecutor(48)
     try:
-        burst = [ex.submit(chat, client, BASE_MODEL, "burst", f"b{i}") for i in range(40)]
+        burst = [ex.submit(chat, local_stack, BASE_MODEL, "burst", f"b{i}", timeout=60) for i in range(40)]
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:  # wait until the queues are visible
             waiting = [local_stack.sim_state(p)["waiting"] for p in pods]
@@ -96,14 +96,14 @@ def test_saturated_pool_sheds_sheddable_only(local_stack):
             time.sleep(0.05)
         time.sleep(0.2)  # the picker scrapes /metrics every 50 ms
         try:
-            chat(client, "cad-fabricator", "shed-check")
+            chat(local_stack, "cad-fabricator", "shed-check")
             raise AssertionError("the sheddable request was not shed")
         except openai.RateLimitError as e:
             assert e.response.status_code == 429
             assert e.response.headers["x-llm-d-request-dropped-reason"] == "rejected-saturated"
         t = time.monotonic()
-        critical = ex.submit(chat, client, BASE_MODEL, "shed-check")
-        standard = ex.submit(chat, client, "food-review", "shed-check")
+        critical = ex.submit(chat, local_stack, BASE_MODEL, "shed-check", timeout=60)
+        standard = ex.submit(chat, local_stack, "food-review", "shed-check", timeout=60)
         assert critical.result(timeout=30).status_code == 200
         assert standard.result(timeout=30).status_code == 200
         assert time.monotonic() - t > 0.5  # they waited for the stalled replicas rather than failing
@@ -116,7 +116,7 @@ def test_saturated_pool_sheds_sheddable_only(local_stack):
     deadline = time.monotonic() + 10
     while True:
         try:
-            assert chat(client, "cad-fabricator", "after-shed").status_code == 200
+            assert chat(local_stack, "cad-fabricator", "after-shed").status_code == 200
             break
         except openai.RateLimitError:
             assert time.monotonic() < deadline, "cad-fabricator still shed after the pool recovered"

@@ -76,7 +76,8 @@ def test_rerun_applies_50_50_without_dropping_requests(local_stack, tmp_path):
 
     tag = f"split50-{time.monotonic_ns()}"
     n = 600
-    results = run_load(lambda i: client.chat.completions.with_raw_response.create(
+    # four users (four client addresses): the 600/min per-user limit on food-review never applies
+    results = run_load(lambda i: local_stack.client_for(f"{tag}-{i % 4}").chat.completions.with_raw_response.create(
         model="food-review", messages=[{"role": "user", "content": f"after {i}"}], max_tokens=1,
         extra_headers={"x-user-id": f"{tag}-{i % 4}"}).status_code, n, concurrency=16, timeout=90)
     assert results == [200] * n

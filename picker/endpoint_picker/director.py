@@ -110,6 +110,10 @@ class Director:
         self.staleness_s = config.saturation.metrics_staleness_ms / 1000.0
         self.served = frozenset(config.models.served)
         self._generation = store.generation
+        # One Candidate per endpoint, rebuilt when discovery changes the set; per request only
+        # their freshness flags are updated (metrics and in-flight objects are updated in place).
+        self._pool: dict[str, Candidate] = {}
+        self._pool_generation = -1
 
     def _user(self, headers: dict[str, str]) -> str:
         if self.api_keys is not None:
@@ -208,18 +212,26 @@ class Director:
 
     def _candidates(self, subset: list[str] | None) -> list[Candidate]:
         store = self.store
+        if self._pool_generation != store.generation:
+            self._pool_generation = store.generation
+            self._pool = {k: Candidate(ep, store.metrics[k], store.inflight[k]) for k, ep in store.endpoints.items()}
+        pool = self._pool
+        out = list(pool.values()) if subset is None else [pool[k] for k in subset if k in pool]
         now = self.clock()
         staleness = self.staleness_s
-        metrics, inflight = store.metrics, store.inflight
-        keys = store.endpoints.keys() if subset is None else [k for k in subset if k in store.endpoints]
-        out = []
-        engine = self.engine
-        for k in keys:
-            m = metrics[k]
+        if not self.engine:
+            for c in out:
+                c.fresh, c.has_metrics = True, False
+            return out
+        for c in out:
+            m = c.metrics
             # Endpoints without engine metrics are judged on in-flight load, never "stale".
-            has = engine and m.supported and m.updated_at > 0
-            fresh = not engine or not m.supported or now - m.updated_at <= staleness
-            out.append(Candidate(store.endpoints[k], m, inflight[k], fresh, has))
+            if m.supported:
+                u = m.updated_at
+                c.has_metrics = u > 0
+                c.fresh = now - u <= staleness
+            else:
+                c.has_metrics, c.fresh = False, True
         return out
 
     def release_tokens(self, routed: Routed) -> None:

@@ -19,7 +19,7 @@ from endpoint_picker.envoy_bootstrap import SERVED_HEADER, build_bootstrap
 from endpoint_picker.testing.envoy import EnvoyProcess, free_port
 from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
 
-from .server import VllmServer
+from ..server import VllmServer
 
 POOL = "real-vllm"
 

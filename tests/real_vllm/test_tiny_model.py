@@ -7,11 +7,11 @@ import os
 import subprocess
 from pathlib import Path
 
-from .server import ROOT, locate
+from .server import ROOT
 
 
-def test_a_fresh_build_matches_the_cache(servers, tmp_path):
-    info = locate()
+def test_a_fresh_build_matches_the_cache(vllm_env, tmp_path):
+    info = vllm_env
     out = tmp_path / "tiny-model"
     # Another hash seed: set/dict order inside the libraries must not reach the files.
     env = {**os.environ, "PYTHONHASHSEED": "12345", **info["process_env"]}

@@ -12,7 +12,7 @@ import uuid
 
 import httpx
 
-from .load import gauge, page, wait_idle
+from ..load import gauge, page, wait_idle
 
 BLOCK = 128
 WORDS = ("gateway picker endpoint pool replica adapter cache prefix queue token model server request "

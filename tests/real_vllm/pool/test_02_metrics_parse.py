@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from endpoint_picker.scrape import parse_metrics
 
-from .. import exposition
+from ... import exposition
 from .conftest import SMALL_KV_BLOCKS
-from .load import Streams, gauge, lora_lists, page, wait_idle, wait_raw_pages
+from ..load import Streams, gauge, lora_lists, page, wait_idle, wait_raw_pages
 
 
 def assert_parsed_like_full_parser(raw: bytes) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from .load import Streams, lora_lists, page, wait_idle, wait_pages
+from ..load import Streams, lora_lists, page, wait_idle, wait_pages
 
 A, B = "tiny-lora-a", "tiny-lora-b"
 HOLD_PROMPT = "hold this adapter slot while the probes run"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 
-from .load import Streams, gauge, page, wait_idle, wait_pages
+from ..load import Streams, gauge, page, wait_idle, wait_pages
 
 PRESSURE = 0.75
 STILL_LOADED = 0.5

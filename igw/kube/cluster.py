@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import shutil
 import socket
 import time
 from pathlib import Path
@@ -267,7 +266,3 @@ class LocalCluster:
         # (pods are admitted only once their namespace has that ServiceAccount).
         self._wait("kube-controller-manager", proc,
                    lambda: self.admin().get("v1", "ServiceAccount", "default", "default") is not None, deadline)
-
-    def wipe(self) -> None:
-        """Remove the work directory (call after stop())."""
-        shutil.rmtree(self.workdir, ignore_errors=True)

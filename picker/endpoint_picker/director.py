@@ -32,7 +32,6 @@ from .config import PickerConfig
 from .datastore import Datastore, RewriteRule
 from .errors import BadRequest, ModelNotFound, NoEndpoints
 from .protocol import DEPLOYED_MODEL_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADERS
-from . import grpc_body
 from .requests import kserve_path_for, parse_request
 from .scheduling.framework import Candidate, Scheduler, SchedulingRequest
 from .selfmetrics import SelfMetrics
@@ -50,10 +49,6 @@ class Routed:
     tokens: int
     # New :path when the model lives in the path (KServe v2) and was rewritten; else None.
     path: str | None = None
-    # Request headers to set: the model when a header names it (Caikit gRPC's mm-model-id).
-    headers: dict[str, str] | None = None
-    # The request's API (requests.ParsedRequest.api); gRPC responses are not restored.
-    api: str = ""
 
     @property
     def rewritten(self) -> bool:
@@ -115,6 +110,10 @@ class Director:
         self.staleness_s = config.saturation.metrics_staleness_ms / 1000.0
         self.served = frozenset(config.models.served)
         self._generation = store.generation
+        # One Candidate per endpoint, rebuilt when discovery changes the set; per request only
+        # their freshness flags are updated (metrics and in-flight objects are updated in place).
+        self._pool: dict[str, Candidate] = {}
+        self._pool_generation = -1
 
     def _user(self, headers: dict[str, str]) -> str:
         if self.api_keys is not None:
@@ -154,7 +153,7 @@ class Director:
             raise BadRequest("the request path is not in normal form (dot segments, '//' or encoded separators)",
                              reason="path-not-normalized")
         user = self._user(headers)  # 401 before any work
-        parsed = parse_request(path, headers, body, self.cfg.models.api)
+        parsed = parse_request(path, headers, body)
         client_model = parsed.model
         forced = headers.get(MODEL_REWRITE_HEADER) or self._deployed(headers)
         if client_model is None and body and parsed.api != "grpc":
@@ -166,7 +165,6 @@ class Director:
         target = client_model
         new_body = body
         new_path = None
-        new_headers = None
         if client_model is not None:
             if forced:
                 target = forced
@@ -179,11 +177,6 @@ class Director:
             if target != client_model:
                 if parsed.api == "kserve":
                     new_path = kserve_path_for(path, target)  # KServe v2 names the model in the path
-                elif parsed.api == "grpc":
-                    if parsed.model_key == grpc_body.MODEL_HEADER:
-                        new_headers = {grpc_body.MODEL_HEADER: target}
-                    elif parsed.model_key is not None:
-                        new_body = grpc_body.replace_model(body, target)
                 elif parsed.body is not None and parsed.model_key is not None:
                     parsed.body[parsed.model_key] = target
                     new_body = orjson.dumps(parsed.body)  # the only re-serialization
@@ -215,23 +208,30 @@ class Director:
         primary.inflight.requests += 1
         primary.inflight.tokens += tokens
         self.metrics.decided(primary.key, "scheduled" if body or client_model else "bodyless", time.perf_counter() - t0)
-        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens, new_path,
-                      new_headers, parsed.api)
+        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens, new_path)
 
     def _candidates(self, subset: list[str] | None) -> list[Candidate]:
         store = self.store
+        if self._pool_generation != store.generation:
+            self._pool_generation = store.generation
+            self._pool = {k: Candidate(ep, store.metrics[k], store.inflight[k]) for k, ep in store.endpoints.items()}
+        pool = self._pool
+        out = list(pool.values()) if subset is None else [pool[k] for k in subset if k in pool]
         now = self.clock()
         staleness = self.staleness_s
-        metrics, inflight = store.metrics, store.inflight
-        keys = store.endpoints.keys() if subset is None else [k for k in subset if k in store.endpoints]
-        out = []
-        engine = self.engine
-        for k in keys:
-            m = metrics[k]
+        if not self.engine:
+            for c in out:
+                c.fresh, c.has_metrics = True, False
+            return out
+        for c in out:
+            m = c.metrics
             # Endpoints without engine metrics are judged on in-flight load, never "stale".
-            has = engine and m.supported and m.updated_at > 0
-            fresh = not engine or not m.supported or now - m.updated_at <= staleness
-            out.append(Candidate(store.endpoints[k], m, inflight[k], fresh, has))
+            if m.supported:
+                u = m.updated_at
+                c.has_metrics = u > 0
+                c.fresh = now - u <= staleness
+            else:
+                c.has_metrics, c.fresh = False, True
         return out
 
     def release_tokens(self, routed: Routed) -> None:

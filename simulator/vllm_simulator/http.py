@@ -253,11 +253,10 @@ class HTTPConnection(asyncio.Protocol):
         self.transport.write(h)
         self._finish(keep)
 
-    def start_stream(self, status: int = 200, ctype: bytes = b"text/event-stream; charset=utf-8",
-                     extra: bytes = b"") -> None:
+    def start_stream(self, status: int = 200, ctype: bytes = b"text/event-stream; charset=utf-8") -> None:
         if self.closed:
             return
-        h = self._head(status, ctype, extra)
+        h = self._head(status, ctype, b"")
         if self.req.version == "HTTP/1.1":
             self._stream_chunked = True
             h += b"transfer-encoding: chunked\r\n\r\n"

@@ -65,9 +65,6 @@ class PickerBundle:
     def rbac_objects(self) -> list[dict[str, Any]]:
         return [self.service_account, *self.roles, *self.role_bindings]
 
-    def routing_objects(self) -> list[dict[str, Any]]:
-        return [self.pool, *self.objectives, *self.rewrites]
-
 
 def picker_bundles(stack: str, objects: list[dict[str, Any]]) -> list[PickerBundle]:
     by_kind: dict[str, list[dict[str, Any]]] = {}

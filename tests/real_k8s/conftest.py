@@ -21,7 +21,6 @@ from typing import Iterator
 import pytest
 
 from igw.kube import ClusterError, KubeClient, LocalCluster, MissingBinaries, find_binaries, find_free_host, until
-
 from igw.stackfile import available_stacks
 
 from .dataplane import CLUSTER_BASE_PORT, CLUSTER_HOSTS, Addresses

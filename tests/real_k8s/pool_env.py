@@ -23,7 +23,7 @@ from igw.local.plan import Replica, build_plan
 from igw.stackfile import available_stacks
 
 from .bundle import PickerBundle, picker_bundles
-from .dataplane import GATEWAY_PORT, PICKER_PORTS, PROXY_PORT, SIM_PORT, Addresses, Gateway, KubePicker, SimulatedPod
+from .dataplane import GATEWAY_PORT, PICKER_PORTS, SIM_PORT, Addresses, Gateway, KubePicker, SimulatedPod
 from .manifests import relocate, stack_manifests
 
 FIELD_MANAGER = "inference-gateway"
@@ -61,11 +61,6 @@ class PoolEnv:
     gateway: Gateway | None = None
 
     # -- objects
-    def objects(self, kind: str) -> list[dict[str, Any]]:
-        src = {"InferencePool": [self.bundle.pool], "InferenceObjective": self.bundle.objectives,
-               "InferenceModelRewrite": self.bundle.rewrites}[kind]
-        return relocate(src, self.namespace)
-
     def pool_name(self) -> str:
         return self.bundle.pool_name
 
@@ -91,9 +86,6 @@ class PoolEnv:
         self.pods[name] = pod
         pod.set_ready(ready)
         return pod
-
-    def proxy_address(self) -> str:
-        return self.addresses.take(PROXY_PORT)
 
     def close(self) -> None:
         if self.gateway is not None:

@@ -6,11 +6,11 @@ service-account-token Secrets get a token."""
 
 from __future__ import annotations
 
+import base64
+import functools
 from typing import Any
 
 import pytest
-
-import base64
 
 from igw.engine import SECRET
 from igw.kube import ApiError, KubeClient, until
@@ -48,10 +48,26 @@ def differences(applied: Any, stored: Any, path: str = "") -> list[str]:
     if isinstance(applied, list):
         if not isinstance(stored, list) or len(stored) != len(applied):
             return [f"{path}: applied {applied!r}, stored {stored!r}"]
-        return [d for i, (a, s) in enumerate(zip(applied, stored)) for d in differences(a, s, f"{path}[{i}]")]
+        return [d for i, (a, s) in enumerate(zip(applied, stored, strict=True)) for d in differences(a, s, f"{path}[{i}]")]
     if applied == stored or (".resources." in path and isinstance(applied, int) and stored == str(applied)):
         return []
     return [f"{path}: applied {applied!r}, stored {stored!r}"]
+
+
+def stored(admin: KubeClient, obj: dict[str, Any]) -> dict[str, Any] | None:
+    return admin.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace"))
+
+
+def all_pods_created(admin: KubeClient, deployment: dict[str, Any]) -> bool:
+    """The Deployment's ReplicaSets created every pod it asks for (the server admitted them)."""
+    status = (stored(admin, deployment) or {}).get("status") or {}
+    failures = [c for c in status.get("conditions") or [] if c["type"] == "ReplicaFailure"]
+    assert not failures, f"Deployment {deployment['metadata']['name']}: {failures}"
+    return status.get("replicas") == deployment["spec"].get("replicas", 1)
+
+
+def token_filled(admin: KubeClient, secret: dict[str, Any]) -> bool:
+    return "token" in ((stored(admin, secret) or {}).get("data") or {})
 
 
 def cleanup(admin: KubeClient, objects: list[dict[str, Any]]) -> None:
@@ -61,8 +77,8 @@ def cleanup(admin: KubeClient, objects: list[dict[str, Any]]) -> None:
     for o in namespaced:
         admin.delete(o["apiVersion"], o["kind"], o["metadata"]["name"], namespace=o["metadata"]["namespace"])
     for o in namespaced:
-        until(lambda: admin.get(o["apiVersion"], o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) is None,
-              timeout=30, what=f"{o['kind']} {o['metadata']['name']} deleted")
+        until(functools.partial(lambda obj: stored(admin, obj) is None, o), timeout=30,
+              what=f"{o['kind']} {o['metadata']['name']} deleted")
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +103,13 @@ def test_render_applies_in_order(stack: str, admin: KubeClient, gke_crds: list[s
         for obj in objects:
             key = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
             try:
-                stored = admin.apply(obj, field_manager=FIELD_MANAGER)
+                result = admin.apply(obj, field_manager=FIELD_MANAGER)
             except ApiError as e:
                 rejected[key] = e.message
                 continue
             if obj["kind"] == "CustomResourceDefinition":
                 admin.wait_established(obj["metadata"]["name"])
-            if diff := differences(as_stored(obj), stored):
+            if diff := differences(as_stored(obj), result):
                 changed[key] = diff
 
         assert rejected == {}
@@ -101,20 +117,12 @@ def test_render_applies_in_order(stack: str, admin: KubeClient, gke_crds: list[s
 
         # The controller manager acts on the objects: every Deployment gets all its pods.
         for d in (o for o in objects if o["kind"] == "Deployment"):
-            name, ns = d["metadata"]["name"], d["metadata"]["namespace"]
-
-            def pods_created() -> bool:
-                status = (admin.get("apps/v1", "Deployment", name, ns) or {}).get("status") or {}
-                failures = [c for c in status.get("conditions") or [] if c["type"] == "ReplicaFailure"]
-                assert not failures, f"Deployment {ns}/{name}: {failures}"
-                return status.get("replicas") == d["spec"].get("replicas", 1)
-
-            until(pods_created, timeout=60, what=f"Deployment {ns}/{name} has its {d['spec'].get('replicas', 1)} pods")
+            until(functools.partial(all_pods_created, admin, d), timeout=60,
+                  what=f"Deployment {d['metadata']['name']} has its {d['spec'].get('replicas', 1)} pods")
         # ... and every service-account-token Secret gets a token for its ServiceAccount.
-        for s in (o for o in objects if o["kind"] == "Secret" and o.get("type") == "kubernetes.io/service-account-token"):
-            until(lambda: "token" in ((admin.get("v1", "Secret", s["metadata"]["name"], s["metadata"]["namespace"]) or {})
-                                      .get("data") or {}),
-                  timeout=30, what=f"token in Secret {s['metadata']['name']}")
+        for secret in (o for o in objects if o["kind"] == "Secret" and o.get("type") == "kubernetes.io/service-account-token"):
+            until(functools.partial(token_filled, admin, secret), timeout=30,
+                  what=f"token in Secret {secret['metadata']['name']}")
     finally:
         cleanup(admin, objects)
 

@@ -7,6 +7,8 @@ candidate is ignored (fail open). The picker returns an ordered list: primary th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add, mul
 from typing import ClassVar, Protocol, Sequence, runtime_checkable
 
 from ..datastore import Endpoint, InFlight, Metrics
@@ -34,10 +36,11 @@ class Candidate:
     fresh: bool = True
     # False when the endpoint has no engine metrics (engine none, /metrics 404, never scraped).
     has_metrics: bool = True
+    # endpoint.key, copied once: scorers read it per candidate per request.
+    key: str = field(init=False)
 
-    @property
-    def key(self) -> str:
-        return self.endpoint.key
+    def __post_init__(self) -> None:
+        self.key = self.endpoint.key
 
 
 @runtime_checkable
@@ -110,8 +113,11 @@ class Scheduler:
                 candidates = kept
         totals = [0.0] * len(candidates)
         for scorer, weight in self.scorers:
-            totals = [t + weight * (0.0 if s < 0.0 else 1.0 if s > 1.0 else s)
-                      for t, s in zip(totals, scorer.score(request, candidates))]
+            scores = scorer.score(request, candidates)
+            if scores and 0.0 <= min(scores) and max(scores) <= 1.0:   # nothing to clamp: add in C
+                totals = list(map(add, totals, map(mul, scores, repeat(weight))))
+            else:
+                totals = [t + weight * (0.0 if s < 0.0 else 1.0 if s > 1.0 else s) for t, s in zip(totals, scores)]
         chosen = self.picker.pick(request, candidates, totals)
         if chosen:
             for hook in self.post_pick:

@@ -6,6 +6,8 @@ after the pick, so the next request sharing the prefix follows it.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from pydantic import Field
 
 from ...prefix_index import DEFAULT_LRU_CAPACITY, BlockHasher, PrefixIndex
@@ -13,6 +15,7 @@ from ..framework import Candidate, SchedulingRequest
 from ..params import Params
 
 TYPE = "prefix-cache-scorer"
+_block_size = attrgetter("metrics.block_size")
 MIN_BLOCK_TOKENS = 64
 
 
@@ -36,7 +39,7 @@ class PrefixCacheScorer:
     def _block_tokens(self, candidates: list[Candidate]) -> int:
         if self.params.block_size_tokens is not None:
             return self.params.block_size_tokens
-        server = max((c.metrics.block_size for c in candidates), default=0)
+        server = max(map(_block_size, candidates), default=0)
         return max(MIN_BLOCK_TOKENS, server)
 
     def score(self, request: SchedulingRequest, candidates: list[Candidate]) -> list[float]:

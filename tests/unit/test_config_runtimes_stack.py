@@ -220,3 +220,14 @@ def test_each_runtime_gets_its_own_example_call():
     served = endpoints.served_model_endpoints(CFG, {g.name: "203.0.113.7" for g in CFG.gateways})
     assert served["triton/iris-onnx-v2"]["url"] == "http://203.0.113.7/served-models/iris-onnx-v2/invocations"
     assert "-H 'x-deployed-model-id: iris-onnx-grpc'" in served["triton/iris-onnx-grpc"]["curl"]
+
+
+def test_picker_knows_where_a_served_model_request_carries_its_model():
+    from components.builders.inference_pool import picker_config
+
+    for pool_name, api in (("caikit-flan", "caikit"), ("triton-iris", "kserve-v2"), ("tgis-flan-small", "tgis-grpc")):
+        pool = CFG.pool(pool_name)
+        server = CFG.model_server(pool.model_server)
+        assert picker_config(pool, server, pool_preset(CFG, pool_name), CFG.models_of_pool(pool_name))["models"]["api"] == api
+    vllm = ModelServerConfig(name="s", model="m", hf_token=False)
+    assert "api" not in picker_config(CFG.pools[0], vllm, PRESETS["vllm"], [])["models"]  # openai: the default

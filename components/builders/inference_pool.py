@@ -134,6 +134,8 @@ def picker_config(pool, server, preset: RuntimePreset, models: list) -> dict[str
             "reject_unknown": settings.reject_unknown_models,
             # seed 000: x-deployed-model-id -> the model it serves (an unknown id is a 404)
             "deployed": {t.name: t.model for t in served_targets(models, [pool.name])},
+            # where a served-model request (no API in its path) carries its model: Caikit model_id
+            **({"api": preset.api} if preset.api != "openai" else {}),
         },
         "rate_limits": rate_limits,
         "auth": {"client_address_header": "x-forwarded-for", "client_address_hop": GKE_CLIENT_ADDRESS_HOP},

@@ -43,8 +43,15 @@ class ExposedPath:
 
 
 def _client_models(cfg: StackConfig, pools: Iterable[str]) -> list[str]:
+    """The model names a path may carry (``{model}``): each client-facing model, then the models
+    its traffic split sends to. A split rewrites a KServe v2 path to the target
+    (``/v2/models/<target>/infer``) and the gateway routes the rewritten request again (the
+    picker clears the route cache), so the targets' paths must be routable too; they are served
+    models a client may also reach directly (seed 002)."""
     pool_set = set(pools)
-    return [m.name for m in cfg.models if m.pool in pool_set]
+    names = [m.name for m in cfg.models if m.pool in pool_set]
+    names += [t.model for m in cfg.models if m.pool in pool_set for t in m.targets]
+    return list(dict.fromkeys(names))
 
 
 def _expand(route: Route, models: list[str]) -> list[Route]:

@@ -53,6 +53,8 @@ _HM_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v
 _FILTER_CONFIG = "type.googleapis.com/envoy.config.route.v3.FilterConfig"
 _EXT_PROC_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute"
 HEADER_MUTATION = "igw.header_mutation"
+H2C = "kubernetes.io/h2c"
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 OBSERVE = "igw.observe"
 # After the picker: record the model the request is actually sent with (post-rewrite) as dynamic
 # metadata for the access log. Reads at most the first 64 KiB; the picker already buffered the body.
@@ -299,7 +301,7 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
 def clusters(plan: LocalPlan, xds_dir: Path) -> list[dict[str, Any]]:
     out = []
     for pool in sorted(plan.pools.values(), key=lambda p: p.name):
-        out.append({
+        cluster: dict[str, Any] = {
             "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
             "name": pool_cluster_name(pool.name),
             "type": "EDS",
@@ -307,7 +309,13 @@ def clusters(plan: LocalPlan, xds_dir: Path) -> list[dict[str, Any]]:
             "connect_timeout": "1s",
             "load_balancing_policy": override_host_lb_policy(),
             "circuit_breakers": {"thresholds": [_BIG]},
-        })
+        }
+        if pool.app_protocol == H2C:
+            # appProtocol kubernetes.io/h2c: cleartext HTTP/2 with prior knowledge to the pods (gRPC).
+            cluster["typed_extension_protocol_options"] = {_HTTP_OPTIONS: {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}}}}
+        out.append(cluster)
         # The pickers' addresses come from EDS too (the ready ones, as a Service's endpoints): a
         # replaced or failing picker leaves it while the streams already open on it finish (a
         # changed cluster would be rebuilt and its connections dropped).

@@ -20,6 +20,7 @@ import yaml
 from components.builders.inference_pool import MESSAGE_TIMEOUT_ANNOTATION
 
 from .picker_deployment import PickerDeployment
+from .runtime_pods import runtime_pod
 
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_KIND = "InferencePool"
@@ -105,6 +106,9 @@ class Replica:
     adapters: list[tuple[str, str]]      # (id, source)
     args: list[str]             # vllm-sim argv (without --time-scale, added at start)
     readiness_path: str = "/health"
+    runtime: str = "vllm"       # the API it speaks (runtime_pods.py for seed 003's others)
+    grpc_port: int | None = None    # a runtime's gRPC port (ports[0] is its HTTP port then)
+    models: tuple[str, ...] = ()    # a runtime's models (vLLM: model + adapters)
 
 
 @dataclass
@@ -119,6 +123,7 @@ class Pool:
     replicas: list[Replica] = field(default_factory=list)
     api_keys: bool = False      # its picker Deployment requires API keys (--api-keys-file)
     message_timeout_s: float = DEFAULT_MESSAGE_TIMEOUT_S   # per picker answer (pool annotation)
+    app_protocol: str = "http"  # spec.appProtocol: kubernetes.io/h2c = HTTP/2 (gRPC) to the pods
     picker: PickerDeployment = field(default_factory=PickerDeployment)
 
     @property
@@ -167,7 +172,8 @@ class LocalPlan:
 
     @property
     def replicas(self) -> list[Replica]:
-        return [r for p in self.pools.values() for r in p.replicas]
+        """Every model-server pod once (a runtime's REST and gRPC pools select the same pods)."""
+        return list({r.name: r for p in self.pools.values() for r in p.replicas}.values())
 
 
 def load_manifests(directory: Path) -> list[dict[str, Any]]:
@@ -402,6 +408,7 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
         annotations = (o.get("metadata") or {}).get("annotations") or {}
         pools[name] = Pool(
             message_timeout_s=_seconds(annotations.get(MESSAGE_TIMEOUT_ANNOTATION)) or DEFAULT_MESSAGE_TIMEOUT_S,
+            app_protocol=str(spec.get("appProtocol") or "http"),
             name=name, namespace=ns, selector={str(k): str(v) for k, v in sel.items()},
             target_ports=tuple(int(p["number"]) for p in spec.get("targetPorts") or [] if "number" in p) or (8000,),
             failure_mode=str(epp.get("failureMode") or "FailClose"),
@@ -427,8 +434,9 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
         ns, dname = _meta(o)
         tmpl = ((o.get("spec") or {}).get("template") or {})
         labels = {str(k): str(v) for k, v in ((tmpl.get("metadata") or {}).get("labels") or {}).items()}
-        pool = next((p for p in pools.values()
-                     if p.namespace == ns and p.selector and all(labels.get(k) == v for k, v in p.selector.items())), None)
+        selecting = [p for p in pools.values()
+                     if p.namespace == ns and p.selector and all(labels.get(k) == v for k, v in p.selector.items())]
+        pool = selecting[0] if selecting else None
         if pool is None:
             if (ns, dname) in picker_refs:
                 skipped.append((_ref(o), _PICKER_REPLACED))
@@ -449,29 +457,41 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
             continue
         pod_spec = tmpl.get("spec") or {}
         containers = pod_spec.get("containers") or []
-        port_set = set(pool.target_ports)
+        target_ports = [t for p in selecting for t in p.target_ports]
+        port_set = set(target_ports)
         main = next((c for c in containers if {int(p.get("containerPort", 0)) for p in c.get("ports") or []} & port_set),
                     containers[0] if containers else None)
         if main is None:
             problems.append(f"Deployment {ns}/{dname}: no containers")
             continue
-        model, args = sim_args(main)
+        try:
+            runtime = runtime_pod(tmpl.get("metadata") or {}, main)
+        except ValueError as e:
+            problems.append(f"Deployment {ns}/{dname}: {e}; it does not run locally")
+            continue
+        model, args = (runtime.models[0], list(runtime.args)) if runtime else sim_args(main)
         declared = _container_ports(main)
-        # The replica listens where the container does; the pool reaches it on targetPorts. As in
+        # The replica listens where the container does; the pools reach it on targetPorts. As in
         # a cluster, a targetPort no container declares gets nothing, so say so.
-        ports = tuple(p for p in pool.target_ports if p in declared) or tuple(declared[:1]) or pool.target_ports
-        missing = [p for p in pool.target_ports if declared and p not in declared]
-        if missing:
-            problems.append(f"InferencePool {pool.namespace}/{pool.name} targetPorts {missing} are not containerPorts "
-                            f"of Deployment {ns}/{dname} ({declared}); the pool cannot reach them")
+        ports = runtime.ports if runtime else (
+            tuple(dict.fromkeys(p for p in target_ports if p in declared)) or tuple(declared[:1]) or tuple(target_ports))
+        for p in selecting:
+            missing = [t for t in p.target_ports if declared and t not in declared]
+            if missing:
+                problems.append(f"InferencePool {p.namespace}/{p.name} targetPorts {missing} are not containerPorts "
+                                f"of Deployment {ns}/{dname} ({declared}); the pool cannot reach them")
         adapters = _lora_configmap(objs, ns, pod_spec)
         used_cms.update(v["configMap"]["name"] for v in pod_spec.get("volumes") or [] if isinstance(v.get("configMap"), dict))
         n = int((o.get("spec") or {}).get("replicas", 1))
         for i in range(n):
-            pool.replicas.append(Replica(
+            replica = Replica(
                 name=f"{dname}-{i}", deployment=dname, address=str(addr), ports=ports,
                 labels=labels, model=model, adapters=adapters, args=args, readiness_path=_readiness_path(main),
-            ))
+                runtime=runtime.runtime if runtime else "vllm", grpc_port=runtime.grpc_port if runtime else None,
+                models=runtime.models if runtime else (),
+            )
+            for p in selecting:
+                p.replicas.append(replica)
             addr += 1
         others = [c.get("name") for c in containers if c is not main] + \
                  [c.get("name") for c in pod_spec.get("initContainers") or []]

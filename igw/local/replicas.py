@@ -144,6 +144,9 @@ class UpstreamSimLauncher(_HttpProbes):
 
 
 def replica_launcher(http: httpx.Client, time_scale: float, upstream_sim: str | None) -> ReplicaLauncher:
-    if upstream_sim:
-        return UpstreamSimLauncher(http, upstream_sim, time_scale)
-    return SimulatorLauncher(http, time_scale)
+    """vLLM pods: our simulator or llm-d-inference-sim; other runtimes' pods: our simulator
+    speaking their API (runtime_launcher.py)."""
+    from .runtime_launcher import ByRuntime, RuntimeSimulatorLauncher
+
+    vllm: ReplicaLauncher = UpstreamSimLauncher(http, upstream_sim, time_scale) if upstream_sim else SimulatorLauncher(http, time_scale)
+    return ByRuntime(vllm, RuntimeSimulatorLauncher(http, time_scale))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .examples import try_it
+
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
@@ -81,17 +83,5 @@ def summary(state: dict[str, Any]) -> str:
         lines.append("")
     for w in state.get("warnings") or []:
         lines.append(f"  warning: {w}")
-    model = next((m["name"] for m in state.get("models") or [] if m["targets"]), None) or \
-        next((m["name"] for m in state.get("models") or []), "meta-llama/Llama-3.1-8B-Instruct")
-    lines += [
-        "  Try it:",
-        f"    curl -s {url}/v1/chat/completions -H 'content-type: application/json' \\",
-        f"      -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], \"max_tokens\": 32}}'",
-        "",
-        "    from openai import OpenAI",
-        f"    client = OpenAI(base_url=\"{url}/v1\", api_key=\"unused\")",
-        f"    r = client.chat.completions.create(model=\"{model}\", messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}], max_tokens=32)",
-        "    print(r.choices[0].message.content)",
-        "",
-    ]
+    lines += try_it(state)  # each runtime's own request (examples.py)
     return "\n".join(lines)

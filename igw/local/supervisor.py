@@ -100,7 +100,7 @@ class Supervisor:
                              "message_timeout_s": p.message_timeout_s,
                              "picker": self.pickers[name][0].name if self.pickers.get(name) else None,
                              "pickers": [q.name for q in self.pickers.get(name, [])],
-                             "replicas": [r.name for r in p.replicas]}
+                             "replicas": [r.name for r in p.replicas], "app_protocol": p.app_protocol}
                       for name, p in plan.pools.items()} if plan else {},
             "models": [dataclasses.asdict(m) for m in plan.models] if plan else [],
             "skipped": plan.skipped if plan else [],

@@ -100,6 +100,10 @@ class ModelsConfig(_Strict):
     # Seed 000's deployed-model ids of this pool: `x-deployed-model-id: <id>` serves exactly this
     # model (bypassing the split); an id not listed here is a 404 (deployed-model-not-found).
     deployed: dict[str, str] = Field(default_factory=dict)
+    # The pool's model-server API: where a request on a path that names no API (seed 002's
+    # /served-models/<name>/invocations, before the gateway rewrites it) carries its model.
+    # caikit: `model_id`; openai and others: `model`.
+    api: Literal["openai", "caikit", "kserve-v2", "tgis-grpc"] = "openai"
 
 
 class RateLimit(_Strict):

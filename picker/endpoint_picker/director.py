@@ -32,6 +32,7 @@ from .config import PickerConfig
 from .datastore import Datastore, RewriteRule
 from .errors import BadRequest, ModelNotFound, NoEndpoints
 from .protocol import DEPLOYED_MODEL_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADERS
+from . import grpc_body
 from .requests import kserve_path_for, parse_request
 from .scheduling.framework import Candidate, Scheduler, SchedulingRequest
 from .selfmetrics import SelfMetrics
@@ -49,6 +50,10 @@ class Routed:
     tokens: int
     # New :path when the model lives in the path (KServe v2) and was rewritten; else None.
     path: str | None = None
+    # Request headers to set: the model when a header names it (Caikit gRPC's mm-model-id).
+    headers: dict[str, str] | None = None
+    # The request's API (requests.ParsedRequest.api); gRPC responses are not restored.
+    api: str = ""
 
     @property
     def rewritten(self) -> bool:
@@ -153,7 +158,7 @@ class Director:
             raise BadRequest("the request path is not in normal form (dot segments, '//' or encoded separators)",
                              reason="path-not-normalized")
         user = self._user(headers)  # 401 before any work
-        parsed = parse_request(path, headers, body)
+        parsed = parse_request(path, headers, body, self.cfg.models.api)
         client_model = parsed.model
         forced = headers.get(MODEL_REWRITE_HEADER) or self._deployed(headers)
         if client_model is None and body and parsed.api != "grpc":
@@ -165,6 +170,7 @@ class Director:
         target = client_model
         new_body = body
         new_path = None
+        new_headers = None
         if client_model is not None:
             if forced:
                 target = forced
@@ -177,6 +183,11 @@ class Director:
             if target != client_model:
                 if parsed.api == "kserve":
                     new_path = kserve_path_for(path, target)  # KServe v2 names the model in the path
+                elif parsed.api == "grpc":
+                    if parsed.model_key == grpc_body.MODEL_HEADER:
+                        new_headers = {grpc_body.MODEL_HEADER: target}
+                    elif parsed.model_key is not None:
+                        new_body = grpc_body.replace_model(body, target)
                 elif parsed.body is not None and parsed.model_key is not None:
                     parsed.body[parsed.model_key] = target
                     new_body = orjson.dumps(parsed.body)  # the only re-serialization
@@ -208,7 +219,8 @@ class Director:
         primary.inflight.requests += 1
         primary.inflight.tokens += tokens
         self.metrics.decided(primary.key, "scheduled" if body or client_model else "bodyless", time.perf_counter() - t0)
-        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens, new_path)
+        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens, new_path,
+                      new_headers, parsed.api)
 
     def _candidates(self, subset: list[str] | None) -> list[Candidate]:
         store = self.store

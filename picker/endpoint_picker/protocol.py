@@ -13,6 +13,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from .errors import error_body
+from .grpc_body import grpc_status
 
 DESTINATION_HEADER = "x-gateway-destination-endpoint"
 SERVED_KEY = "x-gateway-destination-endpoint-served"
@@ -68,10 +69,13 @@ def destination_metadata(value: str) -> struct_pb2.Struct:
     return s
 
 
-def _routing_headers(endpoints: str, content_length: int | None, identity: bool, path: str | None) -> dict[str, str]:
+def _routing_headers(endpoints: str, content_length: int | None, identity: bool, path: str | None,
+                     extra: dict[str, str] | None = None) -> dict[str, str]:
     hdrs = {DESTINATION_HEADER: endpoints}
     if path is not None:
         hdrs[":path"] = path  # a model named in the path (KServe v2) was rewritten
+    if extra:
+        hdrs.update(extra)  # a model named in a header (Caikit gRPC's mm-model-id) was rewritten
     if content_length is not None:
         hdrs["content-length"] = str(content_length)
     if identity:
@@ -82,24 +86,25 @@ def _routing_headers(endpoints: str, content_length: int | None, identity: bool,
 
 
 def routing_headers_response(endpoints: str, content_length: int | None, identity: bool = False,
-                             path: str | None = None) -> pb.ProcessingResponse:
+                             path: str | None = None, headers: dict[str, str] | None = None) -> pb.ProcessingResponse:
     """The deferred request_headers answer: destination header + metadata, route cache cleared.
     identity: also ask the model server for an uncompressed response (model-name restore);
     path: a new :path (rewritten KServe v2 model)."""
     resp = pb.ProcessingResponse()
     common = resp.request_headers.response
-    _fill_headers(common, _routing_headers(endpoints, content_length, identity, path))
+    _fill_headers(common, _routing_headers(endpoints, content_length, identity, path, headers))
     common.clear_route_cache = True
     _fill_destination(resp, endpoints)
     return resp
 
 
 def buffered_body_response(endpoints: str, body: bytes | None, content_length: int | None,
-                           identity: bool = False, path: str | None = None) -> pb.ProcessingResponse:
+                           identity: bool = False, path: str | None = None,
+                           headers: dict[str, str] | None = None) -> pb.ProcessingResponse:
     """BUFFERED mode: headers were already continued, so routing rides on the body response."""
     resp = pb.ProcessingResponse()
     common = resp.request_body.response
-    _fill_headers(common, _routing_headers(endpoints, content_length, identity, path))
+    _fill_headers(common, _routing_headers(endpoints, content_length, identity, path, headers))
     common.clear_route_cache = True
     if body is not None:
         common.body_mutation.body = body
@@ -150,17 +155,22 @@ def looks_compressed(first_chunk: bytes) -> bool:
     return first_chunk.startswith(_COMPRESSED_MAGIC)
 
 
-def immediate_response(status: int, reason: str, message: str, extra_headers: dict[str, str] | None = None) -> pb.ProcessingResponse:
-    """A rejection in the gateway's one error shape (errors.error_body, ``code`` = ``reason``)."""
-    hdrs = {DROPPED_REASON_HEADER: reason, "content-type": "application/json"}
+def immediate_response(status: int, reason: str, message: str, extra_headers: dict[str, str] | None = None,
+                       grpc: bool = False) -> pb.ProcessingResponse:
+    """A rejection in the gateway's one error shape (errors.error_body, ``code`` = ``reason``).
+    grpc: the client speaks gRPC, so the answer carries the matching gRPC status (Envoy sends a
+    trailers-only response: grpc-status, and the error body as grpc-message)."""
+    hdrs = {DROPPED_REASON_HEADER: reason}
+    if not grpc:
+        hdrs["content-type"] = "application/json"
     if extra_headers:
         hdrs.update(extra_headers)
     body = error_body(status, reason, message)
-    return pb.ProcessingResponse(
-        immediate_response=pb.ImmediateResponse(
-            status=http_status_pb2.HttpStatus(code=status), headers=header_mutation(hdrs), body=body, details=reason
-        )
-    )
+    immediate = pb.ImmediateResponse(status=http_status_pb2.HttpStatus(code=status), headers=header_mutation(hdrs),
+                                     body=body, details=reason)
+    if grpc:
+        immediate.grpc_status.status = grpc_status(status)
+    return pb.ProcessingResponse(immediate_response=immediate)
 
 
 def metadata_string_list(md: base_pb2.Metadata, namespace: str, key: str) -> list[str] | None:

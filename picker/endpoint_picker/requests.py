@@ -2,8 +2,8 @@
 
 Supported: OpenAI completions / chat completions / embeddings / responses, Caikit
 (`{model_id, inputs}` on /api/v1/task/...), KServe v2 (/v2/models/<name>/infer, model in the
-path), gRPC (model in the `mm-model-id` header, body opaque). Unknown JSON APIs fall back to
-a top-level `model` key.
+path), gRPC (TGIS `model_id` and KServe v2 `model_name` read from the message, Caikit's
+`mm-model-id` header; grpc_body.py). Unknown JSON APIs fall back to a top-level `model` key.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from . import grpc_body
 from .errors import BadRequest
 
 
@@ -96,12 +97,29 @@ _PROMPT_KEYS = {
 }
 
 
-def parse_request(path: str, headers: dict[str, str], body: bytes) -> ParsedRequest:
-    """Parse once. Raises BadRequest for an unparseable JSON body."""
+def _grpc_request(path: str, headers: dict[str, str], body: bytes) -> ParsedRequest:
+    """gRPC: the model from the API's own place (grpc_body.py); `model_key` says where
+    (`mm-model-id` header or `field:1` of the message) for a rewrite."""
+    if body and grpc_body.model_in_body(path):
+        try:
+            model = grpc_body.read_model(body)
+        except grpc_body.WireError as e:
+            raise BadRequest(f"request is not a well-formed gRPC message: {e}") from None
+        if model is not None:
+            return ParsedRequest("grpc", model, b"", None, "field:1")
+    model = headers.get(grpc_body.MODEL_HEADER) or None
+    return ParsedRequest("grpc", model, b"", None, grpc_body.MODEL_HEADER if model else None)
+
+
+def parse_request(path: str, headers: dict[str, str], body: bytes, pool_api: str = "openai") -> ParsedRequest:
+    """Parse once. Raises BadRequest for an unparseable JSON body. `pool_api` (the pool's
+    model-server API) decides how a body on a path that names no API is read."""
     content_type = headers.get("content-type", "")
     if content_type.startswith("application/grpc"):
-        return ParsedRequest("grpc", headers.get("mm-model-id") or None, b"", None, None)
+        return _grpc_request(path, headers, body)
     api = api_for_path(path)
+    if api == "generic" and pool_api == "caikit":
+        api = "caikit"
     if not body:
         model = kserve_model(path) if api == "kserve" else None
         return ParsedRequest(api, model, b"", None, None)

@@ -57,12 +57,13 @@ class StreamState:
     def _reject(self, e: RequestError) -> list[pb.ProcessingResponse]:
         self.d.metrics.rejected(e.status, e.reason)
         self.done = True
-        return [P.immediate_response(e.status, e.reason, e.message, e.headers)]
+        grpc = self.headers.get("content-type", "").startswith("application/grpc")
+        return [P.immediate_response(e.status, e.reason, e.message, e.headers, grpc=grpc)]
 
     def _route(self, body: bytes) -> Routed:
         routed = self.routed = self.d.route(self.path, self.headers, body, self.subset)
         self.decided = True
-        if routed.rewritten and routed.target_model and routed.client_model:
+        if routed.rewritten and routed.target_model and routed.client_model and routed.api != "grpc":
             self.restorer = ModelRestorer(routed.target_model, routed.client_model)
         return routed
 
@@ -92,7 +93,7 @@ class StreamState:
                 routed = self._route(b"")
             except RequestError as e:
                 return self._reject(e)
-            return [P.routing_headers_response(routed.header_value, None, self.restorer is not None, routed.path)]
+            return [P.routing_headers_response(routed.header_value, None, self.restorer is not None, routed.path, routed.headers)]
         return [] if self.full_duplex else [P.EMPTY_REQUEST_HEADERS]
 
     def _request_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
@@ -113,10 +114,11 @@ class StreamState:
             return self._reject(e)
         out = routed.body
         if self.full_duplex:
-            return [P.routing_headers_response(routed.header_value, len(out), self.restorer is not None, routed.path),
+            return [P.routing_headers_response(routed.header_value, len(out), self.restorer is not None, routed.path,
+                                               routed.headers),
                     *P.streamed_chunks(out, self.cfg.chunk_size, request=True)]
         return [P.buffered_body_response(routed.header_value, out if out is not body else None, len(out),
-                                         self.restorer is not None, routed.path)]
+                                         self.restorer is not None, routed.path, routed.headers)]
 
     def _request_trailers(self) -> list[pb.ProcessingResponse]:
         if self.decided:
@@ -130,7 +132,8 @@ class StreamState:
             return self._reject(e)
         if not self.full_duplex:
             return [P.EMPTY_REQUEST_TRAILERS]
-        return [P.routing_headers_response(routed.header_value, len(routed.body), self.restorer is not None, routed.path),
+        return [P.routing_headers_response(routed.header_value, len(routed.body), self.restorer is not None, routed.path,
+                                           routed.headers),
                 *P.streamed_chunks(routed.body, self.cfg.chunk_size, request=True, end_of_stream=False),
                 P.EMPTY_REQUEST_TRAILERS]
 

@@ -253,10 +253,11 @@ class HTTPConnection(asyncio.Protocol):
         self.transport.write(h)
         self._finish(keep)
 
-    def start_stream(self, status: int = 200, ctype: bytes = b"text/event-stream; charset=utf-8") -> None:
+    def start_stream(self, status: int = 200, ctype: bytes = b"text/event-stream; charset=utf-8",
+                     extra: bytes = b"") -> None:
         if self.closed:
             return
-        h = self._head(status, ctype, b"")
+        h = self._head(status, ctype, extra)
         if self.req.version == "HTTP/1.1":
             self._stream_chunked = True
             h += b"transfer-encoding: chunked\r\n\r\n"

@@ -221,7 +221,12 @@ def test_rewrite_precedence_exact_over_catch_all_then_oldest():
         pytest.param("/v1/responses", {}, b'{"model":"r","input":"x"}', "r", id="responses"),
         pytest.param("/api/v1/task/text-generation", {}, b'{"model_id":"c","inputs":"x"}', "c", id="caikit"),
         pytest.param("/v2/models/triton-m/infer", {}, b'{"inputs":[{"name":"x","data":[1]}]}', "triton-m", id="kserve-v2"),
-        pytest.param("/fmaas.GenerationService/Generate", {"content-type": "application/grpc", "mm-model-id": "g"}, b"\x00\x00", "g", id="grpc"),
+        pytest.param("/caikit.runtime.Nlp.NlpService/EmbeddingTaskPredict", {"content-type": "application/grpc", "mm-model-id": "g"},
+                     b"\x00\x00\x00\x00\x03\x0a\x01x", "g", id="grpc-caikit-header"),
+        pytest.param("/fmaas.GenerationService/Generate", {"content-type": "application/grpc"},
+                     b"\x00\x00\x00\x00\x0c\x0a\x04tgis\x1a\x04\x12\x02hi", "tgis", id="grpc-tgis-model-id"),
+        pytest.param("/inference.GRPCInferenceService/ModelInfer", {"content-type": "application/grpc"},
+                     b"\x00\x00\x00\x00\x06\x0a\x04iris", "iris", id="grpc-kserve-model-name"),
     ],
 )
 def test_parsers_find_the_model(path, headers, body, model):

@@ -24,6 +24,11 @@ Handler = Callable[[HTTPConnection, HTTPRequest], None]
 JSON = b"application/json"
 
 
+def model_header(model: str) -> bytes:
+    """`x-sim-model`: the model that answered (a debug header like `x-sim-path`)."""
+    return b"x-sim-model: " + model.encode("utf-8", "replace") + b"\r\n"
+
+
 class RuntimeApi:
     """Base of one runtime's API. Subclasses fill `routes` (exact paths) and may override
     `match` (templated paths), `not_found` and `add_grpc` (gRPC servicers)."""
@@ -90,9 +95,13 @@ class RuntimeApi:
             server, self._grpc = self._grpc, None
             await server.stop(0.5)
 
-    async def grpc_preamble(self, context) -> None:
-        """Every gRPC answer starts like the REST ones: which pod served it."""
-        await context.send_initial_metadata((("x-inference-pod", self.cfg.pod_name),))
+    async def grpc_preamble(self, context, model: str | None = None) -> None:
+        """Every gRPC answer starts like the REST ones: which pod served it (and which model,
+        `x-sim-model`, the simulator's debug header: a traffic split is visible to tests)."""
+        md = [("x-inference-pod", self.cfg.pod_name)]
+        if model:
+            md.append(("x-sim-model", model))
+        await context.send_initial_metadata(tuple(md))
 
     def fault(self) -> tuple[int, str] | None:
         """Startup / injected failure for one inference request: (HTTP status, message)."""

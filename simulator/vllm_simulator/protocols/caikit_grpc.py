@@ -39,11 +39,11 @@ class _Servicer:
         """Checks shared by every task RPC; returns the model id or aborts the call."""
         if task not in T.TASKS[self.runtime]:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
-        await self.api.grpc_preamble(context)
+        model = dict(context.invocation_metadata() or ()).get(MODEL_HEADER)
+        await self.api.grpc_preamble(context, model)
         fault = self.api.fault()
         if fault is not None:
             await context.abort(grpc.StatusCode[GRPC_FOR_HTTP.get(fault[0], "INTERNAL")], fault[1])
-        model = dict(context.invocation_metadata() or ()).get(MODEL_HEADER)
         if not model:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Could not read required metadata: {MODEL_HEADER}")
         try:

@@ -23,7 +23,7 @@ import orjson
 
 from . import caikit_tasks as T
 from . import engine_jobs
-from .base import JSON, RuntimeApi
+from .base import JSON, RuntimeApi, model_header
 from .caikit_tasks import CaikitError
 
 TASK_PREFIX = "/api/v1/task/"
@@ -104,12 +104,12 @@ class CaikitApi(RuntimeApi):
             return None
         return model, inputs, params
 
-    def _prefill_then(self, conn, tokens: int, result) -> None:
+    def _prefill_then(self, conn, model: str, tokens: int, result) -> None:
         """Run the forward pass for `tokens` inputs, then answer `result()`."""
         def done(job, error):
             if error:
                 return conn.respond(400, _error(400, error))
-            conn.respond(200, orjson.dumps(result()), JSON)
+            conn.respond(200, orjson.dumps(result()), JSON, model_header(model))
 
         job = engine_jobs.prefill(self.replica, tokens, done)
         conn.on_close = job.cancel
@@ -136,7 +136,7 @@ class CaikitApi(RuntimeApi):
         g = self._generation(conn, req)
         if g is None:
             return
-        _, text, gp = g
+        model, text, gp = g
 
         def done(job, error):
             if error:
@@ -147,7 +147,7 @@ class CaikitApi(RuntimeApi):
                 "generated_tokens": job.generated, "finish_reason": T.finish_reason(job),
                 "producer_id": T.producer(self.runtime), "input_token_count": job.prompt_tokens,
                 "seed": None, "tokens": [], "input_tokens": [],
-            }), JSON)
+            }), JSON, model_header(model))
 
         job = engine_jobs.generate(self.replica, text, gp.max_new_tokens, done)
         conn.on_close = job.cancel
@@ -158,7 +158,7 @@ class CaikitApi(RuntimeApi):
             text = T.check_strings("inputs", inputs, many=False)
         except CaikitError as e:
             return self._fail(conn, e)
-        conn.start_stream(200, SSE)
+        conn.start_stream(200, SSE, model_header(model) if isinstance(model, str) else b"")
         try:
             fault = self.fault()
             if fault is not None:
@@ -212,7 +212,7 @@ class CaikitApi(RuntimeApi):
         except CaikitError as e:
             return self._fail(conn, e)
         n = T.input_tokens(text)
-        self._prefill_then(conn, n, lambda: {
+        self._prefill_then(conn, a[0], n, lambda: {
             "result": {"data": {"values": T.embed(self.replica, text)}},
             "producer_id": T.producer(self.runtime), "input_token_count": n})
 
@@ -225,11 +225,11 @@ class CaikitApi(RuntimeApi):
         except CaikitError as e:
             return self._fail(conn, e)
         n = T.input_tokens(*texts)
-        self._prefill_then(conn, n, lambda: {
+        self._prefill_then(conn, a[0], n, lambda: {
             "results": {"results": [{"data": {"values": T.embed(self.replica, t)}} for t in texts]},
             "producer_id": T.producer(self.runtime), "input_token_count": n})
 
-    def _pair(self, conn, req, first: str, first_many: bool, second: str) -> tuple[Any, Any, dict] | None:
+    def _pair(self, conn, req, first: str, first_many: bool, second: str) -> tuple[Any, Any, dict, str] | None:
         a = self._admit(conn, req)
         if a is None:
             return None
@@ -243,15 +243,15 @@ class CaikitApi(RuntimeApi):
         except CaikitError as e:
             self._fail(conn, e)
             return None
-        return x, y, a[2]
+        return x, y, a[2], a[0]
 
     def h_sentence_similarity(self, conn, req) -> None:
         p = self._pair(conn, req, "source_sentence", False, "sentences")
         if p is None:
             return
-        source, sentences, _ = p
+        source, sentences, _, model = p
         n = T.input_tokens(source, *sentences)
-        self._prefill_then(conn, n, lambda: {
+        self._prefill_then(conn, model, n, lambda: {
             "result": {"scores": T.similarity(self.replica, source, sentences)},
             "producer_id": T.producer(self.runtime), "input_token_count": n})
 
@@ -259,9 +259,9 @@ class CaikitApi(RuntimeApi):
         p = self._pair(conn, req, "source_sentences", True, "sentences")
         if p is None:
             return
-        sources, sentences, _ = p
+        sources, sentences, _, model = p
         n = T.input_tokens(*sources, *sentences)
-        self._prefill_then(conn, n, lambda: {
+        self._prefill_then(conn, model, n, lambda: {
             "results": [{"scores": T.similarity(self.replica, s, sentences)} for s in sources],
             "producer_id": T.producer(self.runtime), "input_token_count": n})
 
@@ -274,10 +274,10 @@ class CaikitApi(RuntimeApi):
         p = self._pair(conn, req, "query", False, "documents")
         if p is None:
             return
-        query, docs, params = p
+        query, docs, params, model = p
         n = T.input_tokens(query, *(T.doc_text(d) for d in docs))
         opts = self._rerank_options(params)
-        self._prefill_then(conn, n, lambda: {
+        self._prefill_then(conn, model, n, lambda: {
             "result": T.rerank(self.replica, query, docs, **opts),
             "producer_id": T.producer(self.runtime), "input_token_count": n})
 
@@ -285,10 +285,10 @@ class CaikitApi(RuntimeApi):
         p = self._pair(conn, req, "queries", True, "documents")
         if p is None:
             return
-        queries, docs, params = p
+        queries, docs, params, model = p
         n = T.input_tokens(*queries, *(T.doc_text(d) for d in docs))
         opts = self._rerank_options(params)
-        self._prefill_then(conn, n, lambda: {
+        self._prefill_then(conn, model, n, lambda: {
             "results": [T.rerank(self.replica, q, docs, **opts) for q in queries],
             "producer_id": T.producer(self.runtime), "input_token_count": n})
 

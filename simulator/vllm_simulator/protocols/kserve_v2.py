@@ -20,7 +20,7 @@ import orjson
 
 from . import engine_jobs
 from . import kserve_model as M
-from .base import JSON, RuntimeApi, route_regex
+from .base import JSON, RuntimeApi, model_header, route_regex
 from .kserve_model import KServeError
 
 _MODEL = route_regex("/v2/models/{model}")
@@ -74,8 +74,8 @@ class KServeApi(RuntimeApi):
     def not_found(self, conn) -> None:
         conn.respond(404, orjson.dumps({"error": "Not Found"}), JSON)
 
-    def _error(self, conn, e: KServeError) -> None:
-        conn.respond(e.http, orjson.dumps({"error": e.message}), JSON)
+    def _error(self, conn, e: KServeError, model: str | None = None) -> None:
+        conn.respond(e.http, orjson.dumps({"error": e.message}), JSON, model_header(model) if model else b"")
 
     def record(self, model: str, interface: str, ok: bool, started: float) -> None:
         if model not in self.models:
@@ -100,7 +100,7 @@ class KServeApi(RuntimeApi):
             M.check_model(self.runtime, self.models, model, version)
         except KServeError as e:
             return self._error(conn, e)
-        conn.respond(200, orjson.dumps(M.metadata(self.runtime, model)), JSON)
+        conn.respond(200, orjson.dumps(M.metadata(self.runtime, model)), JSON, model_header(model))
 
     def h_model_ready(self, conn, req, model: str, version: str | None) -> None:
         try:
@@ -142,7 +142,7 @@ class KServeApi(RuntimeApi):
             tensor, rid = self._parse_infer(req, model)
         except KServeError as e:
             self.record(model, "REST", False, started)
-            return self._error(conn, e)
+            return self._error(conn, e, model)
 
         def done(job, error):
             if error:
@@ -154,7 +154,7 @@ class KServeApi(RuntimeApi):
                 out["id"] = rid
             out["outputs"] = [{"name": M.OUTPUT, "datatype": "FP32", "shape": [tensor.shape[0], M.CLASSES],
                                "data": M.infer(model, tensor)}]
-            conn.respond(200, orjson.dumps(out), JSON)
+            conn.respond(200, orjson.dumps(out), JSON, model_header(model))
 
         job = engine_jobs.prefill(self.replica, len(tensor.values), done)
         conn.on_close = job.cancel

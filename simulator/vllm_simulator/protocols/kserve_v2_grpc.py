@@ -41,7 +41,7 @@ class InferenceServicer:
         return self.pb.ServerMetadataResponse(name=s["name"], version=s["version"], extensions=s["extensions"])
 
     async def ModelReady(self, request, context):
-        await self.api.grpc_preamble(context)
+        await self.api.grpc_preamble(context, request.name)
         try:
             M.check_model(self.api.runtime, self.api.models, request.name, request.version)
         except KServeError as e:
@@ -49,7 +49,7 @@ class InferenceServicer:
         return self.pb.ModelReadyResponse(ready=not self.api.replica.starting())
 
     async def ModelMetadata(self, request, context):
-        await self.api.grpc_preamble(context)
+        await self.api.grpc_preamble(context, request.name)
         try:
             M.check_model(self.api.runtime, self.api.models, request.name, request.version)
         except KServeError as e:
@@ -71,7 +71,7 @@ class InferenceServicer:
     async def ModelInfer(self, request, context):
         api = self.api
         started = time.monotonic()
-        await api.grpc_preamble(context)
+        await api.grpc_preamble(context, request.model_name)
         fault = api.fault()
         if fault is not None:
             await context.abort(grpc.StatusCode[GRPC_FOR_HTTP.get(fault[0], "INTERNAL")], fault[1])

@@ -107,7 +107,7 @@ class GenerationServicer:
         self.pb = load("fmaas").pb
 
     async def _begin(self, context) -> None:
-        await self.api.grpc_preamble(context)
+        await self.api.grpc_preamble(context, self.api.cfg.model)  # TGIS serves one model, whatever model_id says
         fault = self.api.fault()
         if fault is not None:
             await context.abort(grpc.StatusCode[GRPC_FOR_HTTP.get(fault[0], "INTERNAL")], fault[1])

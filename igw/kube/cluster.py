@@ -131,7 +131,9 @@ class LocalCluster:
 
     def compact_etcd(self) -> int:
         """Compact etcd's history up to the current revision (physically); returns that revision.
-        Watches and lists from an older resourceVersion that reach etcd then fail with 410 Gone."""
+        Watches and lists from an older resourceVersion that reach etcd then fail with 410 Gone.
+        The API server answers watches from its watch cache where it has one: for a kind whose
+        watches should reach etcd, start with e.g. `apiserver_args=["--watch-cache-sizes=pods#0"]`."""
         rev = self.etcd_revision()
         try:
             self._etcd("/v3/kv/compaction", {"revision": str(rev), "physical": True})

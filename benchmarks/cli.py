@@ -72,7 +72,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", nargs="?", default=None,
-                   help="scenario name (file in benchmarks/scenarios/), a path to a YAML file, or 'all'")
+                   help="scenario name (file in benchmarks/scenarios/), a path to a YAML file, 'all', or 'soak' "
+                        "(30 minutes of faults under load, benchmarks/soak.py)")
     p.add_argument("--out", type=Path, default=report.RESULTS_DIR, help="results directory (default benchmarks/results)")
     p.add_argument("--list", action="store_true", help="list scenarios and exit")
     p.add_argument("--report-only", action="store_true", help="rebuild README.md and plots from the JSON files")
@@ -126,6 +127,9 @@ def _doc(sc: Any, res: dict[str, Any], command: str, env: dict[str, Any], second
     return doc
 
 
+SOAK = "soak"
+
+
 def run(args: argparse.Namespace, command: str) -> int:
     if args.list:
         for sc in discover():
@@ -133,6 +137,10 @@ def run(args: argparse.Namespace, command: str) -> int:
             print(f"{sc.name:16} {sc.kind:11} {sc.path.relative_to(SCENARIO_DIR.parent.parent)}  strategies: {strategies}")
         return 0
     out: Path = args.out
+    if args.scenario == SOAK:  # its own driver and results directory (not part of `all`: 30 min)
+        from .soak import main as soak_main
+
+        return soak_main(["--out", str(out / "soak")])
     out.mkdir(parents=True, exist_ok=True)
     total = None
     failed: list[str] = []

@@ -184,6 +184,28 @@ class Search(_Spec):
     candidates: list[Candidate]
 
 
+class ScalePrompt(_Strict):
+    kind: Literal["small", "shared", "unique"]
+    bytes: int = Field(gt=0)
+    decisions: int = Field(ge=20)
+
+
+class Scale(_Spec):
+    """Decision cost at growing endpoint counts and the per-endpoint scrape cost (scale.py)."""
+
+    name: str
+    kind: Literal["scale"]
+    description: str = ""
+    order: int = 100
+    endpoints: list[int]
+    prompts: list[ScalePrompt]
+    rate: float = Field(default=500.0, gt=0)    # decisions per second the scrape churn is scaled to
+    config: dict[str, Any] = Field(default_factory=dict)   # picker config ({} = shipped defaults)
+
+    def picker_config(self) -> dict[str, Any]:
+        return dict(self.config)
+
+
 def _format(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
@@ -193,15 +215,15 @@ def _format(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load(path: Path) -> Evaluation | Search:
+def load(path: Path) -> Evaluation | Search | Scale:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ScenarioError(f"{path.name}: {e}") from e
     kind = data.get("kind") if isinstance(data, dict) else None
-    model = {"evaluation": Evaluation, "search": Search}.get(kind)
+    model = {"evaluation": Evaluation, "search": Search, "scale": Scale}.get(kind)
     if model is None:
-        raise ScenarioError(f"{path.name}: kind: {kind!r} is not one of ['evaluation', 'search']")
+        raise ScenarioError(f"{path.name}: kind: {kind!r} is not one of ['evaluation', 'search', 'scale']")
     try:
         spec = model.model_validate(data)
     except ValidationError as e:
@@ -211,7 +233,7 @@ def load(path: Path) -> Evaluation | Search:
     return spec
 
 
-def _check_picker_configs(spec: Evaluation | Search, path: Path) -> None:
+def _check_picker_configs(spec: Evaluation | Search | Scale, path: Path) -> None:
     from endpoint_picker.config import load_config
     from endpoint_picker.errors import ConfigError
 
@@ -224,8 +246,10 @@ def _check_picker_configs(spec: Evaluation | Search, path: Path) -> None:
                 configs.append((f"strategies[{i}]", s.picker_config(path.parent)))
             except (OSError, yaml.YAMLError) as e:
                 raise ScenarioError(f"{path.name}: strategies[{i}]: cannot read {s.config_file}: {e}") from None
-    else:
+    elif isinstance(spec, Search):
         configs = [(f"candidates[{i}].config", c.config) for i, c in enumerate(spec.candidates)]
+    else:
+        configs = [("config", spec.config)]
     for where, cfg in configs:
         try:
             load_config(cfg)

@@ -278,10 +278,14 @@ def plots(docs: dict[str, dict[str, Any]], out_dir: Path = RESULTS_DIR) -> list[
     from .report_eval import evaluation_plots
     from .report_plots import process_plots
 
+    from .report_scale import scale_plot
+
     written = process_plots(docs, out_dir)
     for doc in docs.values():
         if doc["kind"] == "evaluation":
             written += evaluation_plots(doc, out_dir)
+        elif doc["kind"] == "scale":
+            written += scale_plot(doc, out_dir)
     return written
 
 
@@ -297,9 +301,12 @@ def summary_markdown(docs: dict[str, dict[str, Any]], command: str, total_s: flo
            f"Python {env.get('python')}, Envoy {env.get('envoy_version')}, git {env.get('git_sha')}"
            f"{' (dirty)' if env.get('git_dirty') else ''}, {env.get('started_at')}. Every result file records the "
            "load average at its start and end.", ""]
-    for doc in docs.values():
-        if doc["kind"] == "evaluation":
-            out += [evaluation_markdown(doc), ""]
+    from .report_scale import scale_markdown, search_markdown
+
+    for kind, render in (("evaluation", evaluation_markdown), ("scale", scale_markdown), ("search", search_markdown)):
+        for doc in docs.values():
+            if doc["kind"] == kind:
+                out += [render(doc), ""]
     out += ["## Real-process runs", "",
             "Noisy shared machine: compare strategies within one table (same run), not across runs. "
             "Quality latencies are real-time-equivalent (measured / time scale); throughputs per simulated second.", ""]

@@ -1,0 +1,63 @@
+"""Weight search on the evaluation's training set only (never on a held-out cell).
+
+Every candidate picker config runs on every training cell for `seeds` seeds (the same plans for
+every candidate). Per cell a candidate is compared with the baseline (the first candidate, the
+reference EPP's weights) by
+
+    cost(cell) = (TTFT p90 / baseline TTFT p90) x (baseline goodput / goodput)
+
+(means over seeds; lower is better: a candidate that sheds its way to low latency pays in
+goodput), and candidates are ranked by the geometric mean of cost over the training cells. The
+winner is what `picker-default` should ship; changing the shipped default is a code change
+(endpoint_picker.config.DEFAULT_SCORER_WEIGHTS) made after reading this result, and the held-out
+set then says whether it was a good idea.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+from . import evalspec, stats
+from .evaluation import run_tasks
+from .evalspec import Search, Strategy
+
+
+def _cost(c: dict[str, Any], base: dict[str, Any]) -> float | None:
+    t, tb = c["ttft_p90"]["mean"], base["ttft_p90"]["mean"]
+    g, gb = c["goodput_rps"]["mean"], base["goodput_rps"]["mean"]
+    if not t or not tb or not g or not gb:
+        return None
+    return (t / tb) * (gb / g)
+
+
+def run(spec: Search, *, seeds: int | None = None, jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+    ev = evalspec.load(spec.folder / spec.evaluation)
+    cells = ev.cells("training")
+    n_seeds = seeds or spec.seeds
+    strategies = [Strategy(name=c.name, type="picker", config=c.config) for c in spec.candidates]
+    tasks = [(ev, cell, st, seed, {"type": "picker", "config": st.config}) for cell in cells for st in strategies
+             for seed in range(n_seeds)]
+    log(f"  {len(strategies)} candidates x {len(cells)} training cells x {n_seeds} seeds = {len(tasks)} runs")
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {s.name: {c.name: [] for c in cells} for s in strategies}
+    t0 = time.monotonic()
+    for cell, cand, _seed, summary in run_tasks(tasks, jobs, log):
+        raw[cand][cell].append(summary)
+    per: dict[str, dict[str, Any]] = {}
+    for cand, by_cell in raw.items():
+        per[cand] = {cell: {m: stats.mean_ci([r[m] for r in runs]) for m in ("ttft_p50", "ttft_p90", "ttft_p99", "goodput_rps")}
+                     for cell, runs in by_cell.items()}
+    baseline = strategies[0].name
+    out_c: dict[str, Any] = {}
+    for s in strategies:
+        costs = {cell: _cost(per[s.name][cell], per[baseline][cell]) for cell in per[s.name]}
+        valid = [c for c in costs.values() if c]
+        out_c[s.name] = {"config": s.config, "cells": per[s.name], "cost": costs,
+                         "objective": math.exp(sum(math.log(c) for c in valid) / len(valid)) if valid else None}
+    ranking = sorted(out_c, key=lambda n: out_c[n]["objective"] if out_c[n]["objective"] is not None else math.inf)
+    for i, n in enumerate(ranking):
+        log(f"  {i + 1:2d}. {n:28} objective {out_c[n]['objective']:.3f}")
+    return {"evaluation": spec.evaluation, "training_cells": [c.name for c in cells], "seeds": n_seeds,
+            "baseline": baseline, "candidates": out_c, "ranking": ranking, "winner": ranking[0],
+            "wall_s": time.monotonic() - t0, "jobs": jobs}

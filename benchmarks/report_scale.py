@@ -72,7 +72,7 @@ def scale_plot(doc: dict[str, Any], out_dir: Path) -> list[Path]:
     return [p]
 
 
-def search_markdown(doc: dict[str, Any]) -> str:
+def weight_search_markdown(doc: dict[str, Any]) -> str:
     res = doc["result"]
     cells = res["training_cells"]
     out = ["## Weight search (training set only)", "", doc.get("description", ""), "",

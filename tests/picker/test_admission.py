@@ -72,7 +72,8 @@ def test_saturation():
     fresh = 100.0
     m = Metrics(waiting=2.5, kv_usage=0.2, updated_at=fresh)
     assert endpoint_saturation(m, InFlight(), cfg, fresh, True) == 0.5  # max(2.5/5, 0.2/0.8)
-    assert endpoint_saturation(m, InFlight(), cfg, fresh + 0.3, True) == 1.0  # 300 ms old > 200 ms: stale
+    assert endpoint_saturation(m, InFlight(), cfg, fresh + 0.29, True) == 0.5  # 290 ms old: still fresh
+    assert endpoint_saturation(m, InFlight(), cfg, fresh + 0.31, True) == 1.0  # 310 ms old > 300 ms: stale
     assert endpoint_saturation(Metrics(supported=False), InFlight(requests=50), cfg, fresh, True) == 0.5  # 50/100 in flight
     pairs = [(Metrics(waiting=10, updated_at=fresh), InFlight()), (Metrics(updated_at=fresh), InFlight())]
     assert pool_saturation(pairs, cfg, True, now=fresh) == 1.0  # mean(2.0, 0.0)

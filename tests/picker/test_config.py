@@ -16,8 +16,18 @@ def test_empty_config_is_the_benchmarked_default():
         ("lora-affinity-scorer", 1), ("inflight-load-scorer", 2),
     ]
     assert cfg.scheduling.picker.type == "max-score-picker"
-    assert (cfg.saturation.queue_threshold, cfg.saturation.kv_cache_threshold, cfg.saturation.metrics_staleness_ms) == (5, 0.8, 200)
-    assert cfg.scrape.interval_ms == 50
+    assert (cfg.saturation.queue_threshold, cfg.saturation.kv_cache_threshold, cfg.saturation.metrics_staleness_ms) == (5, 0.8, 300)
+    # Chosen from the scrape cost on real vLLM (tests/fixtures/vllm_metrics/scrape_cost.json).
+    assert cfg.scrape.interval_ms == 100
+
+
+def test_staleness_must_exceed_the_scrape_interval():
+    with pytest.raises(ConfigError) as e:
+        load_config({"scrape": {"interval_ms": 300}})
+    assert str(e.value).endswith("saturation.metrics_staleness_ms (300) must be above scrape.interval_ms (300): "
+                                 "every endpoint would count as stale (saturated) between two scrapes")
+    assert load_config({"scrape": {"interval_ms": 300, "engine": "none"}}).scrape.interval_ms == 300  # no scraping
+    assert load_config({"scrape": {"interval_ms": 300}, "saturation": {"metrics_staleness_ms": 600}})
 
 
 def test_example_config_from_readme(tmp_path):

@@ -79,8 +79,29 @@ def _mapper(code: str, status: int | None, message: str, flt: dict[str, Any]) ->
     return mapper
 
 
+PICKER_UNAVAILABLE = "picker-unavailable"
+
+
+def picker_failure_reply() -> dict[str, Any]:
+    """local_reply_config mapper: ext_proc's own error replies (500 `ext_proc_error_gRPC_error_<n>`
+    when the picker is unreachable, 504 `ext_proc_error_per-message_timeout_exceeded` when it does
+    not answer in time; only FailClose pools produce them) become a 503 in the gateway's error shape."""
+    return {
+        "filter": {"extension_filter": {"name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+            "expression": "response.code_details.startsWith('ext_proc_error')"}}},
+        "status_code": 503,
+        "headers_to_add": [{"header": {"key": "x-llm-d-request-dropped-reason", "value": PICKER_UNAVAILABLE},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+                           {"header": {"key": "retry-after", "value": "1"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "body_format_override": {"content_type": "application/json", "json_format": {"error": {
+            "message": "the endpoint picker is unavailable and this pool fails closed",
+            "type": error_type(503), "param": None, "code": PICKER_UNAVAILABLE}}},
+    }
+
+
 def local_reply_config() -> dict[str, Any]:
-    return {"mappers": [_mapper(*r) for r in LOCAL_REPLIES]}
+    return {"mappers": [picker_failure_reply(), *(_mapper(*r) for r in LOCAL_REPLIES)]}
 
 
 def hcm_options() -> dict[str, Any]:

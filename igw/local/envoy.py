@@ -27,7 +27,7 @@ ready pod; retries (connect failure / reset before response headers) move to ano
 A hung picker is a failed one: each message waits at most the pool's `message_timeout` (an
 annotation on the InferencePool), then a FailOpen pool goes on without the picker and a FailClose
 pool answers 503 (ext_proc's own 500/504 replies become the gateway's JSON 503 `picker-unavailable`,
-`picker_failure_reply`). Once the supervisor's readiness probe fails it, the picker leaves its EDS
+edge.picker_failure_reply). Once the supervisor's readiness probe fails it, the picker leaves its EDS
 and requests stop waiting at all. The body modes (BUFFERED requests, STREAMED responses;
 Pool.ext_proc_modes has the measurements) make sure a killed or frozen picker never cuts a response
 that is already streaming on a FailOpen pool.
@@ -43,7 +43,6 @@ from typing import Any
 import yaml
 
 from endpoint_picker.envoy_bootstrap import ext_proc_filter, override_host_lb_policy, picker_cluster
-from endpoint_picker.errors import error_type
 
 from . import edge
 from .plan import Listener, LocalPlan, RouteEntry
@@ -90,27 +89,6 @@ ACCESS_LOG_FORMAT = {
 }
 BUFFER_LIMIT = 16 * 1024 * 1024
 _BIG = {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000, "max_retries": 10000}
-
-
-PICKER_UNAVAILABLE = "picker-unavailable"
-
-
-def picker_failure_reply() -> dict[str, Any]:
-    """local_reply_config mapper: ext_proc's own error replies (500 `ext_proc_error_gRPC_error_<n>`
-    when the picker is unreachable, 504 `ext_proc_error_per-message_timeout_exceeded` when it does
-    not answer in time; only FailClose pools produce them) become a 503 in the gateway's error shape."""
-    return {
-        "filter": {"extension_filter": {"name": "envoy.access_loggers.extension_filters.cel", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
-            "expression": "response.code_details.startsWith('ext_proc_error')"}}},
-        "status_code": 503,
-        "headers_to_add": [{"header": {"key": "x-llm-d-request-dropped-reason", "value": PICKER_UNAVAILABLE},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
-                           {"header": {"key": "retry-after", "value": "1"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
-        "body_format_override": {"content_type": "application/json", "json_format": {"error": {
-            "message": "the endpoint picker is unavailable and this pool fails closed",
-            "type": error_type(503), "param": None, "code": PICKER_UNAVAILABLE}}},
-    }
 
 
 def ext_proc_name(pool: str) -> str:
@@ -287,8 +265,6 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
         hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": str(access_log), "log_format": {"json_format": fmt}}}]
-    replies = hcm.setdefault("local_reply_config", {})
-    replies["mappers"] = [picker_failure_reply(), *replies.get("mappers", [])]
     return {
         "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
         "name": listener_name(lst),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from igw.local import envoy as E
+from igw.local import edge, envoy as E
 from igw.local.plan import PlanError, build_plan, sim_args
 
 POOL_GROUP = "inference.networking.k8s.io"
@@ -96,7 +96,7 @@ def test_picker_failures_on_failclose_pools_answer_a_json_503():
     plan = build_plan(pool("p", "FailClose") + gateway({"backendRefs": [to("p")]}))
     hcm = E.listener(plan.listeners[0], plan, Path("/x"), "127.0.0.1")["filter_chains"][0]["filters"][0]["typed_config"]
     first = hcm["local_reply_config"]["mappers"][0]
-    assert first == E.picker_failure_reply()
+    assert first == edge.picker_failure_reply()
     assert first["status_code"] == 503
     assert first["filter"]["extension_filter"]["typed_config"]["expression"] == "response.code_details.startsWith('ext_proc_error')"
     body = first["body_format_override"]["json_format"]["error"]

@@ -52,9 +52,11 @@ def cluster(tmp_path_factory, pytestconfig) -> Iterator[LocalCluster]:
         pytest.fail(str(e), pytrace=False)
     _started.append(c)
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in c.startup_seconds.items())
-        reporter.write_line(f"\nreal_k8s: Kubernetes {binaries.version} at {c.server} ({steps})")
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nreal_k8s: Kubernetes {binaries.version} at {c.server} ready ({steps})")
     try:
         yield c
     finally:

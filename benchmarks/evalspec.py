@@ -114,12 +114,13 @@ class Strategy(_Strict):
 
 
 class Scrape(_Strict):
-    interval_ms: float = Field(default=50, gt=0)
+    # None: each picker strategy scrapes at its own config's scrape.interval_ms (as deployed).
+    interval_ms: float | None = Field(default=None, gt=0)
     latency_ms: float = Field(default=1, ge=0)
 
     @model_validator(mode="after")
     def _latency(self) -> Scrape:
-        if self.latency_ms >= self.interval_ms:
+        if self.interval_ms is not None and self.latency_ms >= self.interval_ms:
             raise ValueError(f"latency_ms {self.latency_ms} must be below interval_ms {self.interval_ms}")
         return self
 
@@ -206,6 +207,20 @@ class Scale(_Spec):
         return dict(self.config)
 
 
+class Crosscheck(_Spec):
+    """Virtual time replaying real-socket quality scenarios (crosscheck.py)."""
+
+    name: str
+    kind: Literal["crosscheck"]
+    description: str = ""
+    order: int = 100
+    scenarios: list[str]
+    strategies: list[str]
+    real_repeats: int = Field(default=2, ge=1)
+    virtual_seeds: int = Field(default=5, ge=2)
+    scrape_latency_ms: float = Field(default=1.0, ge=0)   # real milliseconds per scrape
+
+
 def _format(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
@@ -215,15 +230,15 @@ def _format(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load(path: Path) -> Evaluation | Search | Scale:
+def load(path: Path) -> Evaluation | Search | Scale | Crosscheck:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ScenarioError(f"{path.name}: {e}") from e
     kind = data.get("kind") if isinstance(data, dict) else None
-    model = {"evaluation": Evaluation, "search": Search, "scale": Scale}.get(kind)
+    model = {"evaluation": Evaluation, "search": Search, "scale": Scale, "crosscheck": Crosscheck}.get(kind)
     if model is None:
-        raise ScenarioError(f"{path.name}: kind: {kind!r} is not one of ['evaluation', 'search', 'scale']")
+        raise ScenarioError(f"{path.name}: kind: {kind!r} is not one of ['evaluation', 'search', 'scale', 'crosscheck']")
     try:
         spec = model.model_validate(data)
     except ValidationError as e:
@@ -233,7 +248,7 @@ def load(path: Path) -> Evaluation | Search | Scale:
     return spec
 
 
-def _check_picker_configs(spec: Evaluation | Search | Scale, path: Path) -> None:
+def _check_picker_configs(spec: Evaluation | Search | Scale | Crosscheck, path: Path) -> None:
     from endpoint_picker.config import load_config
     from endpoint_picker.errors import ConfigError
 
@@ -248,7 +263,7 @@ def _check_picker_configs(spec: Evaluation | Search | Scale, path: Path) -> None
                 raise ScenarioError(f"{path.name}: strategies[{i}]: cannot read {s.config_file}: {e}") from None
     elif isinstance(spec, Search):
         configs = [(f"candidates[{i}].config", c.config) for i, c in enumerate(spec.candidates)]
-    else:
+    elif isinstance(spec, Scale):
         configs = [("config", spec.config)]
     for where, cfg in configs:
         try:

@@ -301,9 +301,10 @@ def summary_markdown(docs: dict[str, dict[str, Any]], command: str, total_s: flo
            f"Python {env.get('python')}, Envoy {env.get('envoy_version')}, git {env.get('git_sha')}"
            f"{' (dirty)' if env.get('git_dirty') else ''}, {env.get('started_at')}. Every result file records the "
            "load average at its start and end.", ""]
-    from .report_scale import scale_markdown, weight_search_markdown
+    from .report_scale import crosscheck_markdown, scale_markdown, weight_search_markdown
 
-    for kind, render in (("evaluation", evaluation_markdown), ("scale", scale_markdown), ("search", weight_search_markdown)):
+    for kind, render in (("evaluation", evaluation_markdown), ("scale", scale_markdown), ("crosscheck", crosscheck_markdown),
+                         ("search", weight_search_markdown)):
         for doc in docs.values():
             if doc["kind"] == kind:
                 out += [render(doc), ""]

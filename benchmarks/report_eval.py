@@ -99,11 +99,16 @@ def behind(res: dict[str, Any]) -> list[str]:
     return out
 
 
+def _interval(res: dict[str, Any]) -> str:
+    iv = res["scrape"].get("interval_ms")
+    return f"{iv:g} ms" if iv else "picker's own scrape.interval_ms"
+
+
 def evaluation_markdown(doc: dict[str, Any]) -> str:
     res = doc["result"]
     out = [f"## Scheduling quality, virtual time ({res['seeds']} seeds per cell)", "",
            doc.get("description", ""), "",
-           f"Scrape every {res['scrape']['interval_ms']:g} ms with {res['scrape']['latency_ms']:g} ms latency; "
+           f"Scrape every {_interval(res)} with {res['scrape']['latency_ms']:g} ms latency; "
            f"candidate **{res['candidate']}** vs reference **{res['reference']}**: "
            "*better/worse* only when the 95% intervals do not overlap. "
            f"{len(res['cells'])} cells × {len(res['strategies'])} strategies × {res['seeds']} seeds in "

@@ -87,3 +87,32 @@ def weight_search_markdown(doc: dict[str, Any]) -> str:
                    + " | ".join("–" if c["cost"][cell] is None else f"{c['cost'][cell]:.2f}" for cell in cells) + " |")
     out += ["", f"Winner on the training set: **{res['winner']}**."]
     return "\n".join(out)
+
+
+def crosscheck_markdown(doc: dict[str, Any]) -> str:
+    res = doc["result"]
+    tol = res["tolerance"]
+    med = res["median_abs_difference"]
+    out = ["## Virtual time vs real sockets (cross-check)", "", doc.get("description", ""), "",
+           f"Real: {res['real_repeats']} runs per scenario (real-time-equivalent TTFT, mean of the runs; spread = "
+           f"(max − min) / mean of the real runs). Virtual: the same request plan, {res['virtual_seeds']} seeds (mean [95% CI]).",
+           "", "| scenario | strategy | TTFT p50 real / virtual s | Δ p50 | real spread p50 | TTFT p90 real / virtual s "
+               "| Δ p90 | real spread p90 |", "|---|---|---|---|---|---|---|---|"]
+
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{v * 100:+.1f}%"
+
+    def s(v: float | None) -> str:
+        return "–" if v is None else (f"{v:.3f}" if v < 10 else f"{v:.1f}")
+
+    for name, sc in res["scenarios"].items():
+        for st, c in sc["strategies"].items():
+            out.append(f"| {name} | {st} | {s(c['p50']['real']['mean'])} / {s(c['p50']['virtual']['mean'])} "
+                       f"| {pct(c['p50']['relative_difference'])} | {pct(c['p50']['real_spread'])} "
+                       f"| {s(c['p90']['real']['mean'])} / {s(c['p90']['virtual']['mean'])} "
+                       f"| {pct(c['p90']['relative_difference'])} | {pct(c['p90']['real_spread'])} |")
+    out += ["", f"**Tolerance (largest |Δ| over the table): TTFT p50 {pct(tol['p50'])}, TTFT p90 {pct(tol['p90'])}**; "
+                f"median |Δ|: p50 {pct(med['p50'])}, p90 {pct(med['p90'])}."]
+    for k, why in res.get("failed", {}).items():
+        out.append(f"- **{k}: FAILED**: {why}")
+    return "\n".join(out)

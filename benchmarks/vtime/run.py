@@ -106,17 +106,32 @@ def make_router(strategy: dict[str, Any], replicas: list[VirtualReplica], events
     raise ValueError(f"unknown virtual-time strategy {kind!r} (known: {', '.join(STRATEGY_TYPES)})")
 
 
+def scrape_interval_s(strategy: dict[str, Any], scrape: dict[str, Any]) -> float:
+    """`scrape.interval_ms` when given, else the picker's own `scrape.interval_ms` (its default
+    for non-picker strategies, whose decisions read no metrics)."""
+    if scrape.get("interval_ms") is not None:
+        return float(scrape["interval_ms"]) / 1000.0
+    from endpoint_picker.config import load_config
+
+    cfg = strategy.get("config") if strategy["type"] == "picker" else None
+    return load_config(cfg or {}).scrape.interval_ms / 1000.0
+
+
 def run(workload: dict[str, Any], cluster: dict[str, Any], strategy: dict[str, Any], seed: int,
-        scrape: dict[str, Any] | None = None) -> RunResult:
+        scrape: dict[str, Any] | None = None, *, time_scale: float = 1.0, plan_seed: int | None = None) -> RunResult:
+    """`time_scale`/`plan_seed`: replay a real-socket quality scenario's exact plan (its times are
+    real seconds at that time scale, its seed as given) instead of a virtual cell's."""
     scrape = scrape or {}
-    interval = float(scrape.get("interval_ms", 50)) / 1000.0
+    interval = scrape_interval_s(strategy, scrape)
     latency = float(scrape.get("latency_ms", 1)) / 1000.0
     rng = random.Random(f"{seed}/cluster")
     events = EventQueue()
     replicas = [VirtualReplica(f"pod-{i}", cfg, events, interval, latency, rng.uniform(0, interval))
                 for i, cfg in enumerate(sim_configs(cluster, workload))]
     router = make_router(strategy, replicas, events, random.Random(f"{seed}/router"), workload)
-    planned = plan({**workload, "seed": int(workload.get("seed", 1)) * 1000 + seed}, MODEL, 1.0)
+    if plan_seed is None:
+        plan_seed = int(workload.get("seed", 1)) * 1000 + seed
+    planned = plan({**workload, "seed": plan_seed}, MODEL, time_scale)
     samples: list[Sample] = []
     failures: list[BaseException] = []
 
@@ -165,9 +180,9 @@ def run(workload: dict[str, Any], cluster: dict[str, Any], strategy: dict[str, A
         rep.submit(built.request)
 
     for pr in planned:
-        events.at(START_S + pr.t, dispatch, pr)
-    duration = float(workload["duration_s"])
-    horizon = START_S + duration + float(workload.get("drain_s", 120))
+        events.at(START_S + pr.t / time_scale, dispatch, pr)
+    duration = float(workload["duration_s"]) / time_scale
+    horizon = START_S + duration + float(workload.get("drain_s", 120)) / time_scale
     cpu0 = time.process_time()
     events.run(horizon)
     cpu = time.process_time() - cpu0

@@ -225,3 +225,19 @@ def test_summary_goodput_counts_sheds_and_slow_tokens_as_misses():
     out = summarize(res, {"ttft_s": 1.0, "tpot_s": 0.2})
     assert out["goodput_rps"] == pytest.approx(0.1) and out["shed_rate"] == 0.25
     assert out["tpot_p50"] == pytest.approx(0.1) and math.isclose(out["ttft_p50"], 0.1)
+
+
+def test_crosscheck_replays_a_real_scenarios_plan_in_virtual_time():
+    from benchmarks import catalog
+    from benchmarks.crosscheck import _virtual, virtual_strategy
+    from benchmarks.scenario import Strategy
+    from benchmarks.workloads import plan
+
+    assert virtual_strategy(Strategy("rr", "envoy", lb="ROUND_ROBIN")) == {"type": "round-robin"}
+    assert virtual_strategy(Strategy("lr", "envoy", lb="LEAST_REQUEST")) == {"type": "least-request"}
+    assert virtual_strategy(Strategy("o", "oracle")) is None and virtual_strategy(Strategy("r", "envoy", lb="RANDOM")) is None
+    sc = catalog.resolve("sharegpt")[0]
+    sc.workload = {**sc.workload, "duration_s": 2.0}                # 2 real s = 0.5 simulated s
+    res = _virtual(sc, next(s for s in sc.strategies if s.type == "picker"), 2, 1.0)
+    planned = plan(sc.workload, "m", sc.time_scale)
+    assert [r["requests"] for r in res] == [len(planned)] * 2 and all(r["errors"] == 0 for r in res)

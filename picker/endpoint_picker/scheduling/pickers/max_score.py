@@ -31,12 +31,14 @@ class MaxScorePicker:
         """The top `max_endpoints` by score rounded to 1e-9 (float noise must not break ties), ties
         in random order. Only candidates within 1e-9 of the k-th best raw score can be in the top k
         (rounding moves a score by at most 5e-10), so only those are sorted: O(n) instead of a
-        random key and a sort over every endpoint."""
+        random key and a sort over every endpoint; when they are all tied, a random sample."""
         k = self.max_endpoints
         pool = range(len(scores))
         if len(scores) > k:
-            floor = scores[nlargest(k, pool, key=scores.__getitem__)[-1]] - _TIE
-            pool = [i for i, s in enumerate(scores) if s >= floor]
+            kth = scores[nlargest(k, pool, key=scores.__getitem__)[-1]]
+            pool = [i for i, s in enumerate(scores) if s >= kth - _TIE]
+            if len(pool) > k and max(scores) - kth <= _TIE:   # all tied (an idle pool): a random k
+                return [candidates[i] for i in self.rng.sample(pool, k)]
         r = self.rng.random
         order = sorted(pool, key=lambda i: (-round(scores[i], 9), r()))
         return [candidates[i] for i in order[:k]]

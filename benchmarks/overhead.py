@@ -38,9 +38,15 @@ from .stacks import UPSTREAM_NOT_RUN, Gateway, NotRun
 DECISION_HIST = "picker_decision_duration_seconds"
 
 
-def _body(prompt_bytes: int) -> bytes:
-    prompt = ("hello world " * (prompt_bytes // 12 + 1))[:prompt_bytes]
+def _body(prompt_bytes: int, tag: str = "") -> bytes:
+    prompt = (tag + "hello world " * (prompt_bytes // 12 + 1))[:prompt_bytes]
     return orjson.dumps({"model": "m", "prompt": prompt, "max_tokens": 16, "stream": False})
+
+
+def _unique_bodies(prompt_bytes: int, n: int) -> list[bytes]:
+    """n bodies whose prompts differ from the first byte on: nothing of one prompt's hashing can be
+    reused for another (the picker's worst case for long prompts)."""
+    return [_body(prompt_bytes, f"[unique {i:04d}] ") for i in range(n)]
 
 
 async def _scrape(port: int | None) -> str:
@@ -67,19 +73,22 @@ class Level:
         self.loadavg: list[float] = []
         self.wrk_runs: list[wrk.WrkRun] = []
 
-    async def run(self, kind: str, params: dict[str, Any], body: bytes, seed: int = 7) -> None:
+    async def run(self, kind: str, params: dict[str, Any], body: bytes | list[bytes], seed: int = 7) -> None:
+        """`body`: one body for every request, or a list cycled through (unique prompts)."""
         gw = self.gw
+        bodies = body if isinstance(body, list) else [body]
         pool = Pool(gw.host, gw.port, limit=int(params.get("max_connections", 512)))
         procs = gw.procs()
         before_hist = stats.parse_histogram(await _scrape(gw.metrics_port), DECISION_HIST)
         cpu0 = {k: p.cpu() for k, p in procs.items()}
 
-        async def send(_item: Any):
-            return await pool.request("POST", "/v1/completions", body, timeout=params.get("timeout_s", 30))
+        async def send(item: Any):
+            b = bodies[item % len(bodies)] if isinstance(item, int) else bodies[0]
+            return await pool.request("POST", "/v1/completions", b, timeout=params.get("timeout_s", 30))
 
         t0 = time.monotonic()
         if kind == "wrk":
-            run = await wrk.closed_loop(f"http://{gw.host}:{gw.port}/v1/completions", body, params["concurrency"],
+            run = await wrk.closed_loop(f"http://{gw.host}:{gw.port}/v1/completions", bodies[0], params["concurrency"],
                                         params["duration_s"])
             self.wrk_runs.append(run)
             samples, window = [], run.seconds
@@ -89,7 +98,7 @@ class Level:
             # achieved throughput: completions over the time they took (not over the schedule)
             window = max((x.t_end for x in samples), default=start) - start
         else:
-            samples, start, end = await closed_loop(params["concurrency"], params["duration_s"], lambda n: None, send,
+            samples, start, end = await closed_loop(params["concurrency"], params["duration_s"], lambda n: n, send,
                                                     max_requests=params.get("requests", 1_000_000))
             window = end - start
         self.wall += time.monotonic() - t0
@@ -247,6 +256,11 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
             levels.append((f"{lg.get('bytes', 220000) // 1000} KB prompt, c={lg.get('concurrency', 150)}", "closed",
                            {"concurrency": lg.get("concurrency", 150), "duration_s": lg.get("duration_s", 8),
                             "requests": lg.get("requests", 100000), "timeout_s": 60}, _body(int(lg.get("bytes", 220000)))))
+        lu = o.get("large_prompt_unique") or {}
+        if lu:
+            levels.append((f"{lu.get('bytes', 220000) // 1000} KB unique prompts, c={lu.get('concurrency', 150)}", "closed",
+                           {"concurrency": lu.get("concurrency", 150), "duration_s": lu.get("duration_s", 6),
+                            "timeout_s": 60}, _unique_bodies(int(lu.get("bytes", 220000)), int(lu.get("distinct", 64)))))
         lr = o.get("large_prompt_rate") or {}
         if lr:
             levels.append((f"{lr.get('bytes', 220000) // 1000} KB prompt, {lr.get('rate', 100)} req/s", "rate",
@@ -254,7 +268,8 @@ async def _run(sc: Scenario, log) -> dict[str, Any]:
                            _body(int(lr.get("bytes", 220000)))))
         parts = int(o.get("interleave", 2))
         for label, kind, params, body in levels:
-            entry: dict[str, Any] = {"level": label, "kind": kind, "params": params, "prompt_bytes": len(body), "runs": {},
+            size = len(body[0]) if isinstance(body, list) else len(body)
+            entry: dict[str, Any] = {"level": label, "kind": kind, "params": params, "prompt_bytes": size, "runs": {},
                                      "interleaved_parts": parts}
             meas = {name: Level(tg) for name, tg in targets.items()}
             part = {**params, "duration_s": params["duration_s"] / parts}

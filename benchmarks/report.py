@@ -58,9 +58,51 @@ def _sub(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
+RATIO_TARGETS = {"throughput": 0.85, "cpu_220k_s": 0.0005}
+
+
+def floor_ratios(res: dict[str, Any], picker: str = "envoy+picker", floor: str = "envoy+null-processor") -> list[dict[str, Any]]:
+    """Per level, the picker against the do-nothing ext_proc server of the same run."""
+    rows = []
+    for lv in res["levels"]:
+        p, f = lv["runs"].get(picker), lv["runs"].get(floor)
+        if not p or not f:
+            continue
+        pc = (p["cpu_s_per_1000_requests"].get("picker") or 0) / 1000
+        fc = (f["cpu_s_per_1000_requests"].get("null-processor") or 0) / 1000
+        size = lv.get("prompt_bytes") or (220_000 if "KB" in lv["level"] else 240)   # older files lack it
+        rows.append({"level": lv["level"], "kind": lv["kind"], "prompt_bytes": size,
+                     "throughput": (p["throughput_rps"], f["throughput_rps"]),
+                     "ratio": p["throughput_rps"] / f["throughput_rps"] if f["throughput_rps"] else None,
+                     "cpu_s": (pc, fc), "own_cpu_s": pc - fc,
+                     "loadavg": (p.get("loadavg_1m"), f.get("loadavg_1m"))})
+    return rows
+
+
+def floor_markdown(res: dict[str, Any]) -> list[str]:
+    rows = floor_ratios(res)
+    if not rows:
+        return []
+    out = ["#### Ratios to the floor (picker vs a do-nothing ext_proc server, same run)", "",
+           "| load | picker / floor req/s | ratio | ext_proc CPU ms per request: picker / floor | picker's own (picker − floor) | load avg |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = "–" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        if r["kind"] != "rate" and r["prompt_bytes"] < 1000:
+            ratio += " ✔" if r["ratio"] and r["ratio"] >= RATIO_TARGETS["throughput"] else f" ✘ (target ≥ {RATIO_TARGETS['throughput']})"
+        cpu = f"{r['cpu_s'][0] * 1000:.3f} / {r['cpu_s'][1] * 1000:.3f}"
+        if r["prompt_bytes"] >= 200_000 and r["kind"] != "rate":
+            cpu += " ✔" if r["cpu_s"][0] <= RATIO_TARGETS["cpu_220k_s"] else " ✘ (target ≤ 0.5)"
+        la = "/".join("–" if x is None else f"{x:.1f}" for x in r["loadavg"])
+        out.append(f"| {r['level']} | {r['throughput'][0]:.0f} / {r['throughput'][1]:.0f} | {ratio} | {cpu} "
+                   f"| {r['own_cpu_s'] * 1000:.3f} | {la} |")
+    return out + [""]
+
+
 def overhead_markdown(doc: dict[str, Any]) -> str:
     res = doc["result"]
     out = [f"### {doc['scenario']}: picker overhead (zero-work backends)", "", doc.get("description", ""), ""]
+    out += floor_markdown(res)
     out.append("| load | gateway | Envoy RR req/s | gateway req/s | ratio | RR p50 / p99 ms | gateway p50 / p99 ms | added p50 / p99 ms "
                "| decision p50 / p99 ms | CPU s per 1k req: RR envoy | gateway envoy + ext_proc | errors (RR / gateway) | load avg |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

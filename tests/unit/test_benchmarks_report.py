@@ -75,3 +75,12 @@ def test_summary_has_anchor_table():
     assert "| 220 KB prompt, c=150: added latency p50 | +30 ms (200 vs 300 req/s; a do-nothing ext_proc server adds +20 ms) |" in md
     # Saturation: 1,600 req/s meets the target; capacity = 1000 / 0.5 CPU-s per 1k requests.
     assert "1600 req/s; picker CPU 0.50 s per 1k = 2000 req/s per core" in md and "| yes |" in md
+
+
+def test_ratios_to_the_do_nothing_floor():
+    rows = report.floor_ratios(OVERHEAD["result"])
+    assert [r["level"] for r in rows] == ["220 KB prompt, c=150"]
+    r = rows[0]
+    assert r["ratio"] == 200 / 250 and r["cpu_s"] == (0.0005, 0.0002) and abs(r["own_cpu_s"] - 0.0003) < 1e-12
+    md = "\n".join(report.floor_markdown(OVERHEAD["result"]))
+    assert "| 220 KB prompt, c=150 | 200 / 250 | 0.80 | 0.500 / 0.200 ✔ | 0.300 |" in md

@@ -1,8 +1,8 @@
 """Every committed stack's render, applied server-side in `igw synth` order to the real API server
 (with the CRDs a GKE cluster provides installed first): every object accepted and stored as
 written, every CRD Established, and the controllers act on what was applied — Deployments get
-their pods (the pod template passes the server's pod validation and admission) and
-service-account-token Secrets get a token."""
+their pods (each pod template passes the server's pod validation and admission, Pod Security
+"restricted" as the stacks' Namespaces enforce it) and service-account-token Secrets get a token."""
 
 from __future__ import annotations
 
@@ -133,3 +133,21 @@ def test_secrets_keep_their_keys() -> None:
     masked = [f"{s}: {o['metadata']['name']}" for s in available_stacks() for o in stack_manifests(s)
               if masked_whole_field(o)]
     assert masked == []
+
+
+def test_pods_refused_by_pod_security_are_reported(admin: KubeClient, namespace: str) -> None:
+    """The hostile side of the Deployment check: a rendered Deployment without its containers'
+    securityContext, in a namespace labelled like the stacks' (restricted), gets no pod, and the
+    check says why."""
+    stack = available_stacks()[0]
+    ns_labels = next(o["metadata"].get("labels") or {} for o in stack_manifests(stack) if o["kind"] == "Namespace")
+    assert ns_labels.get("pod-security.kubernetes.io/enforce") == "restricted", ns_labels
+    admin.patch("v1", "Namespace", namespace, {"metadata": {"labels": ns_labels}})
+    deployment = next(o for o in stack_manifests(stack) if o["kind"] == "Deployment")
+    deployment["metadata"] = {"name": "unhardened", "namespace": namespace}
+    for c in deployment["spec"]["template"]["spec"]["containers"]:
+        c.pop("securityContext", None)
+    deployment["spec"]["template"]["spec"].pop("securityContext", None)
+    admin.apply(deployment, field_manager=FIELD_MANAGER)
+    with pytest.raises(AssertionError, match='violates PodSecurity "restricted:latest"'):
+        until(functools.partial(all_pods_created, admin, deployment), timeout=30, what="pods of the unhardened copy")

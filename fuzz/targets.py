@@ -143,7 +143,7 @@ def _director():
         from endpoint_picker.selfmetrics import SelfMetrics
 
         cfg = load_config({
-            "models": {"served": ["m", "m-v2"], "deployed": {"current": "m", "challenger": "m-v2"}},
+            "models": {"served": ["m", "m-v2", "s"], "deployed": {"current": "m", "challenger": "m-v2"}},
             "rate_limits": [{"key": "user", "calls": 1000000, "renewal_period": "second", "model": "m"}],
             "auth": {"client_address_hop": 2},
         })
@@ -152,7 +152,8 @@ def _director():
         store.set_rewrites(parse_rewrite({"metadata": {"name": "m"}, "spec": {"rules": [{
             "matches": [{"model": {"type": "Exact", "value": "m"}}],
             "targets": [{"modelRewrite": "m", "weight": 90}, {"modelRewrite": "m-v2", "weight": 10}]}]}}))
-        store.set_objectives([parse_objective({"metadata": {"name": "m"}, "spec": {"priority": -1}})])
+        store.set_objectives([parse_objective({"metadata": {"name": "m"}, "spec": {"priority": 0}}),
+                              parse_objective({"metadata": {"name": "s"}, "spec": {"priority": -1}})])
         store.synced = True
         _DIRECTOR = Director(cfg, store, build_registry().build(cfg.scheduling), SelfMetrics())
     return _DIRECTOR
@@ -160,6 +161,41 @@ def _director():
 
 _HEADER_NAMES = ("content-type", "x-deployed-model-id", "x-llm-d-model-name-rewrite", "x-forwarded-for",
                  "x-gateway-inference-objective", "x-request-id", "mm-model-id", "authorization")
+_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses", "/v1/models",
+          "/v2/models/m/infer", "/v2/models/m/versions/1/infer", "/api/v1/task/text-generation",
+          "/invoke/v1/chat/completions", "/served-models/current/invocations", "/fmaas.GenerationService/Generate")
+_VALUES = ("m", "m-v2", "s", "current", "challenger", "unknown", "application/json", "application/grpc",
+           "1.2.3.4, 10.0.0.9", "Bearer k", "")
+_MODELS = ("m", "m-v2", "s", "unknown", "", None, 7, ["m"])
+
+
+def _text(fdp) -> str:
+    return fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 64))
+
+
+def _pick(fdp, options):
+    return options[fdp.ConsumeIntInRange(0, len(options) - 1)]
+
+
+def _json_body(fdp) -> bytes:
+    """A request body shaped like the APIs the picker parses, with fuzzed contents."""
+    doc: dict = {}
+    model = _pick(fdp, _MODELS)
+    if model is not None:
+        doc[_pick(fdp, ("model", "model_id"))] = model
+    kind = fdp.ConsumeIntInRange(0, 4)
+    if kind == 0:
+        doc["messages"] = [{"role": _pick(fdp, ("user", "system", 3)), "content": _pick(fdp, (_text(fdp), [{"type": "text", "text": _text(fdp)}], None))}
+                           for _ in range(fdp.ConsumeIntInRange(0, 3))]
+    elif kind == 1:
+        doc["prompt"] = _pick(fdp, (_text(fdp), [_text(fdp), _text(fdp)], 5))
+    elif kind == 2:
+        doc["input"] = _pick(fdp, (_text(fdp), [_text(fdp)], {"a": _text(fdp)}))
+    elif kind == 3:
+        doc["inputs"] = _pick(fdp, (_text(fdp), [{"name": "x", "data": [1]}]))
+    if fdp.ConsumeBool():
+        doc["stream"] = _pick(fdp, (True, False, "yes"))
+    return orjson.dumps(doc)
 
 
 def request(data: bytes) -> None:
@@ -169,10 +205,10 @@ def request(data: bytes) -> None:
     from endpoint_picker.restore import ModelRestorer
 
     fdp = atheris.FuzzedDataProvider(data)
-    path = fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 80))
-    headers = {name: fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 40))
+    path = _pick(fdp, _PATHS) if fdp.ConsumeBool() else fdp.ConsumeUnicodeNoSurrogates(fdp.ConsumeIntInRange(0, 80))
+    headers = {name: (_pick(fdp, _VALUES) if fdp.ConsumeBool() else _text(fdp))
                for name in _HEADER_NAMES if fdp.ConsumeBool()}
-    body = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 4096))
+    body = _json_body(fdp) if fdp.ConsumeBool() else fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 2048))
     d = _director()
     try:
         routed = d.route(path, headers, body)
@@ -180,7 +216,8 @@ def request(data: bytes) -> None:
         if not 400 <= e.status < 600 or not e.reason:
             raise AssertionError(f"a rejection without a status/reason: {e.status} {e.reason!r}") from None
         return
-    if routed.rewritten and routed.body is not body and routed.path is None:
+    if routed.rewritten and routed.body is not body and routed.path is None \
+            and not headers.get("content-type", "").startswith("application/grpc"):
         parsed = orjson.loads(routed.body)
         if routed.target_model not in (parsed.get("model"), parsed.get("model_id")):
             raise AssertionError("the rewritten body does not name the target model")

@@ -211,8 +211,9 @@ class GrpcH2Connection(asyncio.Protocol):
             self.buf += data
             if len(self.buf) < self.need:
                 return
-            data = bytes(self.buf)
-            self.buf.clear()
+            # Hand the buffer over instead of copying it: it is never written again, so views
+            # of it (frames, parts of split messages) stay valid.
+            data, self.buf = self.buf, bytearray()
         try:
             pos = 0
             if not self.preface_seen:
@@ -317,7 +318,7 @@ class GrpcH2Connection(asyncio.Protocol):
         """Cut gRPC messages out of DATA payloads; a message split across frames is collected
         in `parts` and joined once, when complete."""
         if s.parts:
-            s.parts.append(bytes(data))
+            s.parts.append(data)   # a view: read buffers are never written after data_received
             s.have += len(data)
             if s.have < s.need:
                 return
@@ -345,7 +346,7 @@ class GrpcH2Connection(asyncio.Protocol):
                 self._finish(s, OK_TRAILERS)
                 return
         if pos < n:
-            rest = bytes(data[pos:])
+            rest = data[pos:]
             s.parts, s.have = [rest], len(rest)
             s.need = 5 + _U32.unpack_from(rest, 1)[0] if len(rest) >= 5 else 5
 
@@ -465,14 +466,19 @@ class GrpcH2Connection(asyncio.Protocol):
         n = len(data)
         if not s.pending and n <= s.send_window and n <= self.conn_send_window:
             # The common case: frames cut straight from `data` (a 62 KB body chunk is 4 frames),
-            # no detour through `pending`.
+            # no detour through `pending`; header and payload go to `out` separately, so the
+            # payload is copied once, by the join in _flush.
             sid, step = s.id, self.peer_max_frame
             if n <= step:
-                out.append(_frame(DATA, 0, sid, data))
+                out.append(_FRAME_HEADER.pack(n >> 16, n & 0xFFFF, DATA, 0, sid))
+                out.append(data)
             else:
                 view = memoryview(data)
                 for start in range(0, n, step):
-                    out.append(_frame(DATA, 0, sid, view[start:start + step]))
+                    chunk = view[start:start + step]
+                    size = len(chunk)
+                    out.append(_FRAME_HEADER.pack(size >> 16, size & 0xFFFF, DATA, 0, sid))
+                    out.append(chunk)
             s.send_window -= n
             self.conn_send_window -= n
             return

@@ -16,12 +16,18 @@ from vllm_simulator.metrics import Metrics
 from .events import EventQueue
 from .scrape import ScrapeView
 
-IDLE_RETRY_S = 0.001   # the engine loop's sleep when nothing could be scheduled but work remains
+IDLE_RETRY_S = 0.001
+
+
+def _ignore(now: float) -> None:
+    pass   # the engine loop's sleep when nothing could be scheduled but work remains
 
 
 class VirtualReplica:
     def __init__(self, key: str, cfg: SimConfig, events: EventQueue, scrape_interval: float,
-                 scrape_latency: float, scrape_phase: float) -> None:
+                 scrape_latency: float, scrape_phase: float, scraped: bool = True) -> None:
+        """`scraped`: someone reads this replica's /metrics (the picker); else pages are never
+        rendered (round robin, least request and the oracle read no metrics)."""
         self.key = key
         self.cfg = cfg
         self.events = events
@@ -31,12 +37,13 @@ class VirtualReplica:
             self.engine.cache_lora(name)
         self.scrape = ScrapeView(scrape_interval, scrape_latency, scrape_phase,
                                  lambda: self.metrics.render(self.engine))
+        self._observe = self.scrape.observe if scraped else _ignore
         self._stepping = False
         self.steps = 0
 
     def submit(self, req: Request) -> None:
         """The request arrives now (no network delay between gateway and replica)."""
-        self.scrape.observe(self.events.now)
+        self._observe(self.events.now)
         self.engine.add(req)
         if not self._stepping:
             self._plan()
@@ -47,7 +54,7 @@ class VirtualReplica:
             if not eng.running and not eng.waiting:
                 self._stepping = False
                 return
-            self.scrape.observe(self.events.now)
+            self._observe(self.events.now)
             sched, dur = eng._schedule()
             if sched is not None:
                 break
@@ -62,7 +69,7 @@ class VirtualReplica:
         self.events.at(self.events.now + dur, self._apply, sched)
 
     def _apply(self, sched) -> None:
-        self.scrape.observe(self.events.now)
+        self._observe(self.events.now)
         self.engine._apply(sched)
         self.steps += 1
         self._plan()

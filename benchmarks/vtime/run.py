@@ -126,7 +126,8 @@ def run(workload: dict[str, Any], cluster: dict[str, Any], strategy: dict[str, A
     latency = float(scrape.get("latency_ms", 1)) / 1000.0
     rng = random.Random(f"{seed}/cluster")
     events = EventQueue()
-    replicas = [VirtualReplica(f"pod-{i}", cfg, events, interval, latency, rng.uniform(0, interval))
+    scraped = strategy["type"] == "picker"
+    replicas = [VirtualReplica(f"pod-{i}", cfg, events, interval, latency, rng.uniform(0, interval), scraped)
                 for i, cfg in enumerate(sim_configs(cluster, workload))]
     router = make_router(strategy, replicas, events, random.Random(f"{seed}/router"), workload)
     if plan_seed is None:
@@ -147,6 +148,7 @@ def run(workload: dict[str, Any], cluster: dict[str, Any], strategy: dict[str, A
         s.replica = i
 
         def on_token(req) -> None:
+            req.stream = False   # the engine calls on_token per token only for streams: once is enough
             if s.first is None:
                 s.first = events.now
                 router.first_token(handle)

@@ -2,7 +2,8 @@
 
 Renders the stack (igw synth) and runs its data plane on this machine: Envoy from the Gateway /
 HTTPRoutes, one endpoint picker per InferencePool, one simulated vLLM replica per model-server pod
-(127.0.1.x). Foreground by default (Ctrl-C stops everything); --detach returns once ready and
+(127.0.1.x), or a real vLLM (CPU build, a tiny model in place of the stack's) in stacks that set
+`igw-local:replicas: vllm-cpu` (stacks/Pulumi.local-vllm.yaml; prepare it with .ci/setup-vllm). Foreground by default (Ctrl-C stops everything); --detach returns once ready and
 `igw down` stops it. Run it again while the stack runs to apply a changed stack file in place.
 """
 
@@ -122,11 +123,14 @@ def _detach(args: argparse.Namespace, opts, manifests: Path) -> int:
             "--address-base", opts.address_base]
     if opts.upstream_sim:
         argv += ["--upstream-sim", opts.upstream_sim]
+    argv += ["--replicas", opts.replicas]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     shown = 0
-    deadline = time.monotonic() + args.timeout + 10
+    from ..local.vllm_replicas import startup_timeout_for
+
+    deadline = time.monotonic() + args.timeout + startup_timeout_for(opts.replicas) + 10
     try:
         while True:
             text = log_path.read_text(errors="replace")
@@ -179,6 +183,13 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if running:
         return _reload(args, state_dir, state, manifests)
+    from ..local.vllm_replicas import SettingsError, prepare
+
+    try:
+        local = prepare(args.stack, args.stacks_dir, manifests)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if state:
         leftovers = kill_recorded(state)  # a supervisor that died hard: leave nothing behind
         if leftovers:
@@ -186,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     opts = Options(stack=args.stack, state_dir=state_dir, port=port,
                    time_scale=args.time_scale if args.time_scale is not None else 0.05,
                    address_base=args.address_base, startup_timeout=args.timeout,
-                   upstream_sim=os.environ.get(UPSTREAM_SIM_ENV) or None)
+                   upstream_sim=os.environ.get(UPSTREAM_SIM_ENV) or None, replicas=local.replicas)
     if args.detach:
         return _detach(args, opts, manifests)
 

@@ -22,9 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-scale", type=float, default=0.05)
     p.add_argument("--address-base", default="127.0.1.10")
     p.add_argument("--upstream-sim", default=None)
+    p.add_argument("--replicas", default="vllm-sim", choices=("vllm-sim", "vllm-cpu"))
     a = p.parse_args(argv)
     opts = Options(stack=a.stack, state_dir=a.state_dir, port=a.port, time_scale=a.time_scale,
-                   address_base=a.address_base, upstream_sim=a.upstream_sim)
+                   address_base=a.address_base, upstream_sim=a.upstream_sim, replicas=a.replicas)
 
     def progress(msg: str) -> None:
         print(msg, flush=True)

@@ -143,10 +143,18 @@ class UpstreamSimLauncher(_HttpProbes):
         pass  # fixed at start
 
 
-def replica_launcher(http: httpx.Client, time_scale: float, upstream_sim: str | None) -> ReplicaLauncher:
-    """vLLM pods: our simulator or llm-d-inference-sim; other runtimes' pods: our simulator
-    speaking their API (runtime_launcher.py)."""
+def replica_launcher(http: httpx.Client, time_scale: float, upstream_sim: str | None,
+                     vllm_pods: str = "vllm-sim") -> ReplicaLauncher:
+    """vLLM pods: our simulator, llm-d-inference-sim, or real vLLM (`vllm_pods` "vllm-cpu", a stack's
+    igw-local:replicas; vllm_replicas.py); other runtimes' pods: our simulator speaking their API
+    (runtime_launcher.py)."""
     from .runtime_launcher import ByRuntime, RuntimeSimulatorLauncher
 
-    vllm: ReplicaLauncher = UpstreamSimLauncher(http, upstream_sim, time_scale) if upstream_sim else SimulatorLauncher(http, time_scale)
+    vllm: ReplicaLauncher
+    if vllm_pods == "vllm-cpu":
+        from .vllm_replicas import VllmCpuLauncher
+
+        vllm = VllmCpuLauncher(http)
+    else:
+        vllm = UpstreamSimLauncher(http, upstream_sim, time_scale) if upstream_sim else SimulatorLauncher(http, time_scale)
     return ByRuntime(vllm, RuntimeSimulatorLauncher(http, time_scale))

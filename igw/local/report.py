@@ -58,12 +58,17 @@ def summary(state: dict[str, Any]) -> str:
     lines.append("")
     rows = []
     for p in procs.values():
-        if p["kind"] != "simulator":
+        if p["kind"] not in ("simulator", "vllm"):
             continue
         rows.append([p["name"], f"{p['address']}:{','.join(map(str, p['ports']))}", "yes" if p.get("ready") else "no",
                      ", ".join(p.get("adapters") or []) or "-", str(p.get("restarts", 0))])
     lines += _table(["POD", "ADDRESS", "READY", "ADAPTERS", "RESTARTS"], rows)
     lines.append("")
+    for sub in sorted({tuple(p["substitution"]) for p in procs.values() if p.get("substitution")}):
+        lines.append("  Substituted (igw-local:replicas: vllm-cpu): real vLLM, CPU build, serves a tiny model "
+                     "under the stack's names:")
+        lines += [f"    {line}" for line in sub]
+        lines.append("")
     rows = []
     for m in state.get("models") or []:
         split = ", ".join(f"{t}={w}" for t, w in m["targets"]) if m["targets"] else "-"

@@ -83,7 +83,7 @@ def apply_plan(sup: Supervisor, new: LocalPlan, source: Path) -> list[str]:
     removed = [sup.sims[n] for n in list(sup.sims) if n not in new_reps]
     sup.plan = dataclasses.replace(new)  # endpoints publishing now follows the new plan
     if started:
-        sup.wait_ready("replicas", started, sup.replicas.ready, sup.o.startup_timeout)
+        sup.wait_ready("replicas", started, sup.replicas.ready, sup.replica_timeout())
     # 2. manifests for the pickers (rewrites, objectives, pool selector)
     sup.install_manifests(source)
     # 3. pickers: new pools / changed picker config → new pickers next to the old ones

@@ -57,6 +57,8 @@ class ByRuntime:
         self.vllm = vllm
         self.runtimes = runtimes
         self.kind = vllm.kind
+        # Real vLLM takes minutes to start (vllm_replicas.py); simulators go by the --timeout.
+        self.startup_timeout_s = getattr(vllm, "startup_timeout_s", 0.0)
 
     def _of(self, p: Proc) -> ReplicaLauncher:
         return self.vllm if p.meta.get("runtime", "vllm") == "vllm" else self.runtimes

@@ -55,6 +55,7 @@ class Options:
     listen_address: str = "127.0.0.1"
     startup_timeout: float = 60.0
     upstream_sim: str | None = None
+    replicas: str = "vllm-sim"   # what vLLM pods run as: vllm-sim | vllm-cpu (a stack's igw-local:replicas)
 
 
 class Supervisor:
@@ -78,7 +79,7 @@ class Supervisor:
         self._reload = False
         self._stopped = False
         self.http = httpx.Client(timeout=1.0)
-        self.replicas = replica_launcher(self.http, opts.time_scale, opts.upstream_sim)
+        self.replicas = replica_launcher(self.http, opts.time_scale, opts.upstream_sim, opts.replicas)
         self.started_at = time.time()
         self.watchdog = PickerWatchdog(progress)
 
@@ -202,6 +203,11 @@ class Supervisor:
                                    f"{pending[0].log}:\n{pending[0].tail()}")
             time.sleep(0.05)
 
+    def replica_timeout(self) -> float:
+        """How long model-server pods may take to become ready: the --timeout, or longer for a kind
+        of replica that needs it (real vLLM)."""
+        return max(self.o.startup_timeout, getattr(self.replicas, "startup_timeout_s", 0.0))
+
     def _envoy_ready(self, _: Proc) -> bool:
         """Envoy is LIVE and every listener from LDS is bound (a failed bind drops the listener)."""
         try:
@@ -263,8 +269,9 @@ class Supervisor:
             p.start()
         self.save()
         addrs = ", ".join(f"{r.address}:{r.ports[0]}" for r in plan.replicas)
-        self.progress(f"  replicas  {len(plan.replicas)} x {self.replicas.kind} (time scale {self.o.time_scale:g}) on {addrs} ...")
-        self.wait_ready("replicas", list(self.sims.values()), self.replicas.ready, self.o.startup_timeout)
+        how = "real vLLM, a few minutes" if self.o.replicas == "vllm-cpu" else f"time scale {self.o.time_scale:g}"
+        self.progress(f"  replicas  {len(plan.replicas)} x {self.replicas.kind} ({how}) on {addrs} ...")
+        self.wait_ready("replicas", list(self.sims.values()), self.replicas.ready, self.replica_timeout())
         self.publish_endpoints()
         self.progress(f"            ready in {time.monotonic() - t:.1f}s")
 

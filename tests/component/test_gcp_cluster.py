@@ -13,6 +13,7 @@ EXPECTED = {
     "dev": {"project": "igw-dev-project", "name": "igw-dev-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
     "prod": {"project": "igw-prod-project", "name": "igw-prod-gke", "version": "1.33.2-gke.1335000", "channel": "STABLE", "private": True, "protected": True},
     "local": {"project": "igw-local-dev", "name": "igw-local-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
+    "local-vllm": {"project": "igw-local-dev", "name": "igw-local-vllm-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
     "runtimes": {"project": "igw-runtimes-dev", "name": "igw-rt-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
 }
 

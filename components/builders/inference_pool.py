@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import yaml
+from endpoint_picker.config import DEFAULT_SCORER_WEIGHTS
 
 from ..catalog.runtimes import RuntimePreset
 from ..config.served_models import served_targets
@@ -44,11 +45,10 @@ LEASE_RETRY_SECONDS = 1
 LIVENESS_KILL_GRACE_SECONDS = 5
 """A picker failing liveness is hung: no drain to wait for, so not the pod's 130 s either."""
 
-# Default scorer weights per signal: the winner of the configuration search in benchmarks/
-# (queue 2, kv 1, prefix 5, in-flight 2; better than the reference EPP's queue 2 / kv 2 /
-# prefix 3 on every committed workload). Set pools[].picker.scorers to use other weights.
-DEFAULT_SCORERS = (("queue", "queue-scorer", 2), ("kv", "kv-cache-utilization-scorer", 1), ("prefix", "prefix-cache-scorer", 5))
-INFLIGHT_WEIGHT = 2
+# The scorer for each runtime signal; the weights are the picker's shipped defaults
+# (endpoint_picker.config.DEFAULT_SCORER_WEIGHTS, the one place they are written down).
+# Set pools[].picker.scorers to use other weights.
+SIGNAL_SCORERS = (("queue", "queue-scorer"), ("kv", "kv-cache-utilization-scorer"), ("prefix", "prefix-cache-scorer"))
 GKE_CLIENT_ADDRESS_HOP = 2
 """Where the client's address is in X-Forwarded-For behind GKE's regional Application Load
 Balancers: they append `<client-ip>,<load-balancer-ip>` to whatever the client sent (Cloud Load
@@ -104,10 +104,11 @@ def inference_pool(pool, server_name: str, preset: RuntimePreset, namespace: str
 def default_scorers(preset: RuntimePreset, has_adapters: bool) -> list[dict[str, Any]]:
     """Benchmarked weights for the signals the runtime exposes, LoRA affinity when adapters exist,
     and the picker's own in-flight load (the only signal when the runtime exposes no metrics)."""
-    scorers = [{"type": t, "weight": w} for signal, t, w in DEFAULT_SCORERS if signal in preset.picker_signals]
+    w = DEFAULT_SCORER_WEIGHTS
+    scorers = [{"type": t, "weight": w[t]} for signal, t in SIGNAL_SCORERS if signal in preset.picker_signals]
     if has_adapters and "lora" in preset.picker_signals:
-        scorers.append({"type": "lora-affinity-scorer", "weight": 1})
-    scorers.append({"type": "inflight-load-scorer", "weight": INFLIGHT_WEIGHT})
+        scorers.append({"type": "lora-affinity-scorer", "weight": w["lora-affinity-scorer"]})
+    scorers.append({"type": "inflight-load-scorer", "weight": w["inflight-load-scorer"]})
     return scorers
 
 

@@ -39,19 +39,24 @@ class ScorerSpec(PluginSpec):
     weight: float = Field(default=1.0, ge=0)
 
 
+# The shipped scorer weights, written down only here: `{}` uses them and the IaC renders every
+# pool's picker.yaml from this table (components/builders/inference_pool.py), so they cannot
+# drift apart. Chosen by the weight search on the benchmark's training workloads and judged on
+# held-out ones (benchmarks/results/README.md). Prefix affinity needs the larger weight: two load
+# scorers at the reference's 2+2 against prefix 3 dilute it (GIE #1827).
+DEFAULT_SCORER_WEIGHTS: dict[str, float] = {
+    "queue-scorer": 2,
+    "kv-cache-utilization-scorer": 1,
+    "prefix-cache-scorer": 5,
+    # Neutral (all 1.0) unless some pod reports LoRA adapters, so it is safe to keep on.
+    "lora-affinity-scorer": 1,
+    # Picker-side in-flight counts: spreads bursts that all see the same stale scrape.
+    "inflight-load-scorer": 2,
+}
+
+
 def _default_scorers() -> list[ScorerSpec]:
-    return [
-        # Weights from the configuration search in benchmarks/ (shared-prefix workload; also best
-        # on ShareGPT-like, LoRA-mix and burst traffic). Prefix affinity needs the larger weight:
-        # two load scorers at the reference's 2+2 against prefix 3 dilute it (GIE #1827).
-        ScorerSpec(type="queue-scorer", weight=2),
-        ScorerSpec(type="kv-cache-utilization-scorer", weight=1),
-        ScorerSpec(type="prefix-cache-scorer", weight=5),
-        # Neutral (all 1.0) unless some pod reports LoRA adapters, so it is safe to keep on.
-        ScorerSpec(type="lora-affinity-scorer", weight=1),
-        # Picker-side in-flight counts: spreads bursts that all see the same stale scrape.
-        ScorerSpec(type="inflight-load-scorer", weight=2),
-    ]
+    return [ScorerSpec(type=t, weight=w) for t, w in DEFAULT_SCORER_WEIGHTS.items()]
 
 
 class SchedulingConfig(_Strict):

@@ -15,6 +15,7 @@ from endpoint_picker.config import DEFAULT_SCORER_WEIGHTS
 
 from ..catalog.runtimes import RuntimePreset
 from ..config.served_models import served_targets
+from .images import pull_policy
 
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_API_VERSION = f"{POOL_GROUP}/v1"
@@ -233,7 +234,7 @@ def picker_deployment(pool, namespace: str, image: Any, config: dict[str, Any]) 
     container = {
         "name": "epp",
         "image": image,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": pull_policy(image),
         "args": picker_args(pool, namespace),
         "ports": [
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},

@@ -24,6 +24,7 @@ from ..catalog.hardening import (
     server_user,
 )
 from ..catalog.runtimes import MODELS_DIR, OVMS_CONFIG_DIR, RuntimePreset, ovms_config, served_models
+from .images import pull_policy
 from .pod_security import container_security_context, pod_security_context
 
 LORA_SYNCER_IMAGE = "registry.k8s.io/gateway-api-inference-extension/lora-syncer:v1.2.1"
@@ -100,12 +101,6 @@ def service_account(name: str, namespace: str, gsa_email: Any | None = None) -> 
     if gsa_email is not None:
         meta["annotations"] = {"iam.gke.io/gcp-service-account": gsa_email}
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": False}
-
-
-def checkov_skip_annotations(user: RuntimeUser) -> dict[str, str]:
-    """checkov's own waiver form (``checkov.io/skipN: CHECK=reason``) for the checks this image
-    cannot meet; tests/checkov counts and lists them with the waiver file's."""
-    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(sorted(user.checkov_waivers.items()), 1)}
 
 
 def is_hardened(user: RuntimeUser) -> bool:
@@ -209,8 +204,8 @@ def deployment(
     container: dict[str, Any] = {
         "name": "vllm" if preset.name == "vllm" else "model-server",
         "image": preset.image,
-        # Pinned tags never move, so the kubelet's cache is correct (seed 001 used :latest + Always).
-        "imagePullPolicy": "IfNotPresent",
+        # A release tag is resolved at every start (Always, as seed 001), a digest is cached.
+        "imagePullPolicy": pull_policy(preset.image),
     }
     if preset.command is not None:
         container["command"] = list(preset.command)
@@ -286,7 +281,7 @@ def deployment(
                 "stdin": True,
                 "image": LORA_SYNCER_IMAGE,
                 "restartPolicy": "Always",
-                "imagePullPolicy": "IfNotPresent",
+                "imagePullPolicy": pull_policy(LORA_SYNCER_IMAGE),
                 "env": [{"name": "DYNAMIC_LORA_ROLLOUT_CONFIG", "value": "/config/configmap.yaml"}],
                 # DO NOT USE subPath: dynamic ConfigMap updates don't reach subPath mounts.
                 "volumeMounts": [{"name": "config-volume", "mountPath": "/config"}],
@@ -299,13 +294,10 @@ def deployment(
     template_meta: dict[str, Any] = {"labels": labels}
     if pod_annotations:
         template_meta["annotations"] = pod_annotations
-    metadata: dict[str, Any] = {"name": server.name, "namespace": namespace, "labels": labels}
-    if user.checkov_waivers:
-        metadata["annotations"] = checkov_skip_annotations(user)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata,
+        "metadata": {"name": server.name, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": server.replicas,
             "selector": {"matchLabels": labels},

@@ -10,8 +10,7 @@ Model servers (pods ``app: <server>``)
     Prometheus collectors (namespace ``gmp-system``) on the metrics port.
   - out: DNS; HTTPS to the internet outside private ranges when the server downloads from
     Hugging Face (vLLM, LoRA adapters); with a Cloud Storage bucket also the GKE metadata
-    server (Workload Identity tokens: 169.254.169.254:80, and 169.254.169.252:988 on
-    Dataplane V2).
+    server for Workload Identity tokens (``METADATA_SERVER``).
 Pickers (pods ``app: <pool>-epp``)
   - in: the gateway's proxies on the ext_proc port; health checks on the gRPC health port;
     Managed Prometheus collectors on the metrics port.
@@ -24,9 +23,16 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 HEALTH_CHECK_RANGES = ("35.191.0.0/16", "130.211.0.0/22")
-"""Google Cloud health-check probe sources (Cloud Load Balancing "Firewall rules")."""
+"""Google Cloud health-check probe sources. cloud.google.com/load-balancing/docs/firewall-rules
+lists them for the regional external and internal Application Load Balancers (the two GKE
+Gateway classes here), next to the proxy-only subnet their Envoy proxies send traffic from."""
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 METADATA_SERVER = (("169.254.169.254/32", 80), ("169.254.169.252/32", 988))
+"""Where a pod reaches the GKE metadata server (Workload Identity tokens) as NetworkPolicy sees
+it: 169.254.169.254:80 with Dataplane V2 (the clusters this stack creates), 169.254.169.252:988
+with the Calico enforcement of GKE 1.21+ (a cluster brought with ``cluster.existing``). The GKE
+network-policy page was not in the stored documentation here; these pairs are as public GKE
+NetworkPolicies and their tests write them (TCP 80 and 8080 / 987 and 988 in some)."""
 GMP_NAMESPACE = "gmp-system"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """Set by the API server on every namespace, so a policy can select a namespace by name."""

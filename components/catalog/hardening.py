@@ -15,7 +15,10 @@ Facts per image (the row's ``source`` names where each comes from):
   cache variables are vLLM's own (``VLLM_CACHE_ROOT``, ``VLLM_CONFIG_ROOT``), Triton's
   (``TRITON_CACHE_DIR``), Inductor's (``TORCHINDUCTOR_CACHE_DIR``), numba's and outlines'
   (vllm-project/vllm#38552 lists the same set for arbitrary-UID OpenShift images). Verified
-  here by running the real vLLM (CPU build) under the rendered context: tests/real_vllm.
+  here by ``tests/real_vllm/test_hardened.py``: the real vLLM (CPU build, same
+  ``vllm.entrypoints.openai.api_server``) started under the rendered context (UID 10001 with no
+  passwd entry, read-only root, these mounts and this environment, no capabilities, no new
+  privileges) serves a completion and writes only to the emptyDirs.
 - The Open Data Hub images (caikit-tgis, caikit-standalone, tgis) are built for OpenShift, which
   runs every container as an arbitrary non-root UID.
 - ``openvino/model_server`` ships the user ``ovms`` (UID 5000) and runs as it.
@@ -24,13 +27,12 @@ Facts per image (the row's ``source`` names where each comes from):
   only the image's own user is known to work.
 
 checkov's CKV_K8S_40 wants a UID of 10000 or more; the two images whose only known-good user is
-below that waive that one check for their Deployment (``checkov_waivers``, rendered as
-``checkov.io/skip`` annotations that name the reason).
+below that have one waiver each in ``tests/checkov/waivers.yaml``, matched by image.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 HARDENED_UID = 10001
 """The UID for images that run as any user: above 10000 (no clash with host users)."""
@@ -68,25 +70,19 @@ class RuntimeUser:
     gid: int
     source: str
     """Why this UID works for the image."""
-    checkov_waivers: dict[str, str] = field(default_factory=dict)
-    """checkov check id -> reason, for checks this image cannot meet (this image only)."""
 
 
 _ARBITRARY = "runs as any UID once HOME and its caches are writable"
-_BELOW_10000 = "CKV_K8S_40"
 
 RUNTIME_USERS: dict[str, RuntimeUser] = {
     "vllm": RuntimeUser(HARDENED_UID, HARDENED_UID, f"vllm/vllm-openai has no USER; {_ARBITRARY} and USER is set"),
     "caikit-tgis": RuntimeUser(HARDENED_UID, HARDENED_UID, f"Open Data Hub image built for OpenShift's arbitrary UIDs; {_ARBITRARY}"),
     "caikit-standalone": RuntimeUser(HARDENED_UID, HARDENED_UID, f"Open Data Hub image built for OpenShift's arbitrary UIDs; {_ARBITRARY}"),
     "tgis": RuntimeUser(HARDENED_UID, HARDENED_UID, f"Open Data Hub image built for OpenShift's arbitrary UIDs; {_ARBITRARY}"),
-    "openvino": RuntimeUser(
-        5000, 5000, "openvino/model_server's own user ovms",
-        {_BELOW_10000: "openvino/model_server runs as its own user ovms (UID 5000); other UIDs are untested"},
-    ),
+    "openvino": RuntimeUser(5000, 5000, "openvino/model_server's own user ovms (UID 5000); other UIDs are untested"),
     "triton": RuntimeUser(
-        1000, 1000, "tritonserver's own user triton-server",
-        {_BELOW_10000: "tritonserver runs as its own user triton-server (UID 1000); other UIDs fail (triton-inference-server/server#2600)"},
+        1000, 1000, "tritonserver's own user triton-server (UID 1000); its entrypoint fails for other UIDs "
+        "(triton-inference-server/server#2600)"
     ),
 }
 

@@ -282,9 +282,9 @@ def _hardened(d):
 # name -> change. The README's "Deliberate differences from seed 001" lists the same names.
 DEPLOYMENT_IMPROVEMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "explicit namespace and object labels": lambda d: d["metadata"].update(namespace=NS, labels={"app": SERVER}),
-    "vLLM image pinned (v0.19.0), IfNotPresent": lambda d: _vllm(d).update(image="vllm/vllm-openai:v0.19.0", imagePullPolicy="IfNotPresent"),
-    "LoRA syncer pinned to the v1.2.1 release image, IfNotPresent": lambda d: _syncer(d).update(
-        image="registry.k8s.io/gateway-api-inference-extension/lora-syncer:v1.2.1", imagePullPolicy="IfNotPresent"
+    "vLLM image pinned (v0.19.0); pulled Always as the seed (a tag)": lambda d: _vllm(d).update(image="vllm/vllm-openai:v0.19.0"),
+    "LoRA syncer pinned to the v1.2.1 release image": lambda d: _syncer(d).update(
+        image="registry.k8s.io/gateway-api-inference-extension/lora-syncer:v1.2.1"
     ),
     "HF_HOME=/data: weights land in the data emptyDir": lambda d: _vllm(d)["env"].append({"name": "HF_HOME", "value": "/data"}),
     "cpu/memory/ephemeral-storage requests, cpu and memory limits (Guaranteed QoS)": lambda d: _vllm(d)["resources"].update(

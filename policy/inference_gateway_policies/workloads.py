@@ -262,14 +262,18 @@ def validate_no_plaintext_secrets(args: ResourceValidationArgs, report: ReportVi
     allowed = set(config(args, "allowEnvNames", []))
     all_containers = [*items(spec.get("initContainers")), *items(spec.get("containers"))]
     for c in all_containers:
+        mounted = [str(m.get("mountPath")).rstrip("/") + "/" for m in items(c.get("volumeMounts")) if is_map(m)]
         for env in items(c.get("env")):
             name, value = str(env.get("name", "")), env.get("value")
             if name in allowed or not pattern.search(name) or value in (None, ""):
                 continue
+            if isinstance(value, str) and any(value.startswith(m) for m in mounted):
+                continue  # a path into a mounted volume (HF_TOKEN_PATH): the secret is a file
             what = "a Pulumi secret written into the pod spec" if _is_masked(value) else "a literal value"
             report(
                 f"{_who(args)}: container {c.get('name')!r} sets env {name} to {what}; anyone who can read the "
-                f"{kind} sees it. Fix: put it in a Kubernetes Secret and use env[].valueFrom.secretKeyRef.",
+                f"{kind} sees it. Fix: mount it from a Kubernetes Secret as a file and point the variable the image "
+                "reads for a token path at it (HF_TOKEN_PATH), or use env[].valueFrom.secretKeyRef.",
                 None,
             )
 

@@ -95,7 +95,7 @@ BREAKS: dict[str, Callable[[Resources], int]] = {
     "gpu-pool-tainted": edit(NODE_POOL, untaint),
     "model-server-probes": edit(DEPLOYMENT, only_gpu(lambda i: pod(i)["containers"][0].pop("startupProbe"))),
     "model-server-graceful-drain": edit(DEPLOYMENT, only_gpu(lambda i: pod(i).update(terminationGracePeriodSeconds=30))),
-    "workloads-run-as-non-root": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0].update(securityContext={"runAsUser": 0}))),
+    "workloads-run-as-non-root": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0]["securityContext"].update(runAsUser=0))),
     "workloads-request-resources": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0].update(resources={}))),
     "sidecars-request-resources": edit(DEPLOYMENT, only_gpu(lambda i: pod(i)["initContainers"][0].update(resources={}))),
     "no-plaintext-secrets": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0].setdefault("env", []).append({"name": "OPENAI_API_KEY", "value": "sk-live"}))),
@@ -105,8 +105,16 @@ BREAKS: dict[str, Callable[[Resources], int]] = {
     "proxy-only-subnet-per-gateway-region": drop("gcp:compute/subnetwork:Subnetwork", lambda i: i.get("purpose") == "REGIONAL_MANAGED_PROXY"),
     "gke-deletion-protection": edit(CLUSTER, lambda i: i.update(deletionProtection=False)),
     "model-armor-on-external-gateways": drop("kubernetes:networking.gke.io/v1:GCPTrafficExtension", lambda i: True),
+    "model-servers-hardened": edit(DEPLOYMENT, only_gpu(lambda i: pod(i)["containers"][0]["securityContext"].update(readOnlyRootFilesystem=False))),
+    "workloads-hardened": edit(DEPLOYMENT, only_picker(lambda i: pod(i)["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True))),
+    "network-policies-present": drop("kubernetes:networking.k8s.io/v1:NetworkPolicy", lambda i: True),
+    "namespace-not-default": edit("kubernetes:core/v1:ConfigMap", lambda i: i["metadata"].update(namespace="default")),
+    "namespace-pod-security": edit("kubernetes:core/v1:Namespace", lambda i: i["metadata"].update(labels={})),
 }
-PRODUCTION_ONLY = {"gke-deletion-protection", "model-armor-on-external-gateways"}
+PRODUCTION_ONLY = {
+    "gke-deletion-protection", "model-armor-on-external-gateways", "model-servers-hardened", "workloads-hardened",
+    "network-policies-present", "namespace-not-default", "namespace-pod-security",
+}
 
 
 def cases():

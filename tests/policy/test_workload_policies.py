@@ -106,9 +106,11 @@ def test_model_servers_running_as_root_is_advisory():
 
     assert POLICIES["model-servers-run-as-non-root"].enforcement_level.value == "advisory"
     assert POLICIES["workloads-run-as-non-root"].enforcement_level.value == "mandatory"
-    messages = validate("model-servers-run-as-non-root", model_server())
+    assert validate("model-servers-run-as-non-root", model_server()) == []  # hardened: UID 10001
+    root = mutate(mutate(model_server(), f"{CONTAINER}.securityContext", None), "spec.template.spec.securityContext", None)
+    messages = validate("model-servers-run-as-non-root", root)
     assert messages and messages[0].startswith("Deployment 'vllm-llama3-8b-instruct': container(s) 'vllm'")
-    assert validate("workloads-run-as-non-root", model_server()) == []  # GPU servers: the advisory policy only
+    assert validate("workloads-run-as-non-root", root) == []  # GPU servers: the advisory policy only
     non_root = mutate(model_server(), "spec.template.spec.securityContext", {"runAsNonRoot": True, "runAsUser": 1000})
     assert validate("model-servers-run-as-non-root", non_root) == []
 
@@ -164,10 +166,23 @@ def test_literal_token_env_is_rejected():
     leaked = mutate(d, f"{CONTAINER}.env", env + [{"name": "HUGGING_FACE_HUB_TOKEN", "value": "hf_abcdefghijklmnop"}])
     assert validate("no-plaintext-secrets", leaked) == [
         "Deployment 'vllm-llama3-8b-instruct': container 'vllm' sets env HUGGING_FACE_HUB_TOKEN to a literal value; "
-        "anyone who can read the Deployment sees it. Fix: put it in a Kubernetes Secret and use "
-        "env[].valueFrom.secretKeyRef."
+        "anyone who can read the Deployment sees it. Fix: mount it from a Kubernetes Secret as a file and point the "
+        "variable the image reads for a token path at it (HF_TOKEN_PATH), or use env[].valueFrom.secretKeyRef."
     ]
     inlined_secret = mutate(d, f"{CONTAINER}.env", env + [{"name": "OPENAI_API_KEY", "value": "[secret]"}])
     assert "sets env OPENAI_API_KEY to a Pulumi secret written into the pod spec" in validate("no-plaintext-secrets", inlined_secret)[0]
     allowed = mutate(d, f"{CONTAINER}.env", env + [{"name": "CACHE_KEY_PREFIX", "value": "v1"}])
     assert validate("no-plaintext-secrets", allowed, allowEnvNames=["CACHE_KEY_PREFIX"]) == []
+
+
+def test_token_path_into_a_mounted_secret_is_not_a_secret():
+    d = model_server()
+    assert {"name": "HF_TOKEN_PATH", "value": "/var/run/secrets/huggingface/token"} in d.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert validate("no-plaintext-secrets", d) == []
+    env = [e for e in d.inputs["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] != "HF_TOKEN_PATH"]
+    unmounted = mutate(d, f"{CONTAINER}.env", env + [{"name": "HF_TOKEN_PATH", "value": "/etc/hf/token"}])
+    assert validate("no-plaintext-secrets", unmounted) == [
+        "Deployment 'vllm-llama3-8b-instruct': container 'vllm' sets env HF_TOKEN_PATH to a literal value; anyone who "
+        "can read the Deployment sees it. Fix: mount it from a Kubernetes Secret as a file and point the variable the "
+        "image reads for a token path at it (HF_TOKEN_PATH), or use env[].valueFrom.secretKeyRef."
+    ]

@@ -486,7 +486,10 @@ class Replica:
         g.replica = self
         g.conn = conn
         g.api = api
-        g.rid = ("chatcmpl-" if api == "chat" else "cmpl-") + _rid()
+        # vLLM's ids: <prefix>-<X-Request-Id header, else the body's request_id, else random>; behind
+        # Envoy the id therefore names the gateway's request (its access log's request_id).
+        base_id = req.headers.get("x-request-id") or (body.get("request_id") if isinstance(body.get("request_id"), str) else None)
+        g.rid = ("chatcmpl-" if api == "chat" else "cmpl-") + (base_id or _rid())
         g.created = int(time.time())
         g.model = model
         g.include_usage = bool(so.get("include_usage")) if isinstance(so, dict) else False

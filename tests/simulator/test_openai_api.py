@@ -44,6 +44,20 @@ def test_chat_completion_response_shape(sim):
     assert r.usage.prompt_tokens_details.cached_tokens == 0
 
 
+def test_response_ids_follow_x_request_id_like_vllm(client):
+    """vLLM names a response after the request's X-Request-Id (behind Envoy: the gateway's request
+    id, also in its access log), else the body's request_id, else a random id."""
+    chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    assert client.post("/v1/chat/completions", json=chat, headers={"x-request-id": "r-1"}).json()["id"] == "chatcmpl-r-1"
+    done = client.post("/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 2, "stream": True},
+                       headers={"x-request-id": "r-2"}).text
+    assert '"id":"cmpl-r-2"' in done.replace(" ", "")
+    assert client.post("/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 2,
+                                                "request_id": "mine"}).json()["id"] == "cmpl-mine"
+    a, b = (client.post("/v1/completions", json={"model": MODEL, "prompt": "x", "max_tokens": 2}).json()["id"] for _ in "ab")
+    assert a != b and a.startswith("cmpl-")
+
+
 def test_output_length_without_ignore_eos_is_deterministic(client):
     body = {"model": MODEL, "prompt": "same prompt every time", "max_tokens": 40}
     a = client.post("/v1/completions", json=body).json()

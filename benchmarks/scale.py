@@ -51,10 +51,10 @@ def _pages(n: int, rng: random.Random) -> list[bytes]:
 
 
 def _bodies(kind: str, count: int, rng: random.Random, size: int) -> list[bytes]:
+    words = "the quick brown fox jumps over a lazy dog while seven wizards hex ".split()
+
     def text(n: int, tag: str) -> str:
-        words = "the quick brown fox jumps over a lazy dog while seven wizards hex ".split()
-        out = f"[{tag}] " + " ".join(rng.choice(words) for _ in range(n // 5 + 1))
-        return out[:n]
+        return (f"[{tag}] " + " ".join(rng.choices(words, k=n // 4 + 1)))[:n]
 
     if kind == "small":
         systems = [text(160, f"system {g}") for g in range(50)]

@@ -72,3 +72,33 @@ def test_an_overstated_held_count_falls_back_to_the_plain_record():
     plain.record("p", h)
     fast.record("p", h, held=4)      # the pod held nothing: the fallback inserts the 4 blocks
     assert _state(plain) == _state(fast)
+
+
+def _model_record(state: dict[str, list[int]], pod: str, hashes: list[int], cap: int) -> None:
+    """The specification: an LRU list per pod, chain recorded last block first, oldest evicted."""
+    lru = state.setdefault(pod, [])
+    for h in reversed(hashes):
+        if h in lru:
+            lru.remove(h)
+        lru.append(h)
+    del lru[: max(0, len(lru) - cap)]
+
+
+def test_record_matches_the_lru_specification_with_bulk_inserts_and_evictions():
+    rng = random.Random(11)
+    docs = [_text(rng, rng.randrange(1, 40) * 256) for _ in range(8)]
+    idx, spec = PrefixIndex(), {}
+    for step in range(600):
+        base = rng.choice(docs)
+        prompt = base[: rng.randrange(1, len(base) + 1)] + (_text(rng, rng.randrange(0, 3000)) if rng.random() < 0.5 else b"")
+        h = block_hashes("m", prompt, 64, 2048)
+        pod = rng.choice("abcd")
+        cap = rng.choice((30, 60, 200))
+        idx.record(pod, h, capacity=cap, held=idx.match(h).get(pod, 0))
+        _model_record(spec, pod, h, cap)
+        assert {p: list(lru) for p, lru in idx._lru.items()} == spec, step
+        holders = {}
+        for p, lru in spec.items():
+            for x in lru:
+                holders.setdefault(x, set()).add(p)
+        assert idx._pods_by_hash == holders, step

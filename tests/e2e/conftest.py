@@ -135,6 +135,12 @@ class LocalStack:
         return clients[(user, timeout)]
 
     # -- access log (Envoy flushes every 200 ms)
+    def served_pod(self, response_id: str) -> str:
+        return served_pod(self.state_dir, response_id)
+
+    def pod_at(self, upstream: str) -> str:
+        return pod_at(self.state_dir, upstream)
+
     def access_log(self, where: Callable[[dict[str, Any]], bool], expect: int, timeout: float = 10) -> list[dict]:
         path = self.state_dir / "logs" / "access.log"
         deadline = time.monotonic() + timeout
@@ -156,6 +162,33 @@ class LocalStack:
                 return
             time.sleep(0.1)
         raise AssertionError(f"stack not fully ready after {timeout}s: {json.dumps(self.state()['processes'], indent=1)}")
+
+
+def access_rows(state_dir: Path) -> list[dict[str, Any]]:
+    path = state_dir / "logs" / "access.log"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def pod_at(state_dir: Path, upstream: str) -> str:
+    """The replica listening at an access log's `upstream` address ("" if none)."""
+    procs = json.loads((state_dir / "state.json").read_text())["processes"]
+    return next((name for name, p in procs.items() if p.get("address") and upstream in
+                 {f"{p['address']}:{port}" for port in p.get("ports") or []}), "")
+
+
+def served_pod(state_dir: Path, response_id: str, timeout: float = 10) -> str:
+    """The pod that served a response, as Envoy recorded it: vLLM (and the simulator) name a
+    response after the request's x-request-id (`chatcmpl-<id>`), which Envoy set and logged with the
+    upstream it used. Real vLLM sends no header naming itself, so tests do not rely on one."""
+    request_id = response_id.split("-", 1)[1]
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in access_rows(state_dir) if r.get("request_id") == request_id]
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # Envoy flushes the access log every 200 ms
+    assert len(rows) == 1, f"{len(rows)} access log entries for request {request_id}"
+    return pod_at(state_dir, rows[0]["upstream"])
 
 
 def run_load(fn: Callable[[int], Any], n: int, concurrency: int = 16, timeout: float = 120) -> list[Any]:

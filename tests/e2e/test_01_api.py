@@ -36,7 +36,7 @@ def test_chat_completions(local_stack, stream):
         r = raw.parse()
         assert r.model == BASE_MODEL and r.choices[0].message.content
         assert 0 < r.usage.completion_tokens <= 16
-        assert raw.headers["x-inference-pod"].startswith(POOL)
+        assert local_stack.served_pod(r.id).startswith(POOL)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
@@ -58,7 +58,7 @@ def test_food_review_lands_on_pods_with_the_adapter(local_stack):
             model="food-review", messages=[{"role": "user", "content": f"Review dish {i}"}], max_tokens=4,
             extra_headers={"x-user-id": "adapter-check"})
         assert raw.parse().model == "food-review"  # the client sees the name it asked for
-        pods.add(raw.headers["x-inference-pod"])
+        pods.add(local_stack.served_pod(raw.parse().id))
     for pod in pods:
         st = local_stack.sim_state(pod)
         assert "food-review" in st["loaded_lora_adapters"], (pod, st["loaded_lora_adapters"])

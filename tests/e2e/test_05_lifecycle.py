@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from .conftest import ROOT, free_address_base, free_port, igw, pid_alive
+from .conftest import ROOT, free_address_base, free_port, igw, pid_alive, served_pod
 
 
 def _one_replica_render(local_stack, tmp_path: Path, edit=None) -> Path:
@@ -53,7 +53,7 @@ def test_foreground_ctrl_c_stops_everything(local_stack, tmp_path):
         assert "Press Ctrl-C" in "".join(out), "".join(out)
         r = httpx.post(f"http://127.0.0.1:{port}/v1/completions", json={"model": "food-review", "prompt": "x",
                                                                          "max_tokens": 2}, timeout=30)
-        assert r.status_code == 200 and r.headers["x-inference-pod"] == "vllm-llama3-8b-instruct-0"
+        assert r.status_code == 200 and served_pod(state_dir, r.json()["id"]) == "vllm-llama3-8b-instruct-0"
         pids = _pids(state_dir)
         assert len(pids) == 3  # one replica, one picker, Envoy
         proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground process

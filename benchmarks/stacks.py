@@ -24,9 +24,9 @@ from .procs import (Proc, direct_bootstrap, envoy_binary, free_port, local_host,
                     wait_port)
 
 POOL = "bench-pool"
-UPSTREAM_NOT_RUN = ("not run: no binary (set IGW_UPSTREAM_EPP); the Go module proxy here answers 403 "
-                    "'This module version is not available' for github.com/llm-d/llm-d-router and "
-                    "sigs.k8s.io/gateway-api-inference-extension, so the reference EPP cannot be built here")
+UPSTREAM_NOT_RUN = ("not run: no binary (set IGW_UPSTREAM_EPP to an llm-d-router `epp`); the benchmark never builds "
+                    "the reference EPP itself (the Go module proxy answers 403 for github.com/llm-d/llm-d-router, "
+                    "and its code is not ours to vendor)")
 UPSTREAM_SIM_NOT_RUN = ("not run: no binary (set IGW_UPSTREAM_SIM); the Go module proxy here answers 403 for "
                         "github.com/llm-d/llm-d-inference-sim, so every quality run uses our simulator")
 

@@ -53,19 +53,35 @@ def _bindable(hosts: list[str], port: int) -> bool:
             s.close()
 
 
-def pick_addresses(n: int = 2, first: int = 11) -> tuple[list[str], int]:
-    """`n` loopback addresses of one /24 and a port free on all of them. IGW_REAL_VLLM_NET (e.g.
-    127.0.20) pins the /24 and ports 20000-29999; else a random free one with ports 30000-59999."""
+def _port_range() -> range:
+    low, _, high = os.environ.get("IGW_REAL_VLLM_PORTS", "30000-59999").partition("-")
+    return range(int(low), int(high) + 1)
+
+
+def pick_addresses(n: int = 2, first: int = 11, port: int | None = None) -> tuple[list[str], int]:
+    """`n` loopback addresses of one /24 and a port free on all of them (`port`, else one of
+    IGW_REAL_VLLM_PORTS, default 30000-59999). IGW_REAL_VLLM_NET (e.g. 127.0.20) pins the /24, else
+    a random free one is used."""
     pinned = os.environ.get("IGW_REAL_VLLM_NET")
     rng = random.Random()
     nets = [pinned] if pinned else [f"127.0.{x}" for x in rng.sample(range(100, 250), 40)]
     for net in nets:
         hosts = [f"{net}.{first + i}" for i in range(n)]
         for _ in range(20):
-            port = rng.randrange(20000, 30000) if pinned else rng.randrange(30000, 60000)
-            if _bindable(hosts, port):
-                return hosts, port
-    raise RuntimeError("no free loopback addresses / port for the vLLM servers")
+            candidate = port if port is not None else rng.choice(_port_range())
+            if _bindable(hosts, candidate):
+                return hosts, candidate
+    raise RuntimeError(f"no free loopback addresses{f' with port {port}' if port else ''} for the vLLM servers")
+
+
+def free_local_port() -> int:
+    """A port free on 127.0.0.1 (where `igw up` listens), from IGW_REAL_VLLM_PORTS."""
+    rng = random.Random()
+    for _ in range(50):
+        candidate = rng.choice(_port_range())
+        if _bindable(["127.0.0.1"], candidate):
+            return candidate
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -222,7 +222,7 @@ def search_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def shared_prefix_targets(doc: dict[str, Any], best_name: str = "picker-best") -> list[tuple[str, str, bool | None]]:
+def shared_prefix_targets(doc: dict[str, Any], best_name: str = "picker-default") -> list[tuple[str, str, bool | None]]:
     runs = doc["result"]["runs"]
     rr, ref, orc = runs.get("envoy-round-robin"), runs.get("picker-reference"), runs.get("oracle")
     cands = {k: r for k, r in runs.items() if r.get("search") or k == best_name}
@@ -290,7 +290,7 @@ def anchors_markdown(docs: dict[str, dict[str, Any]]) -> str:
     if sp:
         runs = sp["result"]["runs"]
         rr = runs.get("envoy-round-robin")
-        cands = {k: r for k, r in runs.items() if r.get("search") or k == "picker-best"}
+        cands = {k: r for k, r in runs.items() if r.get("search") or k == "picker-default"}
         if rr and cands:
             bname = min(cands, key=lambda k: cands[k]["ttft_s"]["p90"] or 1e9)
             b = cands[bname]

@@ -71,7 +71,7 @@ class Load:
             t.join(120)
 
 
-def wait_page(url: str, ok, timeout: float = 30) -> dict[str, Family]:
+def wait_page(url: str, ok, timeout: float = 60) -> dict[str, Family]:
     deadline = time.monotonic() + timeout
     while True:
         fams = exposition.parse(httpx.get(url + "/metrics").text)
@@ -87,18 +87,20 @@ def sim_pages():
     """The simulator's page in each recorded state (one replica driven like the recording)."""
     from vllm_simulator import SimConfig, start_in_thread
 
-    h = start_in_thread(SimConfig(host=next_host(), port=0, time_scale=0.05, **RECORDED))
+    # Real time (an H100's step times): each state lasts seconds, long enough to be seen by polling
+    # on a loaded machine (400 tokens ~ 3 s per request).
+    h = start_in_thread(SimConfig(host=next_host(), port=0, time_scale=1.0, **RECORDED))
     try:
         pages = {"start.prom": exposition.parse(httpx.get(h.url + "/metrics").text)}
         one = Load(h.url)
-        one.start("tiny-lora-a", 900)
+        one.start("tiny-lora-a", 400)
         pages["lora.prom"] = wait_page(h.url, lambda f: gauge(f, "vllm:num_requests_running") == 1
                                        and lora_state(f)[1] == {"tiny-lora-a"})
         one.join()
         busy = Load(h.url)
         for _ in range(4):
             for model in ("tiny", "tiny-lora-a", "tiny-lora-b"):
-                busy.start(model, 900)
+                busy.start(model, 400)
         pages["busy.prom"] = wait_page(h.url, lambda f: gauge(f, "vllm:num_requests_running") == 8
                                        and gauge(f, "vllm:num_requests_waiting") >= 1
                                        and lora_state(f)[1] == {"tiny-lora-a", "tiny-lora-b"})

@@ -27,6 +27,8 @@ service accounts, GPU metrics and logs. (gkehub/autoscaling only matter for mult
 class ApisArgs:
     project: str
     config: ApisConfig
+    extra_services: tuple[str, ...] = ()
+    """More APIs the stack's config needs (secretmanager for an external model's Secret Manager key)."""
 
 
 class Apis(pulumi.ComponentResource):
@@ -49,7 +51,7 @@ class Apis(pulumi.ComponentResource):
         super().__init__("inference-gateway:gcp:Apis", name, None, opts)
         self.services = {}
         if args.config.enable:
-            for service in SERVICES:
+            for service in (*SERVICES, *args.extra_services):
                 self.services[service] = gcp.projects.Service(
                     f"{name}-{service.split('.')[0]}",
                     project=args.project,

@@ -27,6 +27,12 @@ LABELS = {"app.kubernetes.io/part-of": "inference-gateway", "app.kubernetes.io/m
 # -- adapters: switch to the serving / network components' values once they exist ----------------
 def health_probe(cfg: StackConfig, pool: str) -> HealthProbe:
     """The runtime preset's HTTP port and health path for the pool's model server."""
+    if cfg.pool(pool).model_server is None:  # an external model's egress proxy
+        from .config.runtime_rules import pool_preset
+
+        egress = pool_preset(cfg, pool)
+        assert egress is not None
+        return HealthProbe(port=egress.port, path=egress.health_path)
     server = cfg.model_server(cfg.pool(pool).model_server)
     try:
         from .catalog.runtimes import resolve_preset

@@ -95,7 +95,7 @@ def build_gateway_layer(
         )
 
     if cfg.gateways or cfg.pools:
-        servers = sorted({p.model_server for p in cfg.pools})
+        servers = sorted({p.model_server for p in cfg.pools if p.model_server is not None})
         ms_targets = []
         for s in servers:
             metrics = model_server_metrics(cfg, s)

@@ -47,7 +47,10 @@ class GcpInfrastructure:
 
 
 def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.ResourceOptions) -> GcpInfrastructure:
-    apis = Apis(f"{name}-apis", ApisArgs(project=cfg.project, config=cfg.apis), opts=child)
+    secret_manager = any(m.external is not None and m.external.secret.kind == "secret-manager" for m in cfg.models)
+    apis = Apis(f"{name}-apis", ApisArgs(project=cfg.project, config=cfg.apis,
+                                         extra_services=("secretmanager.googleapis.com",) if secret_manager else ()),
+                opts=child)
     after = apis.after
 
     node_sa = NodeServiceAccount(

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .builders import inference_pool as b
+from .builders.external_model import egress_name
 from .catalog.runtimes import RuntimePreset
 from .config.serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
 
@@ -23,7 +24,8 @@ from .config.serving import InferencePoolConfig, ModelServerConfig, ServedModelC
 @dataclass(frozen=True)
 class InferencePoolArgs:
     pool: InferencePoolConfig
-    server: ModelServerConfig
+    server: ModelServerConfig | None
+    """None for an external model's pool: it selects the model's egress proxy pods."""
     preset: RuntimePreset
     models: list[ServedModelConfig]
     namespace: str
@@ -43,7 +45,8 @@ class InferencePool(pulumi.ComponentResource):
         self.picker_service_name = b.picker_name(pool.name)
         self.picker_config = b.picker_config(pool, args.server, args.preset, args.models)
 
-        obj = b.inference_pool(pool, args.server.name, args.preset, ns)
+        selected = args.server.name if args.server is not None else egress_name(pool.name)
+        obj = b.inference_pool(pool, selected, args.preset, ns)
         self.pool = k8s.apiextensions.CustomResource(
             pool.name,
             api_version=obj["apiVersion"],

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from .builders import inference_pool as pool_builders
 from .builders import network_policy as np
+from .builders.external_model import egress_labels
 from .builders.model_server import pod_labels
 from .catalog.runtimes import resolve_preset
 from .config import StackConfig
@@ -63,13 +64,18 @@ def policies(args: NetworkPoliciesArgs) -> list[dict[str, Any]]:
             )
         )
     for pool in cfg.pools:
-        server = cfg.model_server(pool.model_server)
-        preset = resolve_preset(server)
+        if pool.model_server is None:  # an external model's egress proxy: no metrics to scrape
+            # (its own NetworkPolicy and FQDNNetworkPolicy come with it: components/external_model.py)
+            server_labels, metrics_port = egress_labels(pool.name), None
+        else:
+            server = cfg.model_server(pool.model_server)
+            preset = resolve_preset(server)
+            server_labels, metrics_port = pod_labels(server.name), preset.port if preset.picker_signals else None
         out.append(
             np.picker_policy(
                 pool_builders.picker_name(pool.name), cfg.namespace, pool_builders.picker_labels(pool.name),
                 pool_builders.GRPC_PORT, pool_builders.HEALTH_PORT, pool_builders.METRICS_PORT, proxy_cidrs,
-                args.api_server_cidrs, pod_labels(server.name), preset.port if preset.picker_signals else None,
+                args.api_server_cidrs, server_labels, metrics_port,
             )
         )
     return out

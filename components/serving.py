@@ -18,8 +18,11 @@ import pulumi_kubernetes as k8s
 from .builders import crds as crd_builders
 from .builders.inference_pool import GRPC_PORT, POOL_GROUP
 from .builders.model_server import hf_token_secret
+from .builders.external_model import egress_name
+from .catalog.providers import egress_preset
 from .catalog.runtimes import RuntimePreset, for_protocol
 from .config import StackConfig
+from .external_model import ExternalModel, ExternalModelArgs
 from .inference_pool import InferencePool, InferencePoolArgs
 from .model_routing import ModelRouting, ModelRoutingArgs
 from .model_server import ModelServer, ModelServerArgs
@@ -116,11 +119,14 @@ class Serving(pulumi.ComponentResource):
         self.pools: dict[str, PoolEndpoint] = {}
         self.inference_pools: dict[str, InferencePool] = {}
         self.routing: dict[str, ModelRouting] = {}
+        self.external_models: dict[str, ExternalModel] = {}
         for pool in config.pools:
-            server = config.model_server(pool.model_server)
-            ms = self.model_servers[server.name]
-            preset = for_protocol(ms.preset, pool.protocol)  # the API this pool serves (REST or gRPC)
             models = config.models_of_pool(pool.name)
+            if pool.model_server is None:  # an external model's pool: its egress proxy (external_model.py)
+                server, preset = None, egress_preset(models[0].external.task)
+            else:
+                server = config.model_server(pool.model_server)
+                preset = for_protocol(self.model_servers[server.name].preset, pool.protocol)  # REST or gRPC
             ip = InferencePool(
                 pool.name,
                 InferencePoolArgs(
@@ -130,6 +136,14 @@ class Serving(pulumi.ComponentResource):
                 opts=child,
             )
             self.inference_pools[pool.name] = ip
+            if server is None:
+                self.external_models[pool.name] = ExternalModel(
+                    egress_name(pool.name),
+                    ExternalModelArgs(model=models[0], index=config.models.index(models[0]), namespace=ns,
+                                      project=config.project, proxy_cidrs=[p.cidr for p in config.proxy_only_subnets],
+                                      secrets=secrets, routing_deps=[*llmd_crds, ip.pool]),
+                    opts=child,
+                )
             self.routing[pool.name] = ModelRouting(
                 f"{pool.name}-models",
                 ModelRoutingArgs(models=models, namespace=ns, depends_on=[*llmd_crds, ip.pool]),
@@ -141,7 +155,7 @@ class Serving(pulumi.ComponentResource):
                 group=POOL_GROUP,
                 picker_service=ip.picker_service_name,
                 picker_port=GRPC_PORT,
-                model_server=server.name,
+                model_server=server.name if server is not None else egress_name(pool.name),
                 preset=preset,
                 port=preset.target_port,
                 health_path=preset.health_path,

@@ -254,8 +254,25 @@ def config_map(raw: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
         elif isinstance(value, str):
             values[key] = value
         else:
-            values[key] = json.dumps(value)
+            # `pulumi config set --secret --path` leaves: the object keeps its shape, each leaf is
+            # masked, and the whole value is a secret (as the engine marks it).
+            masked, has_secret = _mask_secure_leaves(value)
+            values[key] = json.dumps(masked)
+            if has_secret:
+                secret_keys.append(key)
     return values, secret_keys
+
+
+def _mask_secure_leaves(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET, True
+        pairs = {k: _mask_secure_leaves(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        items = [_mask_secure_leaves(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
 
 
 def run_program(stack: str, config: dict[str, Any], program: Path = PROGRAM) -> Synthesis:

@@ -20,7 +20,7 @@ from ..catalog.runtimes import MODEL_PLACEHOLDER, RuntimePreset
 from ..config import GatewayConfig, RouteConfig, StackConfig
 from ..config.runtime_rules import invocation_path, pool_preset
 from ..config.served_models import served_targets
-from .routes import DEPLOYED_MODEL_HEADER, INVOKE_PREFIX
+from .routes import DEPLOYED_MODEL_HEADER
 
 IP_PLACEHOLDER = "${GATEWAY_IP}"
 
@@ -45,7 +45,7 @@ def endpoint_path(route: RouteConfig, landing: str | None) -> str | None:
     if landing is None:
         return None
     if route.shape == "invoke":
-        return INVOKE_PREFIX.rstrip("/") + landing
+        return route.mount + landing
     if landing.startswith(route.path_prefix):
         return landing
     return route.path_prefix.rstrip("/") + landing

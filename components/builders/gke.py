@@ -100,8 +100,22 @@ def cluster_settings(cfg: StackConfig) -> dict[str, Any]:
         "initial_node_count": 1,
         "deletion_protection": cfg.deletion_protection,
         "resource_labels": dict(cfg.labels) or None,
+        **external_model_settings(cfg),
     }
     return {k: v for k, v in settings.items() if v is not None}
+
+
+def external_model_settings(cfg: StackConfig) -> dict[str, Any]:
+    """What external models' egress proxies need of the cluster: FQDN network policies (egress to
+    the provider's host only; Dataplane V2, set above) and, for a Secret Manager key, the Secret
+    Manager add-on (the ``secrets-store-gke.csi.k8s.io`` driver mounting it)."""
+    external = [m.external for m in cfg.models if m.external is not None]
+    if not external:
+        return {}
+    out: dict[str, Any] = {"enable_fqdn_network_policy": True}
+    if any(e.secret.kind == "secret-manager" for e in external):
+        out["secret_manager_config"] = {"enabled": True}
+    return out
 
 
 def system_pool_settings(cfg: StackConfig, service_account: Any) -> dict[str, Any]:

@@ -121,8 +121,11 @@ def picker_config(pool, server, preset: RuntimePreset, models: list) -> dict[str
             for s in settings.scorers
         ]
     else:
-        scorers = default_scorers(preset, bool(server.lora_adapters))
-    served = sorted(server.served_names | {m.name for m in models})
+        scorers = default_scorers(preset, bool(server.lora_adapters) if server is not None else False)
+    # An external model's pool (server None) serves the endpoint's name and the provider's model
+    # name it is rewritten to, nothing else: any other model would spend the provider key.
+    external = [m.external.name for m in models if m.external is not None]
+    served = sorted((server.served_names if server is not None else set()) | {m.name for m in models} | set(external))
     rate_limits = [
         {"key": r.key, "calls": r.calls, "renewal_period": r.renewal_period, "model": m.name}
         for m in models
@@ -133,7 +136,7 @@ def picker_config(pool, server, preset: RuntimePreset, models: list) -> dict[str
         "scrape": {"engine": preset.scrape_engine, "path": preset.metrics_path or "/metrics"},
         "models": {
             "served": served,
-            "reject_unknown": settings.reject_unknown_models,
+            "reject_unknown": settings.reject_unknown_models or bool(external),
             # seed 000: x-deployed-model-id -> the model it serves (an unknown id is a 404)
             "deployed": {t.name: t.model for t in served_targets(models, [pool.name])},
             # where a served-model request (no API in its path) carries its model: Caikit model_id

@@ -16,7 +16,9 @@ Route shapes (one HTTPRoute per configured route, `<gateway>-<route>`):
   ``ReplaceFullPath``, a PathPrefix one with ``ReplacePrefixMatch`` (one PathPrefix match per
   rule, the HTTPRoute CRD's CEL rule). ``/invoke``, ``/invoke/`` and every other path under it
   match nothing.
-* neither - the client API paths under ``path_prefix`` (seed 001 uses ``/``).
+* ``base_path: /openai-chat`` - the same with the route's own prefix instead of ``/invoke`` (an
+  endpoint's own base URL, as seed 004's ``/serving-endpoints/<name>``).
+* none of these - the client API paths under ``path_prefix`` (seed 001 uses ``/``).
 
 Control headers belong to the gateway: every header the gateway or the picker trusts for
 routing, priority or endpoint choice (``CONTROL_HEADERS``) is removed from client requests on
@@ -124,7 +126,7 @@ def endpoint_groups(route: RouteConfig, api: Sequence[Route]) -> list[_Group]:
         return [_Group([_with(m, {"type": "Exact", "value": route.predict_route}) for m in configured])]
     if route.shape == "invoke":
         groups = []
-        base = INVOKE_PREFIX.rstrip("/")
+        base = route.mount  # /invoke, or the route's base_path
         for r in http:
             if r.match == "Exact":
                 path = {"type": "Exact", "value": base + r.path}

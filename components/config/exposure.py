@@ -184,7 +184,7 @@ def exposure_report(cfg: StackConfig) -> list[str]:
             if route.shape == "predict":
                 shown = [route.predict_route or ""]
             elif route.shape == "invoke":
-                shown = [f"/invoke{_show(p.route)}" for p in api if p.protocol == "http"]
+                shown = [f"{route.mount}{_show(p.route)}" for p in api if p.protocol == "http"]
             else:
                 shown = [_show(r) for r in narrow([p.route for p in api], route.path_prefix)]
             widened = [f"{_show(p.route)} ({p.source})" for p in api if p.source.startswith("expose")]

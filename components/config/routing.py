@@ -11,6 +11,7 @@ from ._base import Strict, dns_label
 from .serving import RouteOverride
 
 Name = Annotated[str, AfterValidator(dns_label)]
+_BASE_PATH = re.compile(r"^(/[a-z0-9][a-z0-9._-]*)+$")
 
 # GKE Inference Gateway supports only the regional Envoy-based classes (seed 001 limits).
 GATEWAY_CLASSES = ("gke-l7-regional-external-managed", "gke-l7-rilb")
@@ -85,8 +86,14 @@ class RouteConfig(Strict):
     invoke_route_prefix: str | None = None
     """'/*' (seed 000): /invoke/<path> reaches the server as /<path>, for the runtime's client API
     paths only (/invoke/v1/chat/completions -> /v1/chat/completions); nothing else under /invoke."""
+    base_path: str | None = None
+    """The route's own base URL (like seed 004's /serving-endpoints/<name>): the runtimes' client API
+    under this path, e.g. base_path /openai-chat: /openai-chat/v1/chat/completions reaches the server
+    as /v1/chat/completions, nothing else under it does. invoke_route_prefix with another prefix; an
+    OpenAI client takes base_url <gateway><base_path>/v1. Endpoints whose APIs share paths (two chat
+    models on different pools) can so share one gateway."""
     path_prefix: str = "/"
-    """Used when neither predict_route nor invoke_route_prefix is set (seed 001: '/')."""
+    """Used when none of predict_route, invoke_route_prefix, base_path is set (seed 001: '/')."""
     matches: list[MatchConfig] = []
     """Narrow the endpoint: each match becomes its own rule in place of the plain one. A match
     without a path keeps the endpoint's path (predict_route, /invoke/ or path_prefix) and adds
@@ -120,8 +127,15 @@ class RouteConfig(Strict):
 
     @model_validator(mode="after")
     def _shape(self):
-        if self.predict_route and self.invoke_route_prefix:
-            raise ValueError("set only one of predict_route or invoke_route_prefix")
+        if sum(x is not None for x in (self.predict_route, self.invoke_route_prefix, self.base_path)) > 1:
+            raise ValueError("set only one of predict_route, invoke_route_prefix or base_path")
+        if self.base_path is not None and not _BASE_PATH.match(self.base_path):
+            raise ValueError(
+                f"base_path {self.base_path!r} is invalid; use /<segment>[/<segment>...] of lowercase letters, "
+                "digits, '.', '_' or '-', without a trailing '/'"
+            )
+        if self.base_path is not None and self.base_path.split("/")[1] in ("served-models", "invoke"):
+            raise ValueError(f"base_path {self.base_path!r} is under a path the gateway reserves (/served-models, /invoke)")
         if self.predict_route is not None and not self.predict_route.startswith("/"):
             raise ValueError(f"predict_route {self.predict_route!r} must start with '/'")
         if bool(self.pool) == bool(self.backends):
@@ -135,8 +149,8 @@ class RouteConfig(Strict):
             raise ValueError(f"path_prefix {self.path_prefix!r} must start with '/'")
         if self.invocations_path is not None and not self.invocations_path.startswith("/"):
             raise ValueError(f"invocations_path {self.invocations_path!r} must start with '/'")
-        if self.predict_route or self.invoke_route_prefix:
-            kind = "predict_route" if self.predict_route else "invoke_route_prefix"
+        if self.predict_route or self.invoke_route_prefix or self.base_path:
+            kind = "predict_route" if self.predict_route else "invoke_route_prefix" if self.invoke_route_prefix else "base_path"
             for i, m in enumerate(self.matches):
                 if m.path_prefix or m.path_exact:
                     raise ValueError(
@@ -152,9 +166,14 @@ class RouteConfig(Strict):
         """predict | invoke | prefix: how requests reach the model server."""
         if self.predict_route:
             return "predict"
-        if self.invoke_route_prefix:
+        if self.invoke_route_prefix or self.base_path:
             return "invoke"
         return "prefix"
+
+    @property
+    def mount(self) -> str:
+        """Where an invoke-shaped route mounts the client API: /invoke or base_path."""
+        return self.base_path or "/invoke"
 
     @property
     def pools(self) -> list[str]:

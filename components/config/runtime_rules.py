@@ -39,6 +39,12 @@ def pool_preset(cfg: StackConfig, pool_name: str) -> RuntimePreset | None:
     """The runtime preset as the pool serves it (its protocol applied), or None when the pool or
     its model server is unknown or the protocol impossible (reported by ``runtime_problems``)."""
     pool = next((p for p in cfg.pools if p.name == pool_name), None)
+    if pool is not None and pool.model_server is None:
+        from ..catalog.providers import egress_preset
+        from .external import external_pool_of
+
+        model = external_pool_of(cfg, pool_name)  # the egress proxy of the pool's external model
+        return egress_preset(model.external.task) if model is not None else None
     server = next((s for s in cfg.model_servers if pool is not None and s.name == pool.model_server), None)
     if server is None:
         return None
@@ -103,8 +109,9 @@ def _route_problems(cfg: StackConfig, guarded: set[str]) -> list[str]:
             grpc = [p for p, proto in protocols.items() if proto == "grpc"]
             if grpc and route.shape == "invoke":
                 problems.append(
-                    f"{at}.invoke_route_prefix: pool {grpc[0]!r} serves gRPC, whose clients call /<package.Service>/<Method> "
-                    "and cannot add an /invoke prefix; route gRPC pools with a path_prefix route"
+                    f"{at}.{'base_path' if route.base_path else 'invoke_route_prefix'}: pool {grpc[0]!r} serves gRPC, whose "
+                    f"clients call /<package.Service>/<Method> and cannot add an {route.mount} prefix; route gRPC pools with "
+                    "a path_prefix route"
                 )
             if grpc and route.invocations_path is not None:
                 problems.append(

@@ -40,7 +40,8 @@ def served_targets(models: Iterable[ServedModelConfig], pools: Iterable[str]) ->
     """Every directly addressable served model of these pools, in config order, deduplicated.
 
     A served model with targets contributes one entry per target (its `name`, e.g. seed 002
-    current / challenger, or the target model's slug); one without targets contributes itself.
+    current / challenger, or the target model's slug); one without targets contributes itself
+    (an external model: served as the provider's model name).
     """
     pool_set = set(pools)
     out: list[ServedTarget] = []
@@ -49,6 +50,8 @@ def served_targets(models: Iterable[ServedModelConfig], pools: Iterable[str]) ->
             continue
         if m.targets:
             entries = [ServedTarget(t.name or served_name(t.model), t.model, m.name, m.pool) for t in m.targets]
+        elif m.external is not None:  # served as the provider's model name (the egress proxy's only model)
+            entries = [ServedTarget(served_name(m.name), m.external.name, m.name, m.pool)]
         else:
             entries = [ServedTarget(served_name(m.name), m.name, m.name, m.pool)]
         for e in entries:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ._base import Strict, dns_label
+from .external import ExternalModelConfig
 
 Name = Annotated[str, AfterValidator(dns_label)]
 
 Runtime = Literal["vllm", "caikit-tgis", "caikit-standalone", "tgis", "openvino", "triton"]
 Criticality = Literal["Critical", "Standard", "Sheddable"]
+_TAG_KEY = re.compile(r"^[A-Za-z0-9 _.:/=+@-]{1,128}$")
 
 
 class LoraAdapterConfig(Strict):
@@ -218,10 +221,12 @@ class BackendPolicyConfig(Strict):
 
 class InferencePoolConfig(Strict):
     name: Name
-    model_server: Name
-    """The model server whose pods this pool selects."""
+    model_server: Name | None = None
+    """The model server whose pods this pool selects. None only for the pool of an external model
+    (``models[].external``): its pods are the egress proxy the stack renders for the provider."""
     failure_mode: Literal["FailOpen", "FailClose"] = "FailOpen"
-    """What the gateway does when the picker is unreachable: FailOpen picks a pod itself."""
+    """What the gateway does when the picker is unreachable: FailOpen picks a pod itself. An
+    external model's pool defaults to (and must use) FailClose."""
     protocol: Literal["http", "grpc"] | None = None
     """The model server API this pool serves: `grpc` sends HTTP/2 (appProtocol
     kubernetes.io/h2c) to the runtime's gRPC port. An InferencePool has one protocol, so a
@@ -229,6 +234,13 @@ class InferencePoolConfig(Strict):
     runtime's own protocol (gRPC for tgis, else http)."""
     picker: PickerSettings = PickerSettings()
     backend_policy: BackendPolicyConfig = BackendPolicyConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _external_pools_fail_closed(cls, data):
+        if isinstance(data, dict) and data.get("model_server") is None and "failure_mode" not in data:
+            data = {**data, "failure_mode": "FailClose"}
+        return data
 
 
 class TargetModelConfig(Strict):
@@ -257,6 +269,24 @@ class ServedModelConfig(Strict):
     targets: list[TargetModelConfig] = []
     """Weighted traffic split (percentages summing to 100). Empty: the name itself is served."""
     rate_limits: list[RateLimitConfig] = []
+    external: ExternalModelConfig | None = None
+    """A model hosted by a provider (seed 004), served through ``pool`` (a pool without
+    model_server: the stack's egress proxy for it). See components/config/external.py."""
+    tags: dict[str, str] = {}
+    """Seed 004's endpoint tags (key -> value): reported by `igw status` and the stack outputs and
+    kept on the endpoint's InferenceObjective."""
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]):
+        for key, value in v.items():
+            if not _TAG_KEY.match(key):
+                raise ValueError(f"tag key {key!r} is invalid; use 1-128 letters, digits, spaces or _.:/=+-@")
+            if len(value) > 256:
+                raise ValueError(f"tag {key!r}: the value has {len(value)} characters; at most 256 are allowed")
+        if len(v) > 20:
+            raise ValueError(f"{len(v)} tags; at most 20 are allowed")
+        return v
 
     @field_validator("targets")
     @classmethod

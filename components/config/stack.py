@@ -13,6 +13,7 @@ from ..catalog.machines import KNOWN_H100_ZONES
 from ..catalog.names import dns_name, node_service_account_id
 from ._base import ConfigError, Strict, describe_validation_error, dns_label
 from .existing_cluster import existing_cluster_rules
+from .external import PROVIDER_KEYS, external_rules
 from .infra import (
     ApisConfig,
     ClusterConfig,
@@ -28,9 +29,10 @@ from .serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
 PROJECT = "inference-gateway"
 """Pulumi project name: the config namespace (`inference-gateway:<key>`)."""
 
-SECRET_KEYS = ("hfToken", "apiKeys", "kubeconfig")
+SECRET_KEYS = ("hfToken", "apiKeys", "kubeconfig", PROVIDER_KEYS)
 """Secret config values (`pulumi config set --secret`), read as Pulumi secrets, never plaintext.
-`kubeconfig`: an existing cluster's kubeconfig contents (cluster.existing without a path)."""
+`kubeconfig`: an existing cluster's kubeconfig contents (cluster.existing without a path).
+`providerKeys`: external models' provider keys by scope and key (components/config/external.py)."""
 
 
 class StackConfig(Strict):
@@ -198,7 +200,7 @@ def _rules(cfg: StackConfig) -> list[str]:
     for i, p in enumerate(cfg.pools):
         if pools.index(p.name) != i:
             add(f"pools[{i}].name: {p.name!r} is used twice")
-        if p.model_server not in servers:
+        if p.model_server is not None and p.model_server not in servers:
             add(f"pools[{i}].model_server: {p.model_server!r} is not a model server; use one of {', '.join(servers) or '(none defined)'}")
 
     # -- served models -------------------------------------------------------------------------
@@ -224,8 +226,8 @@ def _rules(cfg: StackConfig) -> list[str]:
         object_names.setdefault(object_name, i)
         seen_names_before.add(key)
         pool = cfg.pool(m.pool)
-        if pool.model_server not in servers:
-            continue
+        if pool.model_server not in servers or m.external is not None:
+            continue  # external models: external_rules
         served = cfg.model_server(pool.model_server).served_names
         targets = [t.model for t in m.targets] or [m.name]
         for j, t in enumerate(targets):
@@ -243,6 +245,7 @@ def _rules(cfg: StackConfig) -> list[str]:
                 if pool_name not in pools:
                     path = f"gateways[{i}].routes[{j}]." + ("pool" if r.pool else f"backends[{k}].pool")
                     add(f"{path}: {pool_name!r} is not an inference pool; use one of {', '.join(pools) or '(none defined)'}")
+    problems.extend(external_rules(cfg))  # seed 004's external models and their pools (external.py)
     if not problems:
         problems.extend(gateway_rules(cfg))  # routes and Model Armor wiring (routing.py)
 

@@ -47,7 +47,7 @@ def test_invoke_prefix_other_than_star(prefix):
 
 def test_both_predict_route_and_invoke_prefix():
     assert problems(lambda v: route(v, 0, 0).update(invoke_route_prefix="/*")) == [
-        "gateways[0].routes[0]: set only one of predict_route or invoke_route_prefix"
+        "gateways[0].routes[0]: set only one of predict_route, invoke_route_prefix or base_path"
     ]
 
 

@@ -68,7 +68,7 @@ def test_routes_networking_mode_is_rejected():
 def test_predict_route_and_invoke_route_prefix_are_exclusive():
     route = {"name": "r", "pool": "llama", "predict_route": "/v1/completions", "invoke_route_prefix": "/*"}
     assert problems(gateways=[{"name": "gw", "routes": [route]}]) == [
-        "gateways[0].routes[0]: set only one of predict_route or invoke_route_prefix"
+        "gateways[0].routes[0]: set only one of predict_route, invoke_route_prefix or base_path"
     ]
 
 

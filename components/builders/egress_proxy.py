@@ -54,6 +54,9 @@ AUTH_STATUSES = ("401", "403")
 CLIENT_HEADERS_REMOVED = (
     "x-api-key", "api-key", "openai-organization", "openai-project", "anthropic-version", "anthropic-beta",
     "cookie", "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "x-user-id",
+    # what gateways (GKE's, the local Envoy) and this proxy would tell the provider about the stack
+    "x-envoy-external-address", "x-envoy-original-path", "x-envoy-original-host", "x-envoy-internal",
+    "x-envoy-decorator-operation", "x-envoy-expected-rq-timeout-ms",
     DEPLOYED_MODEL_HEADER, *CONTROL_HEADERS,
 )
 """Request headers that never reach the provider. ``Authorization`` is not listed: the credential
@@ -193,7 +196,8 @@ def envoy_config(name: str, endpoint: str, external, *, sds_path: str | None = N
                 }},
             }},
             {"name": "envoy.filters.http.router", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router",
+                "suppress_envoy_headers": True}},
         ],
     }
     cluster = {

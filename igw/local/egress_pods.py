@@ -17,6 +17,7 @@ from components.builders.model_server import MODELS_ANNOTATION
 
 from .runtime_pods import RuntimePod, named_port
 
+__all__ = ["EGRESS_RUNTIME", "egress_args", "egress_pod", "parse_args"]
 ENVOY_ARG, SDS_ARG, PROVIDER_ARG, ENDPOINT_ARG = "--envoy-config", "--sds-config", "--provider", "--endpoint"
 
 

@@ -4,7 +4,8 @@ One example per runtime API the stack serves, sent to the listener whose routes 
 that runtime: vLLM's OpenAI chat completion (curl and the openai client), a Caikit task (the
 seed's streaming text generation, or an embedding), a KServe v2 infer with the simulated model's
 tensor, and for gRPC pools a short Python call with the stubs generated from our .proto files
-(`vllm_simulator.protocols.stubs`). Runtime requests carry `Authorization: Bearer $API_KEY`, as
+(`vllm_simulator.protocols.stubs`), an external model's task on its own base URL. Runtime
+requests carry `Authorization: Bearer $API_KEY`, as
 the seed's calls do; the pickers check it when the stack enables API keys.
 """
 
@@ -85,6 +86,34 @@ def _rest(runtime: str, url: str, model: str) -> list[str]:
         {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})
 
 
+def _external_path(state: dict[str, Any], pool: str) -> str | None:
+    """The client path of an external model's route (``= /openai-chat/v1/chat/completions``)."""
+    for lst in state.get("listeners") or []:
+        for match, _, backends in lst.get("routes") or []:
+            if str(backends).split("=")[0].strip() == pool and str(match).startswith("= ") and "/served-models/" not in match:
+                return str(match)[2:].strip()
+    return None
+
+
+def _external(url: str, path: str, model: str) -> list[str]:
+    """An external model's task: chat, completions or embeddings, on the endpoint's own base URL."""
+    base = path.rsplit("/v1/", 1)[0] + "/v1"
+    if path.endswith("/embeddings"):
+        body: dict[str, Any] = {"model": model, "input": "Hello"}
+        call = f'client.embeddings.create(model="{model}", input="Hello").data[0].embedding[:4]'
+    elif path.endswith("/chat/completions"):
+        body = {"model": model, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 32}
+        call = (f'client.chat.completions.create(model="{model}", messages=[{{"role": "user", "content": "Hello"}}], '
+                "max_tokens=32).choices[0].message.content")
+    else:
+        body = {"model": model, "prompt": "Hello", "max_tokens": 32}
+        call = f'client.completions.create(model="{model}", prompt="Hello", max_tokens=32).choices[0].text'
+    return [*_curl(f"{url}{path}", body), "",
+            "    import os; from openai import OpenAI",
+            f'    client = OpenAI(base_url="{url}{base}", api_key=os.environ["API_KEY"])',
+            f"    print({call})"]
+
+
 def try_it(state: dict[str, Any]) -> list[str]:
     listeners = _pool_listeners(state)
     runtimes = _pool_runtimes(state)
@@ -102,6 +131,10 @@ def try_it(state: dict[str, Any]) -> list[str]:
         port = listeners[pool]
         url = f"http://127.0.0.1:{port}"
         title = f"    # {runtime}{' gRPC' if grpc else ''} ({pool})" + (f": model {model!r}" if runtime != "vllm" else "")
-        body = _grpc(runtime, port, model) if grpc else _vllm(url, model) if runtime == "vllm" else _rest(runtime, url, model)
+        external = _external_path(state, pool) if runtime == "external" else None
+        if runtime == "external" and external is None:
+            continue
+        body = (_grpc(runtime, port, model) if grpc else _vllm(url, model) if runtime == "vllm"
+                else _external(url, external, model) if external else _rest(runtime, url, model))
         lines += [title, *body, ""]
     return lines if len(lines) > 1 else []

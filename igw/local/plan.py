@@ -19,6 +19,7 @@ import yaml
 
 from components.builders.inference_pool import MESSAGE_TIMEOUT_ANNOTATION
 
+from .egress_pods import EGRESS_RUNTIME, egress_args
 from .picker_deployment import PickerDeployment
 from .runtime_pods import runtime_pod
 
@@ -466,10 +467,13 @@ def build_plan(objects: list[dict[str, Any]], *, port: int = 8080, address_base:
             continue
         try:
             runtime = runtime_pod(tmpl.get("metadata") or {}, main)
+            # An external model's egress proxy runs its mounted Envoy config (egress_pods.py).
+            egress = egress_args(objs, ns, tmpl.get("metadata") or {}, pod_spec) \
+                if runtime is not None and runtime.runtime == EGRESS_RUNTIME else None
         except ValueError as e:
             problems.append(f"Deployment {ns}/{dname}: {e}; it does not run locally")
             continue
-        model, args = (runtime.models[0], list(runtime.args)) if runtime else sim_args(main)
+        model, args = (runtime.models[0], egress or list(runtime.args)) if runtime else sim_args(main)
         declared = _container_ports(main)
         # The replica listens where the container does; the pools reach it on targetPorts. As in
         # a cluster, a targetPort no container declares gets nothing, so say so.

@@ -148,6 +148,7 @@ def replica_launcher(http: httpx.Client, time_scale: float, upstream_sim: str | 
     """vLLM pods: our simulator, llm-d-inference-sim, or real vLLM (`vllm_pods` "vllm-cpu", a stack's
     igw-local:replicas; vllm_replicas.py); other runtimes' pods: our simulator speaking their API
     (runtime_launcher.py)."""
+    from .egress import EgressLauncher
     from .runtime_launcher import ByRuntime, RuntimeSimulatorLauncher
 
     vllm: ReplicaLauncher
@@ -157,4 +158,4 @@ def replica_launcher(http: httpx.Client, time_scale: float, upstream_sim: str | 
         vllm = VllmCpuLauncher(http)
     else:
         vllm = UpstreamSimLauncher(http, upstream_sim, time_scale) if upstream_sim else SimulatorLauncher(http, time_scale)
-    return ByRuntime(vllm, RuntimeSimulatorLauncher(http, time_scale))
+    return ByRuntime(vllm, RuntimeSimulatorLauncher(http, time_scale), EgressLauncher(http))

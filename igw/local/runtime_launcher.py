@@ -51,22 +51,29 @@ class RuntimeSimulatorLauncher(_HttpProbes):
 
 
 class ByRuntime:
-    """The supervisor's launcher: each pod to the launcher of the API it speaks."""
+    """The supervisor's launcher: each pod to the launcher of the API it speaks (external models'
+    egress proxies to egress.py)."""
 
-    def __init__(self, vllm: ReplicaLauncher, runtimes: RuntimeSimulatorLauncher) -> None:
+    def __init__(self, vllm: ReplicaLauncher, runtimes: RuntimeSimulatorLauncher, egress: ReplicaLauncher | None = None) -> None:
         self.vllm = vllm
         self.runtimes = runtimes
+        self.egress = egress
         self.kind = vllm.kind
         # Real vLLM takes minutes to start (vllm_replicas.py); simulators go by the --timeout.
         self.startup_timeout_s = getattr(vllm, "startup_timeout_s", 0.0)
 
+    def _for(self, runtime: str) -> ReplicaLauncher:
+        if runtime == "vllm":
+            return self.vllm
+        if runtime == "external" and self.egress is not None:
+            return self.egress
+        return self.runtimes
+
     def _of(self, p: Proc) -> ReplicaLauncher:
-        return self.vllm if p.meta.get("runtime", "vllm") == "vllm" else self.runtimes
+        return self._for(p.meta.get("runtime", "vllm"))
 
     def proc(self, r: Replica, logs: Path) -> Proc:
-        if r.runtime == "vllm":
-            return self.vllm.proc(r, logs)
-        return self.runtimes.proc(r, logs)
+        return self._for(r.runtime).proc(r, logs)
 
     def ready(self, p: Proc) -> bool:
         return self._of(p).ready(p)

@@ -56,6 +56,10 @@ def runtime_pod(pod_meta: dict[str, Any], container: dict[str, Any]) -> RuntimeP
     runtime = annotations.get(RUNTIME_ANNOTATION)
     if not runtime or runtime == "vllm":
         return None
+    if runtime == "external":  # an external model's egress proxy: a real Envoy (egress_pods.py)
+        from .egress_pods import egress_pod
+
+        return egress_pod(annotations, container)
     models = tuple(m for m in str(annotations.get(MODELS_ANNOTATION, "")).split(",") if m)
     if not models:
         raise ValueError(f"a {runtime} pod without models (annotation {MODELS_ANNOTATION})")

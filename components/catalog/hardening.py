@@ -11,10 +11,12 @@ Facts per image (the row's ``source`` names where each comes from):
 - ``vllm/vllm-openai`` has no ``USER`` and runs as root; any UID works once ``HOME`` and the
   caches are writable. torch resolves the user name through ``getpass.getuser()`` when it sets
   up its compile cache, which raises ``KeyError: getpwuid(): uid not found`` for a UID missing
-  from ``/etc/passwd`` unless ``USER`` is set (kserve/kserve#5666, ai-dynamo/dynamo#12457); the
-  cache variables are vLLM's own (``VLLM_CACHE_ROOT``, ``VLLM_CONFIG_ROOT``), Triton's
-  (``TRITON_CACHE_DIR``), Inductor's (``TORCHINDUCTOR_CACHE_DIR``), numba's and outlines'
-  (vllm-project/vllm#38552 lists the same set for arbitrary-UID OpenShift images). Verified
+  from ``/etc/passwd`` unless ``USER`` is set (llm-d/llm-d-benchmark#1573, vllm-project/vllm#46734);
+  the cache variables are vLLM's own (``VLLM_CACHE_ROOT``, ``VLLM_CONFIG_ROOT``), Triton's
+  (``TRITON_CACHE_DIR``), Inductor's (``TORCHINDUCTOR_CACHE_DIR``), numba's and outlines'.
+  Inductor still puts its precompiled headers under ``/tmp/torchinductor_$USER`` whatever
+  ``TORCHINDUCTOR_CACHE_DIR`` says (vllm-project/vllm#46734), so ``/tmp`` must be writable:
+  about 150 MB there for the tiny model on the CPU build. Verified
   here by ``tests/real_vllm/test_hardened.py``: the real vLLM (CPU build, same
   ``vllm.entrypoints.openai.api_server``) started under the rendered context (UID 10001 with no
   passwd entry, read-only root, these mounts and this environment, no capabilities, no new

@@ -283,3 +283,23 @@ def test_digest_override_is_cached_and_tags_are_resolved():
     pinned = deployment(server("vllm", runtime_overrides={"image": "vllm/vllm-openai@sha256:" + "c" * 64}))
     assert tagged["imagePullPolicy"] == "Always"
     assert pinned["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+
+# -- the sandbox the real-vLLM test runs the rendered container in (tests/pod_sandbox.py) ---------
+
+def test_pod_sandbox_reads_the_rendered_context_and_refuses_what_it_cannot_reproduce():
+    from tests.pod_sandbox import PodSandbox, SandboxError
+
+    d = deployment(server("vllm"), hf_secret_name="hf")
+    sandbox = PodSandbox.from_deployment(d, "vllm", {"hf": {"token": "t"}})
+    assert (sandbox.uid, sandbox.gid, sandbox.fs_group, sandbox.read_only_root, sandbox.no_new_privs,
+            sandbox.drop_all_capabilities) == (10001, 10001, 10001, True, True, True)
+    secret = next(m for m in sandbox.mounts if m.kind == "secret")
+    assert (secret.path, secret.files) == ("/var/run/secrets/huggingface", {"token": ("t", 0o440)})
+    with pytest.raises(SandboxError, match="no value given for Secret 'hf'"):
+        PodSandbox.from_deployment(d, "vllm", {})
+    root = deployment(server("vllm", runtime_overrides={"run_as_user": 0}))
+    with pytest.raises(SandboxError, match="no runAsUser/runAsGroup"):
+        PodSandbox.from_deployment(root, "vllm", {})
+    with pytest.raises(SandboxError, match="no container 'sidecar'"):
+        PodSandbox.from_deployment(d, "sidecar", {})

@@ -22,7 +22,7 @@ def _one_replica_render(local_stack, tmp_path: Path, edit=None) -> Path:
     src = local_stack.state_dir / "render" / "manifests"
     dst = tmp_path / "manifests"
     shutil.copytree(src, dst)
-    for f in dst.glob("*deployment-default-vllm-llama3-8b-instruct.yaml"):
+    for f in dst.glob("*-deployment-*-vllm-llama3-8b-instruct.yaml"):
         doc = yaml.safe_load(f.read_text())
         doc["spec"]["replicas"] = 1
         if edit:

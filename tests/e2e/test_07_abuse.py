@@ -285,6 +285,52 @@ def test_http_1_0_is_accepted(local_stack):
     error_of(404, payload, "route-not-found")
 
 
+def test_gateway_replies_for_upstream_failures_are_json():
+    """Envoy's own 503/504s with the local gateway's edge config (igw/local/edge.py): a backend that
+    refuses connections (upstream-reset), one that never answers past the route timeout
+    (upstream-timeout), a pool without endpoints (no-healthy-upstream). Before: plain text."""
+    from endpoint_picker.testing.envoy import EnvoyProcess
+
+    from igw.local import edge
+
+    from .conftest import free_port
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts (the kernel does) and never answers
+    refused = free_port()
+    port = free_port()
+
+    def cluster(name: str, ports: list[int]) -> dict[str, Any]:
+        eps = [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": p}}}} for p in ports]
+        return {"name": name, "type": "STATIC", "connect_timeout": "0.5s",
+                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": eps}] if eps else []}}
+
+    routes = [{"match": {"path": "/refused"}, "route": {"cluster": "refused"}},
+              {"match": {"path": "/silent"}, "route": {"cluster": "silent", "timeout": "0.5s"}},
+              {"match": {"path": "/empty"}, "route": {"cluster": "empty"}}]
+    hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+           "stat_prefix": "edge", "route_config": {"virtual_hosts": [{"name": "a", "domains": ["*"], "routes": routes}]},
+           "http_filters": [{"name": "envoy.filters.http.router",
+                             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+           **edge.hcm_options()}
+    bootstrap = {"static_resources": {
+        "listeners": [{"name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                       "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}],
+        "clusters": [cluster("refused", [refused]), cluster("silent", [silent.getsockname()[1]]), cluster("empty", [])]}}
+    envoy = EnvoyProcess(bootstrap, port)
+    try:
+        with httpx.Client(timeout=10) as http:
+            for path, status, code in (("/refused", 503, "upstream-reset"), ("/silent", 504, "upstream-timeout"),
+                                       ("/empty", 503, "no-healthy-upstream"), ("/elsewhere", 404, "route-not-found")):
+                r = http.get(f"http://127.0.0.1:{port}{path}")
+                assert r.status_code == status and r.headers["content-type"] == "application/json", (path, r.text)
+                error_of(status, r.content, code)
+    finally:
+        envoy.stop()
+        silent.close()
+
+
 def test_model_server_errors_share_the_envelope(local_stack):
     """The model server's own errors pass through; vLLM's use the same envelope (its `code` is
     the HTTP status as a number)."""
@@ -410,3 +456,24 @@ def test_igw_up_refuses_a_keyed_stack_without_keys(keyed_stack, tmp_path):
                "--port", "1", env={"IGW_API_KEYS": "alice: plaintext-key\n"})
     assert bad.returncode == 1
     assert "error: API keys: api keys file the given mapping: not a sha256 hex digest: alice..." in bad.stderr
+
+
+def test_dead_replicas_are_answered_in_the_error_shape(keyed_stack):
+    """Every replica of the keyed stack killed at once: the request that meets it gets a 503 in
+    the one shape (Envoy's reset or no-healthy-upstream, or the picker's no-endpoints), and the
+    stack serves again once the supervisor has restarted them. Runs last: it breaks the stack."""
+    import os
+    import signal
+
+    key = keyed("k-bob-0123456789")
+    for p in keyed_stack.procs("simulator"):
+        os.kill(p["pid"], signal.SIGKILL)
+    r = keyed_stack.http.post(keyed_stack.url + CHAT, json=body(BASE_MODEL), headers=key)
+    assert r.status_code == 503 and r.headers["content-type"] == "application/json", r.text
+    code = json.loads(r.content)["error"]["code"]
+    assert code in {"upstream-reset", "no-healthy-upstream", "rejected-no-endpoints", "upstream-unavailable"}, r.text
+    error_of(503, r.content, code)
+    deadline = time.monotonic() + 60
+    while keyed_stack.http.post(keyed_stack.url + CHAT, json=body(BASE_MODEL), headers=key).status_code != 200:
+        assert time.monotonic() < deadline, "the keyed stack did not recover after its replicas were restarted"
+        time.sleep(0.5)

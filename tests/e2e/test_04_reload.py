@@ -98,11 +98,11 @@ def test_replicas_and_picker_config_change_without_dropping_requests(local_stack
     original = local_stack.state_dir / "render" / "manifests"
     changed = tmp_path / "manifests"
     shutil.copytree(original, changed)
-    (dep,) = changed.glob("*-deployment-default-vllm-llama3-8b-instruct.yaml")
+    (dep,) = changed.glob("*-deployment-*-vllm-llama3-8b-instruct.yaml")
     doc = yaml.safe_load(dep.read_text())
     doc["spec"]["replicas"] = 3
     dep.write_text(yaml.safe_dump(doc))
-    (cm,) = changed.glob("*-configmap-default-vllm-llama3-8b-instruct-epp.yaml")
+    (cm,) = changed.glob("*-configmap-*-vllm-llama3-8b-instruct-epp.yaml")
     doc = yaml.safe_load(cm.read_text())
     cfg = yaml.safe_load(doc["data"]["picker.yaml"])
     cfg["rate_limits"][0]["calls"] = 300

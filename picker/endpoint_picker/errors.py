@@ -8,8 +8,11 @@ Exception tree::
         ├── BadRequest               400  unparseable body, missing model
         ├── Unauthorized             401  missing or unknown API key
         ├── ModelNotFound            404  model not served by this pool, unknown x-deployed-model-id
-        ├── TooManyRequests          429  shed (rejected-saturated) or rate limited
-        └── NoEndpoints              503  nothing eligible (rejected-no-endpoints)
+        ├── RouteNotFound            404  a path that is no client API (route-not-found, as the gateway's own 404)
+        ├── TooManyRequests          429  shed (rejected-saturated, rejected-ttl-expired) or rate limited
+        ├── NoEndpoints              503  nothing eligible (rejected-no-endpoints)
+        ├── Overloaded               503  past an overload bound or a full queue (rejected-overloaded, -ttl-expired)
+        └── ServiceUnavailable       503  the picker is stopping (rejected-shutting-down)
 
 `RequestError` carries the HTTP status, the `x-llm-d-request-dropped-reason` value and optional
 extra response headers (e.g. `retry-after`).
@@ -79,6 +82,11 @@ class ModelNotFound(RequestError):
     reason = "model-not-found"
 
 
+class RouteNotFound(RequestError):
+    status = 404
+    reason = "route-not-found"
+
+
 class TooManyRequests(RequestError):
     status = 429
     reason = "rejected-saturated"
@@ -87,6 +95,13 @@ class TooManyRequests(RequestError):
 class NoEndpoints(RequestError):
     status = 503
     reason = "rejected-no-endpoints"
+
+
+class ServiceUnavailable(RequestError):
+    """503 for a request the picker cannot serve now for another reason (rejected-shutting-down)."""
+
+    status = 503
+    reason = "rejected-shutting-down"
 
 
 class Overloaded(RequestError):

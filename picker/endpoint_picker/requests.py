@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from . import grpc_body
-from .errors import BadRequest
+from .errors import BadRequest, RouteNotFound
 
 
 @dataclass(slots=True)
@@ -72,10 +72,19 @@ def api_for_path(path: str) -> str:
     return "generic"
 
 
-def kserve_model(path: str) -> str | None:
+def kserve_model(path: str) -> str:
+    """The model a KServe v2 client API path names: ``/v2/models/<m>[/versions/<v>]`` followed by
+    nothing (metadata), ``/ready`` or ``/infer``. Any other path under ``/v2/models/`` (Triton's
+    per-version ``/stats``, ``/trace``...) is a server endpoint, not a client API: RouteNotFound,
+    even where a route's prefix match let it through."""
     parts = path.split("?", 1)[0].split("/")
-    # /v2/models/<name>[/versions/<v>]/infer
-    return parts[3] if len(parts) > 3 and parts[3] else None
+    model = parts[3] if len(parts) > 3 else ""
+    rest = parts[4:]
+    if rest[:1] == ["versions"]:
+        rest = rest[2:] if len(rest) > 1 and rest[1] else ["<missing version>"]
+    if not model or rest not in ([], ["ready"], ["infer"]):
+        raise RouteNotFound(f"{path.split('?', 1)[0]} is not a KServe v2 client API path (model metadata, /ready or /infer)")
+    return model
 
 
 def kserve_path_for(path: str, model: str) -> str:
@@ -121,7 +130,7 @@ def parse_request(path: str, headers: dict[str, str], body: bytes, pool_api: str
     if api == "generic" and pool_api == "caikit":
         api = "caikit"
     if not body:
-        model = kserve_model(path) if api == "kserve" else None
+        model = kserve_model(path) if api == "kserve" else None  # RouteNotFound for a server endpoint
         return ParsedRequest(api, model, b"", None, None)
     try:
         data = orjson.loads(body)

@@ -181,6 +181,31 @@ def test_kserve_v2_bodyless_request_gets_the_rewritten_path(run_stream):
     assert header_value(out[0], ":path") is None
 
 
+@pytest.mark.parametrize("path", [
+    "/v2/models/m/versions/1/stats",   # Triton's per-version statistics: a server endpoint
+    "/v2/models/m/versions/1/trace/setting",
+    "/v2/models/m/versions/",          # no version ('//' inside a path is refused earlier, 400)
+    "/v2/models/m/stats",
+    "/v2/models/m/infer/more",
+])
+def test_kserve_v2_server_endpoints_under_a_client_prefix_are_404(run_stream, path):
+    """The rendered route's /versions/ prefix match lets any per-version path through; the picker
+    answers only the client API there (metadata, /ready, /infer) and 404s the rest."""
+    out = asyncio.run(run_stream(make_director(), [headers_msg(path, {":method": "GET"}, eos=True)]))
+    imm = out[0].immediate_response
+    assert imm.status.code == 404
+    assert {h.header.key: h.header.raw_value for h in imm.headers.set_headers}["x-llm-d-request-dropped-reason"] == b"route-not-found"
+    assert orjson.loads(imm.body)["error"]["code"] == "route-not-found"
+
+
+@pytest.mark.parametrize("path", ["/v2/models/m", "/v2/models/m/ready", "/v2/models/m/infer",
+                                  "/v2/models/m/versions/3", "/v2/models/m/versions/3/ready",
+                                  "/v2/models/m/versions/3/infer?x=1"])
+def test_kserve_v2_client_paths_are_routed(run_stream, path):
+    out = asyncio.run(run_stream(make_director(), [headers_msg(path, {":method": "GET"}, eos=True)]))
+    assert header_value(out[0], "x-gateway-destination-endpoint")
+
+
 def test_rewrite_weights_over_2000_requests():
     rw = {"metadata": {"name": "split", "creationTimestamp": "2026-01-01T00:00:00Z"},
           "spec": {"rules": [{"matches": [{"model": {"type": "Exact", "value": "chat"}}],

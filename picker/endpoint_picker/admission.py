@@ -6,10 +6,15 @@ Only sheddable requests (priority < 0) are shed, and only when pool saturation >
 that is never shed is bounded instead (when configured): past `overload_threshold` (priority 0)
 or `critical_overload_threshold` (priority > 0) it gets 503 at once rather than a place in queues
 that only grow, so whatever is admitted waits a bounded time and critical traffic goes last.
+
+With flow control (`flow_control` in the config; the queue itself is flow_control.py) the step
+between "saturated" and "refused" is a place in the picker's queue: `admit` is the one function
+that says admit, queue or refuse, for both modes.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 import time
@@ -19,24 +24,30 @@ from typing import Iterable
 import orjson
 import yaml
 
-from .config import RateLimit, SaturationConfig
+from .config import FlowControlConfig, RateLimit, SaturationConfig
 from .datastore import InFlight, Metrics
-from .errors import ConfigError, Overloaded, TooManyRequests, Unauthorized
+from .errors import ConfigError, NoEndpoints, Overloaded, TooManyRequests, Unauthorized
 
 PERIOD_SECONDS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
-def endpoint_saturation(m: Metrics, inflight: InFlight, cfg: SaturationConfig, now: float, engine: bool) -> float:
+def endpoint_saturation(m: Metrics, inflight: InFlight, cfg: SaturationConfig, now: float, engine: bool,
+                        pending: bool = False) -> float:
+    """`pending`: also count the requests this picker sent since the endpoint's last scrape as
+    waiting (flow control paces its dispatches with it; scraped metrics alone would release a
+    whole queue into the first gap they show)."""
     if not engine or not m.supported:
         return inflight.requests / cfg.max_concurrency
     if now - m.updated_at > cfg.metrics_staleness_ms / 1000.0:
         return 1.0
-    return max(m.waiting / cfg.queue_threshold, m.kv_usage / cfg.kv_cache_threshold)
+    waiting = m.waiting + inflight.since_scrape if pending else m.waiting
+    return max(waiting / cfg.queue_threshold, m.kv_usage / cfg.kv_cache_threshold)
 
 
-def pool_saturation(pairs: Iterable[tuple[Metrics, InFlight]], cfg: SaturationConfig, engine: bool, now: float | None = None) -> float:
+def pool_saturation(pairs: Iterable[tuple[Metrics, InFlight]], cfg: SaturationConfig, engine: bool, now: float | None = None,
+                    pending: bool = False) -> float:
     t = time.monotonic() if now is None else now
-    values = [endpoint_saturation(m, f, cfg, t, engine) for m, f in pairs]
+    values = [endpoint_saturation(m, f, cfg, t, engine, pending) for m, f in pairs]
     return sum(values) / len(values) if values else 1.0
 
 
@@ -59,6 +70,64 @@ def check_overload(threshold: float, saturation: float) -> None:
     if saturation >= threshold:
         raise Overloaded(f"pool overloaded (saturation {saturation:.1f} >= {threshold:g}); try again shortly",
                          reason="rejected-overloaded", headers={"retry-after": "1"})
+
+
+class Verdict(enum.Enum):
+    ADMIT = "admit"   # schedule now
+    QUEUE = "queue"   # hold in the flow-control queue
+
+
+def admit(priority: int, saturation: float, cfg: SaturationConfig, flow: FlowControlConfig | None, *,
+          endpoints: bool, room: bool, queued_ahead: bool) -> Verdict:
+    """Admit, queue or refuse (raises the RequestError the client gets).
+
+    `endpoints`: the pool has an eligible endpoint; `room`: the queue of this priority has room
+    for the request; `queued_ahead`: requests of this priority or higher are already queued (a
+    new one waits behind them). Without flow control nothing is queued:
+
+    | pool state                         | priority < 0 (Sheddable) | 0 (Standard) / > 0 (Critical)    |
+    |------------------------------------|--------------------------|----------------------------------|
+    | no endpoint                        | 503 rejected-no-endpoints; with flow control: queue (full: 503) |
+    | saturation >= its overload bound   | (none)                   | 503 rejected-overloaded          |
+    | saturation >= 1                    | 429 rejected-saturated; with flow control: queue (full: 429)    |
+    |                                    |                          | admit; with flow control: queue (full: 503 rejected-overloaded) |
+    | below 1                            | admit (flow control: queue behind `queued_ahead`)               |
+    """
+    if not endpoints:
+        if flow is None:
+            raise NoEndpoints("no eligible endpoints", reason="rejected-no-endpoints")
+        if not room:
+            raise NoEndpoints("no eligible endpoints, and the queue for this priority is full",
+                              reason="rejected-no-endpoints", headers={"retry-after": "1"})
+        return Verdict.QUEUE
+    bound = overload_threshold(priority, cfg)
+    if bound is not None:
+        check_overload(bound, saturation)
+    if flow is None:
+        check_shed(priority, saturation)
+        return Verdict.ADMIT
+    if saturation < 1.0 and not queued_ahead:
+        return Verdict.ADMIT
+    if room:
+        return Verdict.QUEUE
+    if priority < 0:
+        raise TooManyRequests("pool saturated and the queue for sheddable requests is full", reason="rejected-saturated",
+                              headers={"retry-after": "1"})
+    raise Overloaded(f"pool saturated and the queue for priority {priority} is full; try again shortly",
+                     reason="rejected-overloaded", headers={"retry-after": "1"})
+
+
+def expired(priority: int, endpoints: bool, waited_s: float) -> NoEndpoints | TooManyRequests | Overloaded:
+    """What a queued request gets when its time runs out: 503 rejected-no-endpoints while the pool
+    has no endpoint (it did not scale up in time), else rejected-ttl-expired, 429 for sheddable
+    traffic and 503 for the rest (the same statuses as a full queue)."""
+    if not endpoints:
+        return NoEndpoints(f"no endpoint became ready within {waited_s:.0f}s (the pool may be scaling up from zero)",
+                           reason="rejected-no-endpoints", headers={"retry-after": "1"})
+    message = f"pool saturated; the request waited {waited_s:.0f}s in the queue"
+    if priority < 0:
+        return TooManyRequests(message, reason="rejected-ttl-expired", headers={"retry-after": "1"})
+    return Overloaded(message, reason="rejected-ttl-expired", headers={"retry-after": "1"})
 
 
 class TokenBucket:

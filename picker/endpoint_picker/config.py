@@ -91,6 +91,22 @@ class SaturationConfig(_Strict):
         return self
 
 
+class FlowControlConfig(_Strict):
+    """Hold requests in the picker instead of refusing them (flow_control.py): while the pool has
+    no ready endpoint (scale from zero), and while it is saturated (pool saturation >= 1), queued
+    by priority (higher first), round-robin between clients (the identity per-user rate limits
+    use) within a priority, first come first served per client. Bounded per priority by count,
+    bytes and time; what does not fit is refused as without flow control (admission.py)."""
+
+    max_requests_per_priority: int = Field(default=1000, ge=1)
+    max_bytes_per_priority: int = Field(default=256 * 1024 * 1024, ge=1)
+    # How long a request may wait at saturation (then 429/503 rejected-ttl-expired).
+    ttl_s: float = Field(default=30.0, gt=0, le=3600)
+    # How long a request may wait for a pool with no ready endpoint to get one (scale from zero;
+    # then 503 rejected-no-endpoints). The reference's noEndpointRequestTTL is 60 s.
+    no_endpoint_ttl_s: float = Field(default=60.0, gt=0, le=3600)
+
+
 class ScrapeConfig(_Strict):
     # 100 ms: half the CPU a 50 ms tick costs vLLM's API process (~6% of a core per picker replica
     # and server instead of ~11%, measured on real vLLM), metrics ~55 ms old on average
@@ -161,6 +177,8 @@ class PickerConfig(_Strict):
     rate_limits: list[RateLimit] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     ext_proc: ExtProcConfig = Field(default_factory=ExtProcConfig)
+    # None (the reference's default, its flowControl gate off): never hold a request.
+    flow_control: FlowControlConfig | None = None
 
     @model_validator(mode="after")
     def _plugins_exist(self) -> PickerConfig:

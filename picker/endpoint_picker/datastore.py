@@ -53,6 +53,9 @@ class Metrics:
 class InFlight:
     requests: int = 0
     tokens: int = 0
+    # Requests this picker sent to the endpoint since its last successful scrape (reset by the
+    # scraper): what its scraped queue cannot show yet.
+    since_scrape: int = 0
 
 
 @dataclass(frozen=True, slots=True)

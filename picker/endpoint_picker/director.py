@@ -15,6 +15,11 @@ Nothing a client sends picks its own policy:
 - a path that is not in normal form (dot segments, `//`, a backslash, an encoded dot, slash or
   backslash) is refused (400 path-not-normalized): the gateway normalises paths before matching,
   and this holds even behind a load balancer that does not.
+
+A request is prepared once (`prepare`: everything up to its priority and rate limits), then
+admitted, queued or refused (`admission.admit`, the one place that decides), then scheduled.
+`route` decides now (no queue); `submit` may hold the request in the flow-control queue
+(flow_control.py) and answer through a callback once it leaves the queue.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from typing import Callable
 import orjson
 import xxhash
 
-from .admission import ApiKeys, RateLimiter, check_overload, check_shed, overload_threshold, pool_saturation
+from .admission import ApiKeys, RateLimiter, Verdict, admit, overload_threshold, pool_saturation
 from .config import PickerConfig
 from .datastore import Datastore, RewriteRule
-from .errors import BadRequest, ModelNotFound, NoEndpoints
+from .errors import BadRequest, ModelNotFound, NoEndpoints, RequestError
+from .flow_control import FlowController, Held
 from .protocol import DEPLOYED_MODEL_HEADER, MODEL_REWRITE_HEADER, OBJECTIVE_HEADERS
 from . import grpc_body
 from .requests import kserve_path_for, parse_request
@@ -62,6 +68,26 @@ class Routed:
     @property
     def header_value(self) -> str:
         return ",".join(self.endpoints)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A parsed, authenticated, rate-limited request whose target and priority are known: all that
+    scheduling needs, now or when it leaves the flow-control queue."""
+
+    t0: float
+    user: str
+    priority: int
+    client_model: str | None
+    target: str | None
+    prompt: str
+    request_id: str
+    body: bytes
+    path: str | None
+    headers: dict[str, str] | None
+    api: str
+    subset: list[str] | None
+    reason: str  # decisions_total reason: scheduled | bodyless
 
 
 def pick_rewrite(rule: RewriteRule, request_id: str, rng: random.Random) -> str:
@@ -119,6 +145,10 @@ class Director:
         # their freshness flags are updated (metrics and in-flight objects are updated in place).
         self._pool: dict[str, Candidate] = {}
         self._pool_generation = -1
+        self.flow = (FlowController(config.flow_control, self._pool_state, self._dispatch, metrics, clock)
+                     if config.flow_control is not None else None)
+        if self.flow is not None:
+            metrics.flow_depth = self.flow.queue.depth
 
     def _user(self, headers: dict[str, str]) -> str:
         if self.api_keys is not None:
@@ -151,8 +181,8 @@ class Director:
                 return o.priority
         return min((self.store.priority_for(None, m) for m in served_as), default=0)
 
-    def route(self, path: str, headers: dict[str, str], body: bytes, subset: list[str] | None = None) -> Routed:
-        """Decide where a request goes. Raises a RequestError subclass to reject it."""
+    def prepare(self, path: str, headers: dict[str, str], body: bytes, subset: list[str] | None = None) -> Prepared:
+        """Authenticate, parse, rewrite, prioritise and rate-limit. Raises a RequestError to reject."""
         t0 = time.perf_counter()
         if not normalized(path):
             raise BadRequest("the request path is not in normal form (dot segments, '//' or encoded separators)",
@@ -196,31 +226,77 @@ class Director:
         objective = headers.get(OBJECTIVE_HEADERS[0]) or headers.get(OBJECTIVE_HEADERS[1])
         priority = self._priority(objective, served_as)
         self.limiter.check(user, served_as)
+        return Prepared(t0, user, priority, client_model, target, parsed.prompt, headers.get("x-request-id", ""), new_body,
+                        new_path, new_headers, parsed.api, subset, "scheduled" if body or client_model else "bodyless")
 
+    def route(self, path: str, headers: dict[str, str], body: bytes, subset: list[str] | None = None) -> Routed:
+        """Decide where a request goes, now (nothing is queued). Raises a RequestError to reject it."""
+        req = self.prepare(path, headers, body, subset)
+        candidates = self._pool_candidates(subset)
+        priority = req.priority
+        # Only sheddable or bounded traffic pays for the saturation check.
+        needs = candidates and (priority < 0 or overload_threshold(priority, self.cfg.saturation) is not None)
+        saturation = pool_saturation(((c.metrics, c.inflight) for c in candidates), self.cfg.saturation, self.engine,
+                                     self.clock()) if needs else 0.0
+        admit(priority, saturation, self.cfg.saturation, None, endpoints=bool(candidates), room=False, queued_ahead=False)
+        return self._schedule(req, candidates)
+
+    def submit(self, path: str, headers: dict[str, str], body: bytes, subset: list[str] | None,
+               deliver: Callable[[Routed | RequestError], None]) -> tuple[Routed | None, Held | None]:
+        """Like `route`, but with flow control a request the pool cannot take now is held:
+        returns (None, its place in the queue) and `deliver` gets the decision or the refusal
+        later. Without flow control this is `route`."""
+        flow = self.flow
+        if flow is None:
+            return self.route(path, headers, body, subset), None
+        req = self.prepare(path, headers, body, subset)
+        candidates = self._pool_candidates(subset)
+        saturation = self._saturation(candidates) if candidates else 1.0
+        size = len(req.body)
+        verdict = admit(req.priority, saturation, self.cfg.saturation, self.cfg.flow_control, endpoints=bool(candidates),
+                        room=flow.room(req.priority, size), queued_ahead=flow.queued_at_or_above(req.priority))
+        if verdict is Verdict.ADMIT:
+            return self._schedule(req, candidates), None
+        return None, flow.enqueue(req, req.priority, req.user, size, subset, bool(candidates), deliver)
+
+    def _saturation(self, candidates: list[Candidate]) -> float:
+        """Pool saturation with this picker's sends since each scrape counted (flow control)."""
+        return pool_saturation(((c.metrics, c.inflight) for c in candidates), self.cfg.saturation, self.engine,
+                               self.clock(), pending=True)
+
+    def _pool_state(self, subset: list[str] | None) -> tuple[bool, float]:
+        candidates = self._pool_candidates(subset)
+        return (True, self._saturation(candidates)) if candidates else (False, 1.0)
+
+    def _dispatch(self, req: Prepared) -> Routed:
+        """A request leaves the queue: schedule it on the pool as it is now."""
+        req.t0 = time.perf_counter()  # decision latency excludes the wait (flow-control metrics have it)
+        candidates = self._pool_candidates(req.subset)
+        if not candidates:
+            raise NoEndpoints("no eligible endpoints", reason="rejected-no-endpoints")
+        return self._schedule(req, candidates)
+
+    def _pool_candidates(self, subset: list[str] | None) -> list[Candidate]:
         if self._generation != self.store.generation:
             self._generation = self.store.generation
             self.scheduler.endpoints_changed(set(self.store.endpoints))
-        candidates = self._candidates(subset)
-        if not candidates:
-            raise NoEndpoints("no eligible endpoints", reason="rejected-no-endpoints")
-        if priority < 0:  # only sheddable traffic, or bounded traffic, pays for the saturation check
-            check_shed(priority, pool_saturation(((c.metrics, c.inflight) for c in candidates),
-                                                 self.cfg.saturation, self.engine, self.clock()))
-        elif (bound := overload_threshold(priority, self.cfg.saturation)) is not None:
-            check_overload(bound, pool_saturation(((c.metrics, c.inflight) for c in candidates),
-                                                  self.cfg.saturation, self.engine, self.clock()))
-        req = SchedulingRequest(target_model=target or "", prompt=parsed.prompt,
-                                request_id=headers.get("x-request-id", ""), priority=priority)
-        decision = self.scheduler.schedule(req, candidates)
+        return self._candidates(subset)
+
+    def _schedule(self, req: Prepared, candidates: list[Candidate]) -> Routed:
+        sreq = SchedulingRequest(target_model=req.target or "", prompt=req.prompt, request_id=req.request_id,
+                                 priority=req.priority)
+        decision = self.scheduler.schedule(sreq, candidates)
         if not decision.chosen:
             raise NoEndpoints("scheduler found no endpoint", reason="rejected-no-endpoints")
         primary = decision.chosen[0]
-        tokens = len(parsed.prompt) // 4
-        primary.inflight.requests += 1
-        primary.inflight.tokens += tokens
-        self.metrics.decided(primary.key, "scheduled" if body or client_model else "bodyless", time.perf_counter() - t0)
-        return Routed([c.key for c in decision.chosen], new_body, client_model, target, primary.key, tokens, new_path,
-                      new_headers, parsed.api)
+        tokens = len(req.prompt) // 4
+        f = primary.inflight
+        f.requests += 1
+        f.tokens += tokens
+        f.since_scrape += 1
+        self.metrics.decided(primary.key, req.reason, time.perf_counter() - req.t0)
+        return Routed([c.key for c in decision.chosen], req.body, req.client_model, req.target, primary.key, tokens,
+                      req.path, req.headers, req.api)
 
     def _candidates(self, subset: list[str] | None) -> list[Candidate]:
         store = self.store
@@ -259,6 +335,8 @@ class Director:
         f = self.store.inflight.get(routed.primary)
         if f is not None and f.requests > 0:
             f.requests -= 1
+        if self.flow is not None:
+            self.flow.kick()  # a slot may have freed up for a queued request
 
     def moved_to(self, routed: Routed, served: str) -> None:
         """Envoy served the request on a fallback: move the in-flight accounting there."""

@@ -61,13 +61,18 @@ def ext_proc_filter(
     response_body_mode: str = "FULL_DUPLEX_STREAMED",
     name: str = "envoy.filters.http.ext_proc",
     response_header_mode: str | None = None,
+    max_message_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """The HTTP filter that calls the picker at `cluster_name` (see build_bootstrap for the modes).
 
     response_header_mode: None = SKIP when the response body is STREAMED or FULL_DUPLEX_STREAMED
     (the picker reads the served endpoint from the body messages' metadata), else SEND.
+    max_message_timeout_s: the longest `override_message_timeout` the picker may ask for (a
+    request held by flow control, protocol.hold_response); None keeps overrides off. Use
+    `held_message_timeout_s(flow_control)`.
     """
     header_mode = resolve_response_header_mode(response_body_mode, response_header_mode)
+    extra = {"max_message_timeout": f"{max_message_timeout_s}s"} if max_message_timeout_s else {}
     return {
         "name": name,
         "typed_config": {
@@ -79,6 +84,7 @@ def ext_proc_filter(
             "failure_mode_allow": failure_mode_allow,
             "allow_mode_override": False,
             "message_timeout": f"{message_timeout_s}s",
+            **extra,
             "processing_mode": {
                 "request_header_mode": "SEND",
                 "request_body_mode": request_body_mode,
@@ -93,6 +99,19 @@ def ext_proc_filter(
             },
         },
     }
+
+
+def held_message_timeout_s(flow_control: dict[str, Any] | None) -> float | None:
+    """The `max_message_timeout` a gateway needs for a picker with this `flow_control` config (a
+    dict as in picker.yaml): its longest queue TTL plus the margin of protocol.hold_response.
+    None without flow control."""
+    if flow_control is None:
+        return None
+    from .config import FlowControlConfig
+    from .protocol import HOLD_MARGIN_S
+
+    fc = FlowControlConfig.model_validate(flow_control)
+    return max(fc.ttl_s, fc.no_endpoint_ttl_s) + HOLD_MARGIN_S
 
 
 def resolve_response_header_mode(response_body_mode: str, response_header_mode: str | None = None) -> str:
@@ -192,6 +211,7 @@ def build_bootstrap(
     response_header_mode: str | None = None,
     picker_tls: bool = False,
     report_served: bool = False,
+    max_message_timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Build the bootstrap dict (serialize with json/yaml and pass to `envoy -c`).
 
@@ -209,7 +229,7 @@ def build_bootstrap(
     ext_proc = ext_proc_filter(EXT_PROC_CLUSTER, failure_mode_allow=failure_mode_allow,
                                message_timeout_s=message_timeout_s, grpc_timeout_s=grpc_timeout_s,
                                request_body_mode=request_body_mode, response_body_mode=response_body_mode,
-                               response_header_mode=response_header_mode)
+                               response_header_mode=response_header_mode, max_message_timeout_s=max_message_timeout_s)
     route: dict[str, Any] = {"cluster": POOL_CLUSTER, "timeout": f"{route_timeout_s}s"}
     if retries:
         route["retry_policy"] = {

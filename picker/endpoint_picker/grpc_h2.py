@@ -68,6 +68,15 @@ class StreamHandler(Protocol):
         """Optional. True when ending the call now with OK status loses nothing the client still
         needs; a stopping server ends such calls at once instead of waiting for them."""
 
+    def bind(self, send: Callable[[list[bytes], bool], None]) -> None:
+        """Optional. Called once when the stream opens with `send(responses, done)`, which sends
+        responses later, outside any `on_message` call (a call that answers a message after the
+        fact, such as a request held in a queue). Ignored once the stream has ended."""
+
+    def pending(self) -> bool:
+        """Optional. True while a late answer is owed: the call stays open past the client's
+        half-close until it has gone out."""
+
 
 def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     n = len(payload)
@@ -123,6 +132,11 @@ class _Stream:
         self.unacked = 0               # received bytes not yet returned with WINDOW_UPDATE
         self.block = b""               # header block awaiting CONTINUATION
         self.block_ends_stream = False
+
+
+def _owes(s: _Stream) -> bool:
+    pending = getattr(s.handler, "pending", None)
+    return pending is not None and pending()
 
 
 class ConnectionError_(Exception):
@@ -404,6 +418,9 @@ class GrpcH2Connection(asyncio.Protocol):
                 self._fail(s, GRPC_UNIMPLEMENTED, f"unknown method {path}")
             else:
                 s.handler = handler
+                bind = getattr(handler, "bind", None)
+                if bind is not None:
+                    bind(lambda responses, done, s=s: self.send_later(s, responses, done))
         if end_stream:
             self._half_closed(s)
 
@@ -526,10 +543,13 @@ class GrpcH2Connection(asyncio.Protocol):
 
     def _half_closed(self, s: _Stream) -> None:
         """The client finished sending: the call is over (ext_proc answers every message as it
-        comes, so there is nothing left to produce)."""
+        comes, so there is nothing left to produce), unless the handler still owes a late answer
+        (`pending`), which ends the call when it goes out (send_later)."""
         s.remote_closed = True
         if s.parts and not s.finished:
             self._fail(s, GRPC_INTERNAL, "truncated message")
+        if _owes(s):
+            return
         self._finish(s, OK_TRAILERS)
 
     def _forget(self, s: _Stream) -> None:
@@ -552,6 +572,16 @@ class GrpcH2Connection(asyncio.Protocol):
         if self.out and self.transport is not None:
             out, self.out = self.out, []
             self.transport.write(b"".join(out))
+
+    def send_later(self, s: _Stream, responses: list[bytes], done: bool) -> None:
+        """Responses produced outside `data_received` (StreamHandler.bind)."""
+        if s.finished or self.streams.get(s.id) is not s:
+            return
+        if responses:
+            self._send_messages(s, responses)
+        if done or (s.remote_closed and not _owes(s)):
+            self._finish(s, OK_TRAILERS)
+        self._flush()
 
     def end_settled(self) -> None:
         """End every stream whose handler says it is settled with OK trailers (see stop)."""

@@ -31,7 +31,7 @@ from .admission import ApiKeys, pool_saturation
 from .config import PickerConfig, load_config
 from .datastore import Datastore
 from .director import Director
-from .errors import ConfigError
+from .errors import ConfigError, ServiceUnavailable
 from .grpc_h2 import GrpcH2Server
 from .health import Health
 from .scheduling.registry import build_registry
@@ -214,13 +214,17 @@ class App:
         tasks = [asyncio.create_task(discovery.run(), name="discovery")]
         if self.config.scrape.engine != "none":
             s = self.config.scrape
+            flow = self.director.flow
             scraper = Scraper(self.store, interval_s=s.interval_ms / 1000, timeout_s=s.timeout_ms / 1000,
-                              path=s.path, on_error=self.metrics.scrape_failed)
+                              path=s.path, on_error=self.metrics.scrape_failed,
+                              on_scraped=flow.kick if flow is not None else None)
             tasks.append(asyncio.create_task(scraper.run(), name="scraper"))
         else:
             scraper = None
         if self.elector is not None:
             tasks.append(asyncio.create_task(self.elector.run(), name="leader-election"))
+        if self.director.flow is not None:
+            tasks.append(asyncio.create_task(self.director.flow.run(), name="flow-control"))
         tasks.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
         if self.reloader is not None and self.config.ext_proc.transport == "h2":  # grpcio loads once
             tasks.append(asyncio.create_task(self._reload_certificates(self.reloader), name="cert-reload"))
@@ -239,6 +243,9 @@ class App:
         await self.health.set_ready(False)
         if self.elector is not None:  # the standby takes over now, not a lease duration later
             await self.elector.release()
+        if self.director.flow is not None:  # what waits would only wait out the drain
+            self.director.flow.refuse_all(ServiceUnavailable("the endpoint picker is shutting down; try again",
+                                                             reason="rejected-shutting-down", headers={"retry-after": "1"}))
         await server.stop(grace=drain)
         for t in tasks:
             t.cancel()

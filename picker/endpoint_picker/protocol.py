@@ -187,6 +187,21 @@ def metadata_string_list(md: base_pb2.Metadata, namespace: str, key: str) -> lis
     return []
 
 
+HOLD_MARGIN_S = 2.0
+"""A held request's message timeout is its queue TTL plus this: the picker's own answer (the
+decision, or its refusal when the TTL runs out) always comes before the gateway gives up."""
+
+
+def hold_response(seconds: float) -> pb.ProcessingResponse:
+    """Tells Envoy that the answer to the current message comes later: a ProcessingResponse with
+    only `override_message_timeout`, which restarts the message timer with this duration. Envoy
+    honours it up to the filter's `max_message_timeout` (0, the default, disables overrides, and
+    the message timeout applies as configured)."""
+    resp = pb.ProcessingResponse()
+    resp.override_message_timeout.FromMilliseconds(int(seconds * 1000))
+    return resp
+
+
 EMPTY_REQUEST_HEADERS = pb.ProcessingResponse(request_headers=pb.HeadersResponse())
 EMPTY_RESPONSE_HEADERS = pb.ProcessingResponse(response_headers=pb.HeadersResponse())
 EMPTY_RESPONSE_BODY = pb.ProcessingResponse(response_body=pb.BodyResponse())

@@ -146,12 +146,14 @@ class Scraper:
     """Keeps one scrape task per endpoint in the datastore, following endpoint changes."""
 
     def __init__(self, store: Datastore, *, interval_s: float, timeout_s: float, path: str,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None, on_scraped: Callable[[], None] | None = None) -> None:
         self.store = store
         self.interval = interval_s
         self.timeout = timeout_s
         self.path = path
         self.on_error = on_error
+        # Called after each successful scrape (flow control re-checks its queue on fresh metrics).
+        self.on_scraped = on_scraped
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._generation = -1
         self._stopped = False
@@ -196,6 +198,11 @@ class Scraper:
                         parse_metrics(body, m)
                         m.supported = True
                         m.updated_at = time.monotonic()
+                        f = self.store.inflight.get(key)
+                        if f is not None:
+                            f.since_scrape = 0
+                        if self.on_scraped is not None:
+                            self.on_scraped()
                     elif status == 404:
                         m.supported = False  # no engine metrics: schedule on in-flight load
                     else:

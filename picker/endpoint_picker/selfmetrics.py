@@ -27,14 +27,21 @@ class Histogram:
         self.sum += v
         self.count += 1
 
-    def render(self, name: str, out: list[str]) -> None:
+    def render(self, name: str, out: list[str], labels: str = "") -> None:
+        """`labels`: extra label pairs for every series, e.g. 'priority="0",' (trailing comma)."""
         cum = 0
         for b, c in zip(self.buckets, self.counts):
             cum += c
-            out.append(f'{name}_bucket{{le="{b}"}} {cum}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum {self.sum}")
-        out.append(f"{name}_count {self.count}")
+            out.append(f'{name}_bucket{{{labels}le="{b}"}} {cum}')
+        out.append(f'{name}_bucket{{{labels}le="+Inf"}} {self.count}')
+        tail = f"{{{labels.rstrip(',')}}}" if labels else ""
+        out.append(f"{name}_sum{tail} {self.sum}")
+        out.append(f"{name}_count{tail} {self.count}")
+
+
+# Flow control: waits from milliseconds (a gap in the queues) to minutes (a pool scaling up).
+WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+COLD_START_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0)
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
@@ -83,6 +90,25 @@ class SelfMetrics:
         self.ext_proc_counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
         # () -> whether this replica holds the pool's Lease (always true without leader election)
         self.leader: Callable[[], bool] = lambda: True
+        # Flow control (flow_control.py): () -> {priority: (requests, bytes)} held now; None = off.
+        self.flow_depth: Callable[[], dict[int, tuple[int, int]]] | None = None
+        self.flow_waits: dict[tuple[int, str], Histogram] = {}  # (priority, outcome) -> wait seconds
+        self.flow_enqueues: dict[int, int] = {}
+        self.cold_starts = Histogram(COLD_START_BUCKETS)
+
+    def flow_enqueued(self, priority: int) -> None:
+        self.flow_enqueues[priority] = self.flow_enqueues.get(priority, 0) + 1
+
+    def flow_left(self, priority: int, outcome: str, waited_s: float) -> None:
+        """A request left the queue: dispatched, expired, cancelled (client gone) or rejected."""
+        h = self.flow_waits.get((priority, outcome))
+        if h is None:
+            h = self.flow_waits[(priority, outcome)] = Histogram(WAIT_BUCKETS)
+        h.observe(waited_s)
+
+    def flow_cold_start(self, seconds: float) -> None:
+        """The pool had no endpoint while requests waited, and now dispatches again after this long."""
+        self.cold_starts.observe(seconds)
 
     def decided(self, endpoint: str, reason: str, seconds: float) -> None:
         self.decision_seconds.observe(seconds)
@@ -143,7 +169,36 @@ class SelfMetrics:
         out.append(f"picker_leader {int(self.leader())}")
         out.append("# TYPE picker_pool_saturation gauge")
         out.append(f"picker_pool_saturation {round(self.pool_saturation(), 4)}")
+        if self.flow_depth is not None:
+            self._render_flow(out)
         return "\n".join(out) + "\n"
+
+    def _render_flow(self, out: list[str]) -> None:
+        assert self.flow_depth is not None
+        depth = self.flow_depth()
+        out.append("# HELP picker_flow_queued_requests Requests held in the flow-control queue (all priorities): "
+                   "the demand of a pool with no ready endpoint, which autoscalers wake on.")
+        out.append("# TYPE picker_flow_queued_requests gauge")
+        out.append(f"picker_flow_queued_requests {sum(n for n, _ in depth.values())}")
+        out.append("# HELP picker_flow_queue_size Requests held in the flow-control queue, per priority.")
+        out.append("# TYPE picker_flow_queue_size gauge")
+        for p, (n, _) in sorted(depth.items()):
+            out.append(f'picker_flow_queue_size{{priority="{p}"}} {n}')
+        out.append("# TYPE picker_flow_queue_bytes gauge")
+        for p, (_, b) in sorted(depth.items()):
+            out.append(f'picker_flow_queue_bytes{{priority="{p}"}} {b}')
+        out.append("# TYPE picker_flow_enqueued_total counter")
+        for p, n in sorted(self.flow_enqueues.items()):
+            out.append(f'picker_flow_enqueued_total{{priority="{p}"}} {n}')
+        out.append("# HELP picker_flow_queue_wait_seconds Time in the queue, per priority and how the request left it "
+                   "(dispatched, expired, cancelled, rejected).")
+        out.append("# TYPE picker_flow_queue_wait_seconds histogram")
+        for (p, outcome), h in sorted(self.flow_waits.items()):
+            h.render("picker_flow_queue_wait_seconds", out, f'priority="{p}",outcome="{outcome}",')
+        out.append("# HELP picker_cold_start_seconds From the first request held with no ready endpoint to the "
+                   "first dispatch once one is ready (a scale-up from zero as the picker sees it).")
+        out.append("# TYPE picker_cold_start_seconds histogram")
+        self.cold_starts.render("picker_cold_start_seconds", out)
 
 
 async def serve_metrics(metrics: SelfMetrics, host: str, port: int) -> asyncio.base_events.Server:

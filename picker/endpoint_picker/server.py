@@ -11,11 +11,18 @@ first response message is either the headers or the first body chunk. Both carry
 
 `StreamState` is the per-stream protocol state machine (plain, synchronous, testable); the
 servicer only pumps gRPC messages through it.
+
+Held requests (flow control, flow_control.py): when the Director queues a request, the message
+that completed it (body, bodyless headers or trailers) is answered with `hold_response` only (the
+message timer restarts with the queue TTL plus a margin), and the real answer goes out later
+through `emit`, which each transport provides: the stream stays open, nothing blocks the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Callable
 
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
@@ -24,6 +31,7 @@ from . import protocol as P
 from .config import ExtProcConfig
 from .director import Director, Routed
 from .errors import BadRequest, RequestError
+from .flow_control import Held
 from .restore import ModelRestorer
 
 log = logging.getLogger(__name__)
@@ -34,7 +42,8 @@ class StreamState:
     an ImmediateResponse `done` is set and the stream should end."""
 
     __slots__ = ("d", "cfg", "full_duplex", "response_duplex", "headers", "path", "subset", "parts", "size",
-                 "decided", "routed", "restorer", "response_started", "sniff", "first_response_bytes", "done")
+                 "decided", "routed", "restorer", "response_started", "sniff", "first_response_bytes", "done",
+                 "emit", "held", "hold_stage", "body_in", "trailers_pending")
 
     def __init__(self, director: Director, cfg: ExtProcConfig, full_duplex: bool, response_duplex: bool) -> None:
         self.d = director
@@ -53,6 +62,13 @@ class StreamState:
         self.sniff = False  # restore pending without response headers: check the first bytes
         self.first_response_bytes = True
         self.done = False
+        # Set by the transport: sends answers later (responses, end the stream). Without it
+        # nothing is held (the Director decides at once).
+        self.emit: Callable[[list[pb.ProcessingResponse], bool], None] | None = None
+        self.held: Held | None = None
+        self.hold_stage = ""           # the message a held request owes its answer to
+        self.body_in = b""             # the request body as received (BUFFERED: echo only if changed)
+        self.trailers_pending = False  # trailers arrived while the request was held
 
     def _reject(self, e: RequestError) -> list[pb.ProcessingResponse]:
         self.d.metrics.rejected(e.status, e.reason)
@@ -60,12 +76,50 @@ class StreamState:
         grpc = self.headers.get("content-type", "").startswith("application/grpc")
         return [P.immediate_response(e.status, e.reason, e.message, e.headers, grpc=grpc)]
 
-    def _route(self, body: bytes) -> Routed:
-        routed = self.routed = self.d.route(self.path, self.headers, body, self.subset)
+    def _route(self, body: bytes, stage: str) -> list[pb.ProcessingResponse]:
+        """Decide (or hold) the request completed by the `stage` message; raises RequestError."""
+        if self.emit is None or self.d.flow is None:
+            routed = self.d.route(self.path, self.headers, body, self.subset)
+        else:
+            routed, held = self.d.submit(self.path, self.headers, body, self.subset, self._deliver)
+            if routed is None:
+                self.held, self.hold_stage = held, stage
+                return [P.hold_response(held.ttl + P.HOLD_MARGIN_S)]
+        return self._answer(stage, routed)
+
+    def _answer(self, stage: str, routed: Routed) -> list[pb.ProcessingResponse]:
+        """The routing answer to the message that completed the request."""
+        self.routed = routed
         self.decided = True
         if routed.rewritten and routed.target_model and routed.client_model and routed.api != "grpc":
             self.restorer = ModelRestorer(routed.target_model, routed.client_model)
-        return routed
+        identity = self.restorer is not None
+        out = routed.body
+        if stage == "headers":
+            return [P.routing_headers_response(routed.header_value, None, identity, routed.path, routed.headers)]
+        if stage == "body":
+            if self.full_duplex:
+                return [P.routing_headers_response(routed.header_value, len(out), identity, routed.path, routed.headers),
+                        *P.streamed_chunks(out, self.cfg.chunk_size, request=True)]
+            return [P.buffered_body_response(routed.header_value, out if out is not self.body_in else None, len(out),
+                                             identity, routed.path, routed.headers)]
+        if not self.full_duplex:  # trailers
+            return [P.EMPTY_REQUEST_TRAILERS]
+        return [P.routing_headers_response(routed.header_value, len(out), identity, routed.path, routed.headers),
+                *P.streamed_chunks(out, self.cfg.chunk_size, request=True, end_of_stream=False),
+                P.EMPTY_REQUEST_TRAILERS]
+
+    def _deliver(self, outcome: Routed | RequestError) -> None:
+        """A held request left the queue: send the answer it owes (flow control calls this)."""
+        self.held = None
+        if isinstance(outcome, RequestError):
+            out = self._reject(outcome)
+        else:
+            out = self._answer(self.hold_stage, outcome)
+            if self.trailers_pending and self.hold_stage != "trailers":
+                out.append(P.EMPTY_REQUEST_TRAILERS)
+        assert self.emit is not None
+        self.emit(out, self.done)
 
     def handle(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
         kind = req.WhichOneof("request")
@@ -90,10 +144,9 @@ class StreamState:
         self.subset = P.metadata_string_list(req.metadata_context, P.SUBSET_NAMESPACE, P.SUBSET_KEY)
         if h.end_of_stream:  # bodyless request: decide now
             try:
-                routed = self._route(b"")
+                return self._route(b"", "headers")
             except RequestError as e:
                 return self._reject(e)
-            return [P.routing_headers_response(routed.header_value, None, self.restorer is not None, routed.path, routed.headers)]
         return [] if self.full_duplex else [P.EMPTY_REQUEST_HEADERS]
 
     def _request_body(self, b: pb.HttpBody) -> list[pb.ProcessingResponse]:
@@ -106,36 +159,26 @@ class StreamState:
         if not b.end_of_stream:
             return []
         parts = self.parts
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        body = self.body_in = parts[0] if len(parts) == 1 else b"".join(parts)
         self.parts = []
         try:
-            routed = self._route(body)
+            return self._route(body, "body")
         except RequestError as e:
             return self._reject(e)
-        out = routed.body
-        if self.full_duplex:
-            return [P.routing_headers_response(routed.header_value, len(out), self.restorer is not None, routed.path,
-                                               routed.headers),
-                    *P.streamed_chunks(out, self.cfg.chunk_size, request=True)]
-        return [P.buffered_body_response(routed.header_value, out if out is not body else None, len(out),
-                                         self.restorer is not None, routed.path, routed.headers)]
 
     def _request_trailers(self) -> list[pb.ProcessingResponse]:
         if self.decided:
             return [P.EMPTY_REQUEST_TRAILERS]
+        if self.held is not None:  # answered with the decision
+            self.trailers_pending = True
+            return []
         # Trailers end the body when it never carried end_of_stream.
-        body = b"".join(self.parts)
+        body = self.body_in = b"".join(self.parts)
         self.parts = []
         try:
-            routed = self._route(body)
+            return self._route(body, "trailers")
         except RequestError as e:
             return self._reject(e)
-        if not self.full_duplex:
-            return [P.EMPTY_REQUEST_TRAILERS]
-        return [P.routing_headers_response(routed.header_value, len(routed.body), self.restorer is not None, routed.path,
-                                           routed.headers),
-                *P.streamed_chunks(routed.body, self.cfg.chunk_size, request=True, end_of_stream=False),
-                P.EMPTY_REQUEST_TRAILERS]
 
     def _response_started(self, req: pb.ProcessingRequest, routed: Routed) -> None:
         """First response message (headers, or the first body chunk when headers are skipped)."""
@@ -183,6 +226,10 @@ class StreamState:
         return [P.EMPTY_RESPONSE_BODY]
 
     def close(self) -> None:
+        if self.held is not None:  # the client left while its request waited
+            if self.d.flow is not None:
+                self.d.flow.cancel(self.held)
+            self.held = None
         if self.routed is not None:
             self.d.release_request(self.routed)
             self.routed = None
@@ -214,6 +261,8 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
 
     async def Process(self, request_iterator, context):  # noqa: N802 (gRPC method name)
         state = StreamState(self.director, self.cfg, self.full_duplex, self.response_duplex)
+        late: asyncio.Queue[tuple[list[pb.ProcessingResponse], bool]] = asyncio.Queue()
+        state.emit = lambda out, done: late.put_nowait((out, done))
         self.active_streams += 1
         self.streams_total += 1
         try:
@@ -225,6 +274,13 @@ class ExternalProcessor(pb_grpc.ExternalProcessorServicer):
                     yield resp
                 if state.done:
                     return
+                while state.held is not None or not late.empty():  # a held request's late answer
+                    out, done = await late.get()
+                    self.messages_out += len(out)
+                    for resp in out:
+                        yield resp
+                    if done:
+                        return
         except Exception:  # a bug must cost one request a 500, not the gateway a broken stream
             log.exception("ext_proc stream failed")
             self.director.metrics.rejected(500, "internal-error")
@@ -243,6 +299,16 @@ class ExtProcStream:
         self.proc = proc
         self.state = StreamState(proc.director, proc.cfg, proc.full_duplex, proc.response_duplex)
 
+    def bind(self, send: Callable[[list[bytes], bool], None]) -> None:
+        """The transport's way to answer later (a held request's decision)."""
+        proc = self.proc
+
+        def emit(out: list[pb.ProcessingResponse], done: bool) -> None:
+            proc.messages_out += len(out)
+            send([r.SerializeToString() for r in out], done)
+
+        self.state.emit = emit
+
     def on_message(self, message: memoryview) -> tuple[list[bytes], bool]:
         proc = self.proc
         proc.messages_in += 1
@@ -255,6 +321,10 @@ class ExtProcStream:
             self.state.done = True
         proc.messages_out += len(out)
         return [r.SerializeToString() for r in out], self.state.done
+
+    def pending(self) -> bool:
+        """A held request still owes its answer (grpc_h2 keeps the call open for it)."""
+        return self.state.held is not None
 
     def settled(self) -> bool:
         """The routing decision went out and no response bytes need the model name restored:

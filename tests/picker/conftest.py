@@ -84,7 +84,8 @@ def stack(tmp_path: Path, fleet: BackendFleet) -> Iterator[Callable[..., Stack]]
              objects: list[dict[str, Any]] = (), refused: tuple[str, ...] = (), failure_mode_allow: bool = False,
              api_keys_file: Path | None = None, request_body_mode: str = "FULL_DUPLEX_STREAMED",
              response_body_mode: str = "FULL_DUPLEX_STREAMED", response_header_mode: str | None = None,
-             secure: bool = False, picker_args: list[str] | None = None, message_timeout_s: float = 1000.0) -> Stack:
+             secure: bool = False, picker_args: list[str] | None = None, message_timeout_s: float = 1000.0,
+             max_message_timeout_s: float | None = None) -> Stack:
         mdir = tmp_path / f"manifests{len(made)}"
         mdir.mkdir()
         # One free port per stack (other suites on this machine also use 127.0.1.x:8000).
@@ -109,7 +110,7 @@ def stack(tmp_path: Path, fleet: BackendFleet) -> Iterator[Callable[..., Stack]]
         boot = build_bootstrap(listen, picker.address, endpoints=addrs, failure_mode_allow=failure_mode_allow,
                                request_body_mode=request_body_mode, response_body_mode=response_body_mode,
                                response_header_mode=response_header_mode, picker_tls=secure, report_served=True,
-                               message_timeout_s=message_timeout_s)
+                               message_timeout_s=message_timeout_s, max_message_timeout_s=max_message_timeout_s)
         try:
             envoy = EnvoyProcess(boot, listen)
         except Exception:

@@ -19,6 +19,7 @@ for it while the pool is saturated, and never sheds priority >= 0):
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..catalog.names import dns_name
@@ -26,6 +27,7 @@ from .inference_pool import POOL_GROUP
 
 LLMD_API_VERSION = "llm-d.ai/v1alpha2"
 MODEL_ANNOTATION = "inference-gateway.dev/model"
+TAGS_ANNOTATION = "inference-gateway.dev/tags"
 CRITICALITY_PRIORITY = {"Critical": 100, "Standard": 0, "Sheddable": -10}
 
 def pool_ref(pool_name: str) -> dict[str, str]:
@@ -33,13 +35,17 @@ def pool_ref(pool_name: str) -> dict[str, str]:
 
 
 def inference_objective(model, namespace: str) -> dict[str, Any]:
+    annotations = {MODEL_ANNOTATION: model.name}
+    if getattr(model, "tags", None):
+        # seed 004's endpoint tags, kept on the endpoint's own object (igw status reads them)
+        annotations[TAGS_ANNOTATION] = json.dumps(dict(model.tags), sort_keys=True)
     return {
         "apiVersion": LLMD_API_VERSION,
         "kind": "InferenceObjective",
         "metadata": {
             "name": dns_name(model.name),
             "namespace": namespace,
-            "annotations": {MODEL_ANNOTATION: model.name},
+            "annotations": annotations,
         },
         "spec": {"priority": CRITICALITY_PRIORITY[model.criticality], "poolRef": pool_ref(model.pool)},
     }

@@ -301,6 +301,10 @@ def deployment(
         "spec": {
             "replicas": server.replicas,
             "selector": {"matchLabels": labels},
+            # Seed 004: the old config serves until the new one is ready. A rollout adds one new pod
+            # (one more GPU node, scaled up by the autoscaler), removes an old one only once the new
+            # one is Ready, and never goes below the serving replicas.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {"metadata": template_meta, "spec": pod_spec},
         },
     }

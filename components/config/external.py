@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Mapping
 
 from pydantic import Field, field_validator
 
@@ -182,17 +182,25 @@ def endpoint_kinds(cfg: StackConfig) -> dict[str, str]:
     return {m.name: "external" if m.external is not None else "self-hosted" for m in cfg.models}
 
 
-def conversion_problems(before: dict[str, str], after: StackConfig) -> list[str]:
-    """Seed 004: an endpoint cannot be converted to or from an external model. ``before`` is the
-    deployed config's ``endpoint_kinds`` (or the running stack's); one message per conversion."""
+def conversion_problems(before: Mapping[str, str], after: Mapping[str, str],
+                        paths: Mapping[str, str] | None = None) -> list[str]:
+    """Seed 004: an endpoint cannot be converted to or from an external model. ``before`` and
+    ``after``: endpoint name -> ``external`` / ``self-hosted`` (``endpoint_kinds``) of the deployed
+    (or running) config and of the new one; ``paths``: endpoint name -> its YAML path
+    (``models[3]``). One message per conversion."""
     problems = []
-    for i, m in enumerate(after.models):
-        was = before.get(m.name)
-        now = "external" if m.external is not None else "self-hosted"
-        if was is not None and was != now:
-            how = "an external model" if now == "external" else "a self-hosted model"
-            problems.append(
-                f"models[{i}]: endpoint {m.name!r} is {'an external' if was == 'external' else 'a self-hosted'} endpoint "
-                f"and cannot be converted to {how}; create a new endpoint under another name (and remove this one)"
-            )
+    for name, now in after.items():
+        was = before.get(name)
+        if was is None or was == now:
+            continue
+        where = (paths or {}).get(name) or f"models[name={name}]"
+        problems.append(
+            f"{where}: endpoint {name!r} is {'an external' if was == 'external' else 'a self-hosted'} endpoint and "
+            f"cannot be converted to {'an external' if now == 'external' else 'a self-hosted'} model; create a new "
+            "endpoint under another name (and remove this one)"
+        )
     return problems
+
+
+def model_paths(cfg: StackConfig) -> dict[str, str]:
+    return {m.name: f"models[{i}]" for i, m in enumerate(cfg.models)}

@@ -1,3 +1,3 @@
 """igw subcommands: one module per command, each with `register(subparsers)`."""
 
-COMMANDS = ["synth", "validate", "policy", "diff", "up", "down", "bench"]
+COMMANDS = ["synth", "validate", "policy", "diff", "up", "down", "status", "bench"]

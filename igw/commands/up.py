@@ -4,7 +4,10 @@ Renders the stack (igw synth) and runs its data plane on this machine: Envoy fro
 HTTPRoutes, one endpoint picker per InferencePool, one simulated vLLM replica per model-server pod
 (127.0.1.x), or a real vLLM (CPU build, a tiny model in place of the stack's) in stacks that set
 `igw-local:replicas: vllm-cpu` (stacks/Pulumi.local-vllm.yaml; prepare it with .ci/setup-vllm). Foreground by default (Ctrl-C stops everything); --detach returns once ready and
-`igw down` stops it. Run it again while the stack runs to apply a changed stack file in place.
+`igw down` stops it. Run it again while the stack runs to apply a changed stack file in place:
+the old config serves until the new one is ready, one update runs at a time (a second `igw up`
+is refused), and Ctrl-C or `igw up --cancel` rolls back to the last good config
+(igw/local/safe_update.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", type=Path, default=None, help="default .igw/local/<stack>")
     p.add_argument("--address-base", default="127.0.1.10", help="first loopback address for pods (default 127.0.1.10)")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for everything to be ready")
+    p.add_argument("--cancel", action="store_true",
+                   help="cancel the update another `igw up` is applying to this stack; it rolls back to the last good config")
     p.add_argument("--api-keys-file", type=Path, default=None, metavar="FILE",
                    help="the stack's API keys for pools with picker.api_keys: a YAML/JSON mapping sha256(key) hex -> "
                         "user (the apiKeys secret's format); default: the IGW_API_KEYS environment variable")
@@ -74,40 +79,35 @@ def _check_plan(manifests: Path, port: int, state_dir: Path, keys: bytes | None)
     return True
 
 
-def _reload(args: argparse.Namespace, state_dir: Path, state: dict, manifests: Path) -> int:
-    import yaml
-
+def _reload(args: argparse.Namespace, state_dir: Path, state: dict, manifests: Path, lock) -> int:
+    """Apply a render to the running stack (igw/local/safe_update.py): refused when it converts an
+    endpoint to or from an external model; rolled back when cancelled, failed or timed out."""
     from ..local.report import summary
-    from ..local.state import read_state
+    from ..local.safe_update import apply_update, conversions
 
-    before = int(state.get("generation", 0))
-    req = {"manifests": str(manifests.resolve())}
-    if args.port is not None:
-        req["port"] = args.port
-    if args.time_scale is not None:
-        req["time_scale"] = args.time_scale
-    (state_dir / "reload.json").write_text(yaml.safe_dump(req))
-    print(f"  apply     stack {args.stack} is running (pid {state['supervisor_pid']}): applying the new render ...",
-          flush=True)
-    from ..local.supervisor import RELOAD_SIGNAL
+    problems = conversions(state_dir, manifests, _model_paths(args))
+    if problems:
+        print("error: the update is refused (seed 004: an endpoint cannot be converted to or from an external model):",
+              file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    code, final = apply_update(args.stack, state_dir, state, manifests, lock, port=args.port, time_scale=args.time_scale,
+                               timeout=args.timeout, out=lambda m: print(m, flush=True))
+    if code == 0 and final is not None:
+        print(summary(final))
+    return code
 
-    os.kill(state["supervisor_pid"], RELOAD_SIGNAL)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        cur = read_state(state_dir) or {}
-        if int(cur.get("generation", 0)) > before and cur.get("status") == "ready":
-            res = cur.get("last_reload") or {}
-            if not res.get("ok"):
-                print(f"error: the change was not applied; the running stack is unchanged: {res.get('error')}",
-                      file=sys.stderr)
-                return 1
-            for line in res.get("summary") or []:
-                print(f"            {line}")
-            print(summary(cur))
-            return 0
-        time.sleep(0.1)
-    print("error: the running stack did not confirm the change in time", file=sys.stderr)
-    return 1
+
+def _model_paths(args: argparse.Namespace) -> dict[str, str] | None:
+    """Endpoint name -> its YAML path (models[i]) when the stack file is the source."""
+    if args.from_manifests is not None:
+        return None
+    from components.config.external import model_paths
+
+    from ..stackfile import STACKS_DIR, validate_stack
+
+    return model_paths(validate_stack(args.stack, args.stacks_dir or STACKS_DIR))
 
 
 def _detach(args: argparse.Namespace, opts, manifests: Path) -> int:
@@ -158,14 +158,39 @@ def _detach(args: argparse.Namespace, opts, manifests: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..local.replicas import UPSTREAM_SIM_ENV
-    from ..local.supervisor import Options
-    from ..local.state import default_state_dir, kill_recorded, read_state, supervisor_alive
-
-    from ..local.secrets import SecretsError, api_keys_path, read_api_keys
+    """One `igw up` at a time changes a stack: it holds the stack's update lock from before the
+    render until the stack runs the new config (igw/local/update_lock.py)."""
+    from ..local.safe_update import cancel
+    from ..local.state import default_state_dir, read_state, supervisor_alive
+    from ..local.update_lock import UpdateLock, UpdateRecord, UpdateRefused
 
     state_dir = (args.state_dir or default_state_dir(args.stack)).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    if args.cancel:
+        return cancel(args.stack, state_dir, args.timeout * 2, lambda m: print(m, flush=True))
+    state = read_state(state_dir)
+    running = supervisor_alive(state)
+    lock = UpdateLock(state_dir)
+    try:
+        lock.acquire(UpdateRecord(os.getpid(), "update" if running else "start", args.stack, time.time(),
+                                  int(state.get("generation", 0)) if running and state else None))
+    except UpdateRefused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    try:
+        return _run(args, state_dir, lock)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, state_dir: Path, lock) -> int:
+    from ..local.replicas import UPSTREAM_SIM_ENV
+    from ..local.supervisor import Options
+    from ..local.state import kill_recorded, read_state, supervisor_alive
+    from ..local.update_lock import save_last_good
+
+    from ..local.secrets import SecretsError, api_keys_path, read_api_keys
+
     state = read_state(state_dir)
     running = supervisor_alive(state)
     print(f"igw up --stack {args.stack}", flush=True)
@@ -182,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     if not _check_plan(manifests, port, state_dir, keys):
         return 1
     if running:
-        return _reload(args, state_dir, state, manifests)
+        return _reload(args, state_dir, state, manifests, lock)
     from ..local.vllm_replicas import SettingsError, prepare
 
     try:
@@ -199,12 +224,17 @@ def run(args: argparse.Namespace) -> int:
                    address_base=args.address_base, startup_timeout=args.timeout,
                    upstream_sim=os.environ.get(UPSTREAM_SIM_ENV) or None, replicas=local.replicas)
     if args.detach:
-        return _detach(args, opts, manifests)
+        code = _detach(args, opts, manifests)
+        if code == 0:
+            save_last_good(state_dir, manifests, 0)  # what a cancelled or failed update rolls back to
+        return code
 
     from ..local.report import summary
     from ..local.supervisor import run_supervisor
 
     def on_ready(st: dict) -> None:
+        save_last_good(state_dir, manifests, int(st.get("generation", 0)))
+        lock.release()  # started: later `igw up`s update it
         print(summary(st))
         print("  Press Ctrl-C to stop.", flush=True)
 

@@ -21,6 +21,7 @@ touching the others. Provider processes end with the supervisor (they are its ch
 
 from __future__ import annotations
 
+import atexit
 import copy
 import secrets
 import sys
@@ -109,6 +110,7 @@ class EgressLauncher(_HttpProbes):
     def __init__(self, http: httpx.Client) -> None:
         super().__init__(http)
         self.providers: dict[str, FakeProvider] = {}
+        atexit.register(self.stop_providers)  # the supervisor stops its pods, then exits: providers go last
 
     # -- the provider of an endpoint ---------------------------------------------------------------
     def key_file(self, work: Path) -> Path:
@@ -120,9 +122,15 @@ class EgressLauncher(_HttpProbes):
 
     def provider(self, deployment: str, r: Replica, host: str, provider: str, work: Path, logs: Path) -> FakeProvider:
         cur = self.providers.get(deployment)
-        if cur is not None and cur.models == r.models and cur.host == host:
+        if cur is not None and cur.host == host:
             if not cur.proc.running():
                 cur.proc.start()
+            if set(r.models) - set(cur.models):  # the endpoint now asks for another of the provider's models
+                cur.models = tuple(sorted({*cur.models, *r.models}))
+                try:
+                    self.http.post(f"http://{cur.address}:{CONTROL_PORT}/fake/control", json={"add_models": list(cur.models)})
+                except httpx.HTTPError:
+                    pass
             return cur
         if cur is not None:
             cur.proc.stop(2)

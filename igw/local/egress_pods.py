@@ -18,7 +18,7 @@ from components.builders.model_server import MODELS_ANNOTATION
 from .runtime_pods import RuntimePod, named_port
 
 __all__ = ["EGRESS_RUNTIME", "egress_args", "egress_pod", "parse_args"]
-ENVOY_ARG, SDS_ARG, PROVIDER_ARG, ENDPOINT_ARG = "--envoy-config", "--sds-config", "--provider", "--endpoint"
+ENVOY_ARG, SDS_ARG, PROVIDER_ARG, ENDPOINT_ARG, MODEL_ARG = "--envoy-config", "--sds-config", "--provider", "--endpoint", "--model"
 
 
 def egress_pod(annotations: dict[str, Any], container: dict[str, Any]) -> RuntimePod:
@@ -35,7 +35,7 @@ def egress_pod(annotations: dict[str, Any], container: dict[str, Any]) -> Runtim
 def egress_args(objs: dict[tuple[str, str, str], dict[str, Any]], namespace: str, pod_meta: dict[str, Any],
                 pod_spec: dict[str, Any]) -> list[str]:
     """``--envoy-config``/``--sds-config`` (the ConfigMap mounted at /etc/envoy), ``--provider``,
-    ``--endpoint``: what the local egress launcher needs to run the pod."""
+    ``--endpoint``, ``--model``: what the local egress launcher needs to run the pod."""
     containers = pod_spec.get("containers") or []
     mounts = {m.get("name"): m.get("mountPath") for c in containers for m in c.get("volumeMounts") or []}
     config = None
@@ -51,7 +51,9 @@ def egress_args(objs: dict[tuple[str, str, str], dict[str, Any]], namespace: str
     annotations = pod_meta.get("annotations") or {}
     return [f"{ENVOY_ARG}={data[ENVOY_FILE]}", f"{SDS_ARG}={data[SDS_FILE]}",
             f"{PROVIDER_ARG}={annotations.get(PROVIDER_ANNOTATION, 'openai')}",
-            f"{ENDPOINT_ARG}={annotations.get(ENDPOINT_ANNOTATION, '')}"]
+            f"{ENDPOINT_ARG}={annotations.get(ENDPOINT_ANNOTATION, '')}",
+            # the pod template's provider model: a new one rolls the pods, as on a cluster
+            f"{MODEL_ARG}={annotations.get(MODELS_ANNOTATION, '')}"]
 
 
 def parse_args(args: list[str] | tuple[str, ...]) -> dict[str, str]:

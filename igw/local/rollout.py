@@ -5,7 +5,9 @@
   one of them leads, Envoy's picker cluster moves to it (EDS) and the old ones drain their open
   streams on SIGTERM (a leader releases its Lease first, so a new standby takes over at once);
 * new replicas start and join once ready; removed (or changed) replicas leave the endpoints first,
-  then stop; Envoy routes/clusters/listeners change through xDS files.
+  then stop; a changed replica is replaced one at a time (the next leaves once the new one is
+  ready: a pool of several pods keeps serving, one of a single pod pauses while it restarts);
+  Envoy routes/clusters/listeners change through xDS files.
 
 On any error the running generation keeps serving and the error is reported in state.json.
 """
@@ -35,6 +37,7 @@ PICKER_RETIRE_S = 65.0
 def reload(sup: Supervisor) -> None:
     """Apply the render named in <state dir>/reload.json (written by `igw up` before SIGUSR1)."""
     req_file = sup.dir / "reload.json"
+    sup.cancel_requested = False  # a cancel applies to the reload in progress only
     try:
         req = yaml.safe_load(req_file.read_text())
         source = Path(req["manifests"])
@@ -52,7 +55,8 @@ def reload(sup: Supervisor) -> None:
         sup.last_reload = {"generation": sup.generation, "ok": True, "summary": summary, "at": time.time()}
         sup.error = None
     except Exception as e:  # keep serving the old generation
-        sup.last_reload = {"generation": sup.generation + 1, "ok": False, "error": str(e), "at": time.time()}
+        sup.last_reload = {"generation": sup.generation + 1, "ok": False, "error": str(e), "at": time.time(),
+                           "cancelled": sup.cancel_requested}
         sup.generation += 1  # the requester waits for the generation to move
     sup.status = "ready"
     sup.save()
@@ -78,7 +82,13 @@ def apply_plan(sup: Supervisor, new: LocalPlan, source: Path) -> list[str]:
         p = sup.replicas.proc(r, sup.logs)
         p.start()
         sup.sims[name] = p
-        started.append(p)
+        if cur is not None:
+            # One pod at a time, as a RollingUpdate with maxUnavailable 1: the replaced pod is ready
+            # before the next one leaves, so a Deployment of several pods never stops serving.
+            sup.wait_ready("replicas", [p], sup.replicas.ready, sup.replica_timeout())
+            sup.publish_endpoints()
+        else:
+            started.append(p)
         summary.append(f"replica {name} {'replaced' if cur else 'added'}")
     removed = [sup.sims[n] for n in list(sup.sims) if n not in new_reps]
     sup.plan = dataclasses.replace(new)  # endpoints publishing now follows the new plan
@@ -98,7 +108,7 @@ def apply_plan(sup: Supervisor, new: LocalPlan, source: Path) -> list[str]:
             for p in cur:
                 p.ready = False
                 p.signal(signal.SIGTERM)
-        problem = wait_group_ready(group, time.monotonic() + sup.o.startup_timeout)
+        problem = wait_group_ready(group, time.monotonic() + sup.o.startup_timeout, lambda: sup.cancel_requested)
         if problem:
             for p in group:
                 p.stop()

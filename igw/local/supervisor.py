@@ -39,6 +39,8 @@ from .watchdog import PickerWatchdog
 
 RESTART_BACKOFF = (2.0, 4.0, 8.0, 16.0, 30.0)
 RELOAD_SIGNAL = signal.SIGUSR1
+CANCEL_SIGNAL = signal.SIGUSR2
+"""`igw up` cancelling the reload in progress (Ctrl-C, `igw up --cancel`; igw/local/safe_update.py)."""
 
 
 class StartupError(RuntimeError):
@@ -77,6 +79,7 @@ class Supervisor:
         self.last_reload: dict[str, Any] | None = None
         self._stop = False
         self._reload = False
+        self.cancel_requested = False
         self._stopped = False
         self.http = httpx.Client(timeout=1.0)
         self.replicas = replica_launcher(self.http, opts.time_scale, opts.upstream_sim, opts.replicas)
@@ -195,6 +198,8 @@ class Supervisor:
                     pending.remove(p)
             if self._stop:
                 raise StartupError("interrupted")
+            if self.cancel_requested:
+                raise StartupError("cancelled")
             if not pending:
                 break
             if time.monotonic() > deadline:
@@ -312,11 +317,15 @@ class Supervisor:
     def request_reload(self, *_: Any) -> None:
         self._reload = True
 
+    def request_cancel(self, *_: Any) -> None:
+        self.cancel_requested = True
+
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_stop)
         signal.signal(RELOAD_SIGNAL, self.request_reload)
+        signal.signal(CANCEL_SIGNAL, self.request_cancel)
 
     def serve_forever(self, probe_period: float = 0.5) -> None:
         from .rollout import reload

@@ -15,7 +15,7 @@ usage in the last chunk with ``stream_options.include_usage``) and ``/v1/embeddi
 
 A plain-HTTP control API on ``--control-port`` (same host) makes it slow or failing:
 ``POST /fake/control`` with any of ``{"delay_ms": 0, "chunk_delay_ms": 0, "fail_status": null,
-"down": false, "expected_key": "..."}`` (``down`` closes the API listener: connections are refused
+"down": false, "expected_key": "...", "add_models": [...]}`` (``down`` closes the API listener: connections are refused
 until ``down: false``), ``GET /fake/state`` returns the counters and the last request as the
 provider saw it (path, host, model, header names and values, the key shown only as whether it
 matched).
@@ -144,6 +144,8 @@ class FakeProvider:
             self.fail_status = int(body["fail_status"]) if body["fail_status"] else None
         if "expected_key" in body:
             self.expected_key = body["expected_key"]
+        if "add_models" in body:  # a provider serves every model it has, whichever the stack asks for
+            self.models |= set(body["add_models"])
         if "down" in body:
             if body["down"] and self.api_listener is not None:
                 await self.close_api()

@@ -29,16 +29,17 @@ class MaxScorePicker:
 
     def pick(self, request: SchedulingRequest, candidates: list[Candidate], scores: list[float]) -> list[Candidate]:
         """The top `max_endpoints` by score rounded to 1e-9 (float noise must not break ties), ties
-        in random order. Only candidates within 1e-9 of the k-th best raw score can be in the top k
-        (rounding moves a score by at most 5e-10), so only those are sorted: O(n) instead of a
-        random key and a sort over every endpoint; when they are all tied, a random sample."""
+        in random order. Scores more than 1e-9 above the k-th best are sorted (fewer than k of
+        them); the rest of the top k is a random sample of the candidates tied with the k-th best
+        (within 1e-9, what rounding cannot tell apart): O(n), no random key per endpoint."""
         k = self.max_endpoints
-        pool = range(len(scores))
-        if len(scores) > k:
-            kth = scores[nlargest(k, pool, key=scores.__getitem__)[-1]]
-            pool = [i for i, s in enumerate(scores) if s >= kth - _TIE]
-            if len(pool) > k and max(scores) - kth <= _TIE:   # all tied (an idle pool): a random k
-                return [candidates[i] for i in self.rng.sample(pool, k)]
         r = self.rng.random
-        order = sorted(pool, key=lambda i: (-round(scores[i], 9), r()))
-        return [candidates[i] for i in order[:k]]
+        if len(scores) <= k:
+            order = sorted(range(len(scores)), key=lambda i: (-round(scores[i], 9), r()))
+            return [candidates[i] for i in order]
+        kth = scores[nlargest(k, range(len(scores)), key=scores.__getitem__)[-1]]
+        hi, lo = kth + _TIE, kth - _TIE
+        above = [i for i, s in enumerate(scores) if s > hi]
+        tied = [i for i, s in enumerate(scores) if lo <= s <= hi]
+        order = sorted(above, key=lambda i: (-round(scores[i], 9), r())) if len(above) > 1 else above
+        return [candidates[i] for i in order + self.rng.sample(tied, k - len(above))]

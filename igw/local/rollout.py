@@ -45,6 +45,7 @@ def reload(sup: Supervisor) -> None:
         sup.save()
         new = build_plan(load_manifests(source), port=int(req.get("port", sup.o.port)),
                          address_base=sup.o.address_base)
+        keep_addresses(new, sup)
         new.skipped += cloud_resources(source.resolve().parent / "resources.json")
         if req.get("time_scale") is not None and float(req["time_scale"]) != sup.o.time_scale:
             sup.o.time_scale = float(req["time_scale"])
@@ -60,6 +61,27 @@ def reload(sup: Supervisor) -> None:
         sup.generation += 1  # the requester waits for the generation to move
     sup.status = "ready"
     sup.save()
+
+
+def keep_addresses(new: LocalPlan, sup: Supervisor) -> None:
+    """A pod keeps its address across renders (as a pod keeps its IP): build_plan numbers pods in
+    render order, so a Deployment added before others would otherwise shift their addresses (and
+    a new pod could take an address a running one still holds). Pods that exist keep theirs; new
+    ones get the first addresses no running or kept pod uses."""
+    import ipaddress
+
+    current = {name: p.meta.get("address") for name, p in sup.sims.items()}
+    taken = {a for a in current.values() if a}
+    fresh = ipaddress.IPv4Address(sup.o.address_base)
+    for r in new.replicas:
+        if current.get(r.name):
+            r.address = current[r.name]
+    for r in new.replicas:
+        if not current.get(r.name):
+            while str(fresh) in taken:
+                fresh += 1
+            r.address = str(fresh)
+            taken.add(r.address)
 
 
 def apply_plan(sup: Supervisor, new: LocalPlan, source: Path) -> list[str]:

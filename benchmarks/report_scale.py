@@ -72,9 +72,21 @@ def scale_plot(doc: dict[str, Any], out_dir: Path) -> list[Path]:
     return [p]
 
 
+def _cost_cell(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return "no goodput" if v == float("inf") else f"{v:.2f}"
+
+
 def weight_search_markdown(doc: dict[str, Any]) -> str:
-    res = doc["result"]
+    from .search import rank
+
+    res = dict(doc["result"])
     cells = res["training_cells"]
+    # re-ranked from the stored per-cell numbers, so the rule in search.py is the one shown
+    ranked = rank({n: c["cells"] for n, c in res["candidates"].items()}, res["baseline"])
+    res["candidates"] = {n: {**c, **ranked["candidates"][n]} for n, c in res["candidates"].items()}
+    res["ranking"], res["winner"] = ranked["ranking"], ranked["ranking"][0]
     out = ["## Weight search (training set only)", "", doc.get("description", ""), "",
            f"{len(res['candidates'])} candidates × {len(cells)} training cells × {res['seeds']} seeds; objective = geometric "
            f"mean over cells of (TTFT p90 / {res['baseline']}) × ({res['baseline']} goodput / goodput), lower is better. "
@@ -84,7 +96,7 @@ def weight_search_markdown(doc: dict[str, Any]) -> str:
         c = res["candidates"][name]
         obj = "–" if c["objective"] is None else f"{c['objective']:.3f}"
         out.append(f"| {i + 1} | {'**' + name + '**' if i == 0 else name} | {obj} | "
-                   + " | ".join("–" if c["cost"][cell] is None else f"{c['cost'][cell]:.2f}" for cell in cells) + " |")
+                   + " | ".join(_cost_cell(c["cost"][cell]) for cell in cells) + " |")
     out += ["", f"Winner on the training set: **{res['winner']}**."]
     return "\n".join(out)
 

@@ -25,11 +25,29 @@ from .evalspec import Search, Strategy
 
 
 def _cost(c: dict[str, Any], base: dict[str, Any]) -> float | None:
+    """None when the baseline itself has no number for the cell; infinite when the candidate has
+    no goodput where the baseline has some (it must rank last, not drop the cell)."""
     t, tb = c["ttft_p90"]["mean"], base["ttft_p90"]["mean"]
     g, gb = c["goodput_rps"]["mean"], base["goodput_rps"]["mean"]
-    if not t or not tb or not g or not gb:
+    if not tb or not gb:
         return None
+    if not t or not g:
+        return math.inf
     return (t / tb) * (gb / g)
+
+
+def rank(cells: dict[str, dict[str, Any]], baseline: str) -> dict[str, Any]:
+    """Per candidate: per-cell cost against the baseline and the geometric mean; the ranking."""
+    out: dict[str, Any] = {}
+    for name, per_cell in cells.items():
+        costs = {cell: _cost(per_cell[cell], cells[baseline][cell]) for cell in per_cell}
+        valid = [c for c in costs.values() if c is not None]
+        objective = None
+        if valid:
+            objective = math.inf if math.inf in valid else math.exp(sum(math.log(c) for c in valid) / len(valid))
+        out[name] = {"cost": costs, "objective": objective}
+    order = sorted(out, key=lambda n: out[n]["objective"] if out[n]["objective"] is not None else math.inf)
+    return {"candidates": out, "ranking": order}
 
 
 def run(spec: Search, *, seeds: int | None = None, jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -49,13 +67,9 @@ def run(spec: Search, *, seeds: int | None = None, jobs: int = 1, log: Callable[
         per[cand] = {cell: {m: stats.mean_ci([r[m] for r in runs]) for m in ("ttft_p50", "ttft_p90", "ttft_p99", "goodput_rps")}
                      for cell, runs in by_cell.items()}
     baseline = strategies[0].name
-    out_c: dict[str, Any] = {}
-    for s in strategies:
-        costs = {cell: _cost(per[s.name][cell], per[baseline][cell]) for cell in per[s.name]}
-        valid = [c for c in costs.values() if c]
-        out_c[s.name] = {"config": s.config, "cells": per[s.name], "cost": costs,
-                         "objective": math.exp(sum(math.log(c) for c in valid) / len(valid)) if valid else None}
-    ranking = sorted(out_c, key=lambda n: out_c[n]["objective"] if out_c[n]["objective"] is not None else math.inf)
+    ranked = rank(per, baseline)
+    ranking = ranked["ranking"]
+    out_c = {s.name: {"config": s.config, "cells": per[s.name], **ranked["candidates"][s.name]} for s in strategies}
     for i, n in enumerate(ranking):
         log(f"  {i + 1:2d}. {n:28} objective {out_c[n]['objective']:.3f}")
     return {"evaluation": spec.evaluation, "training_cells": [c.name for c in cells], "seeds": n_seeds,

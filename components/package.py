@@ -21,6 +21,7 @@ from typing import Any, NotRequired, Optional, TypedDict
 
 import pulumi
 
+from .config.external import PROVIDER_KEYS
 from .platform import InferencePlatform
 from .secrets import StackSecrets
 from .stack_config import parse_stack_config
@@ -40,6 +41,9 @@ class PlatformArgs(TypedDict):
     """API keys for pools with picker.api_keys (the apiKeys secret of a stack)."""
     kubeconfig: NotRequired[pulumi.Input[str]]
     """Kubeconfig contents for cluster.existing when it gives no path."""
+    provider_keys: NotRequired[pulumi.Input[dict[str, dict[str, str]]]]
+    """External models' provider keys by scope and key (what `{{secrets/<scope>/<key>}}` in
+    models[].external.api_key_secret names)."""
 
 
 class Platform(pulumi.ComponentResource):
@@ -56,9 +60,10 @@ class Platform(pulumi.ComponentResource):
                 "config.picker_image.image: is required when the platform is used as a component; the picker image "
                 "is built from this repository's picker/ folder, so push it (picker/Dockerfile) and give its reference"
             )
-        secrets = StackSecrets.given(
-            {"hfToken": args.get("hf_token"), "apiKeys": args.get("api_keys"), "kubeconfig": args.get("kubeconfig")}
-        )
+        secrets = StackSecrets.given({
+            "hfToken": args.get("hf_token"), "apiKeys": args.get("api_keys"), "kubeconfig": args.get("kubeconfig"),
+            PROVIDER_KEYS: args.get("provider_keys"),
+        })
         self.platform = InferencePlatform(config.name_prefix, config, pulumi.ResourceOptions(parent=self), secrets=secrets)
         self.outputs = pulumi.Output.from_input(self.platform.exports())
         self.register_outputs({"outputs": self.outputs})

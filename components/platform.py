@@ -54,6 +54,10 @@ class InferencePlatform(pulumi.ComponentResource):
             kubeconfig=self.gcp.kubeconfig,
             context=self.gcp.kubeconfig_context,
             enable_server_side_apply=True,
+            # ConfigMaps change in place (the provider's default replaces them, deleting first,
+            # since their names are fixed): the picker rolls through its config-hash annotation
+            # and the LoRA syncer re-reads its adapters file.
+            enable_config_map_mutable=True,
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.gcp.cluster_ready),
         )
         # The stack's namespace first; every other Kubernetes object depends on it.

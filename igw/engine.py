@@ -201,6 +201,16 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         self.stack_urn = ""
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the real engine gives: the parent's whole type chain (`A$B$C`), and no
+        `pulumi:pulumi:Stack$` for children of the stack. Pulumi's MockMonitor keeps only the
+        parent's last type and prefixes the stack's, so its URNs below depth two (and at the top)
+        matched no real state; tests/real_engine compares URNs with a real `preview`."""
+        qualified = parent.split("::")[2] if parent else ""
+        if qualified and qualified != "pulumi:pulumi:Stack":
+            type_ = f"{qualified}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":

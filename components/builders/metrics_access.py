@@ -75,7 +75,8 @@ def pod_monitoring(
     return {
         "apiVersion": "monitoring.googleapis.com/v1",
         "kind": "PodMonitoring",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})},
+        # No empty `labels: {}`: the provider stores none, so every preview would show it "added".
+        "metadata": {"name": name, "namespace": namespace, **({"labels": dict(labels)} if labels else {})},
         "spec": {
             "selector": {"matchLabels": dict(match_labels)},
             "endpoints": [

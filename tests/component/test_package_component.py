@@ -39,12 +39,13 @@ def test_schema_declares_the_platform_component():
     platform = s["resources"][PLATFORM_TYPE]
     assert platform["isComponent"] is True
     inputs = platform["inputProperties"]
-    assert sorted(inputs) == ["apiKeys", "config", "hfToken", "kubeconfig"]
-    # The secret argument names are the stack's secret config keys.
-    assert sorted(k for k in inputs if k != "config") == sorted(SECRET_KEYS)
+    # The secret argument names are the stack's secret config keys, every one of them.
+    assert sorted(inputs) == sorted(["config", *SECRET_KEYS])
     assert inputs["config"]["type"] == "object" and inputs["config"]["plain"] is True
     assert inputs["config"]["additionalProperties"]["$ref"] == "pulumi.json#/Any"
-    assert all(inputs[k]["type"] == "string" and "plain" not in inputs[k] for k in SECRET_KEYS)
+    assert all(inputs[k]["type"] == "string" and "plain" not in inputs[k] for k in ("hfToken", "apiKeys", "kubeconfig"))
+    keys = inputs["providerKeys"]
+    assert keys["type"] == "object" and keys["additionalProperties"]["additionalProperties"]["type"] == "string"
     assert platform["requiredInputs"] == ["config"]
     assert platform["properties"]["outputs"]["additionalProperties"]["$ref"] == "pulumi.json#/Any"
     assert platform["required"] == ["outputs"]

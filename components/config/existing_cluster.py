@@ -28,9 +28,10 @@ InstallableCrd = Literal["InferencePool", "InferenceObjective", "InferenceModelR
 CLUSTER_FIELDS_FOR_EXISTING = frozenset({"existing", "name", "min_master_version"})
 """`cluster` keys that still mean something with an existing cluster: its name (dashboard and
 alert filters) and its version (which CRDs GKE already installed)."""
-NETWORK_FIELDS_FOR_EXISTING = frozenset({"existing_network", "existing_subnet"})
-"""`network` keys that name the existing cluster's VPC and node subnet (for an internal
-gateway's reserved address)."""
+NETWORK_FIELDS_FOR_EXISTING = frozenset({"existing_network", "existing_subnet", "proxy_only_subnets"})
+"""`network` keys that describe the existing cluster's network: its VPC and node subnet (an
+internal gateway's reserved address) and its proxy-only subnets (their CIDRs are where the
+gateway's proxies connect from, admitted by the NetworkPolicies)."""
 NODE_POOL_FIELDS_FOR_EXISTING = frozenset({"name", "machine_type"})
 """What describes an existing GPU node pool: its name (`model_servers[].node_pool`) and machine
 type (accelerator for the nodeSelector, GPU count for tensor parallelism)."""
@@ -67,7 +68,8 @@ def existing_cluster_rules(cfg: StackConfig) -> list[str]:
     for key in sorted(cfg.network.model_fields_set - NETWORK_FIELDS_FOR_EXISTING):
         add(
             f"network.{key}: the stack creates no network for an existing cluster (remove it); only "
-            "network.existing_network and network.existing_subnet apply, naming the cluster's VPC and node subnet"
+            "network.existing_network, network.existing_subnet and network.proxy_only_subnets apply, describing "
+            "the cluster's VPC, node subnet and proxy-only subnets"
         )
     if "apis" in cfg.model_fields_set:
         add("apis: the stack enables no Google APIs for an existing cluster (remove it); the cluster's project manages them")

@@ -58,6 +58,11 @@ def test_non_gke_cluster_needs_no_node_pool_and_no_gke_objects():
     assert cfg.node_pool_for(cfg.model_servers[0]) is None
 
 
+def test_the_existing_proxy_only_subnet_is_described_for_the_network_policies():
+    cfg = parse_stack_config({**GKE, "network": {"proxy_only_subnets": [{"region": "us-central1", "cidr": "10.200.0.0/23"}]}})
+    assert [p.cidr for p in cfg.proxy_only_subnets] == ["10.200.0.0/23"]
+
+
 def test_zones_are_not_checked_for_h100_capacity_on_an_existing_cluster():
     # europe-west9-a has no known H100 capacity; the existing pool is wherever it is.
     parse_stack_config({**GKE, "region": "europe-west9", "zones": ["europe-west9-a"]})
@@ -77,7 +82,8 @@ REJECTIONS = [
         {**GKE, "network": {"existing_network": "vpc", "node_subnet_cidr": "10.0.0.0/20"}},
         [
             "network.node_subnet_cidr: the stack creates no network for an existing cluster (remove it); only "
-            "network.existing_network and network.existing_subnet apply, naming the cluster's VPC and node subnet"
+            "network.existing_network, network.existing_subnet and network.proxy_only_subnets apply, describing "
+            "the cluster's VPC, node subnet and proxy-only subnets"
         ],
         id="network-creation-settings",
     ),

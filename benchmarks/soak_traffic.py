@@ -137,6 +137,14 @@ class Traffic:
     seed: int = 1
     timeout_s: float = 60.0
     outcomes: list[Outcome] = field(default_factory=list)
+    running: dict[str, int] = field(default_factory=dict)   # requests in flight by kind name
+
+    async def _send(self, kind: RequestKind) -> Outcome:
+        self.running[kind.name] = self.running.get(kind.name, 0) + 1
+        try:
+            return await send(self.host, self.port, kind, timeout_s=self.timeout_s)
+        finally:
+            self.running[kind.name] -= 1
 
     async def run(self, duration_s: float, stop: asyncio.Event | None = None) -> list[Outcome]:
         rng = random.Random(self.seed)
@@ -152,7 +160,7 @@ class Traffic:
             if delay > 0:
                 await asyncio.sleep(delay)
             kind = rng.choices(self.kinds, weights)[0]
-            tasks.append(asyncio.create_task(send(self.host, self.port, kind, timeout_s=self.timeout_s)))
+            tasks.append(asyncio.create_task(self._send(kind)))
             if len(tasks) >= 256:  # keep the task list short on long runs
                 done = [x for x in tasks if x.done()]
                 self.outcomes += [x.result() for x in done]

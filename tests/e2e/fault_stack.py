@@ -11,7 +11,6 @@ own block of 127.0.x.y); by default a free one is picked at random like the shar
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import os
 import signal
@@ -20,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
+from benchmarks.soak import derived_stack_file
 from benchmarks.soak_traffic import RequestKind, Traffic, process_usage
 
-from .conftest import ROOT, LocalStack, free_address_base, free_port, igw, pid_alive
+from .conftest import LocalStack, free_address_base, free_port, igw, pid_alive
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 LEASE_S = 3
@@ -32,15 +31,9 @@ MESSAGE_TIMEOUT_S = 0.5
 
 
 def fault_stack_file(stacks_dir: Path, name: str = "faults") -> str:
-    doc = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())
-    cfg = doc["config"]
-    server = cfg["inference-gateway:model_servers"][0]
-    server.update(replicas=2, extra_args=["--max-num-seqs", "4"])
-    pool = cfg["inference-gateway:pools"][0]
-    pool["picker"] = {"replicas": 2, "lease_duration_seconds": LEASE_S,
-                      "message_timeout_ms": int(MESSAGE_TIMEOUT_S * 1000)}
-    stacks_dir.mkdir(parents=True, exist_ok=True)
-    (stacks_dir / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(copy.deepcopy(doc), sort_keys=False))
+    derived_stack_file(stacks_dir, name, server={"replicas": 2, "extra_args": ["--max-num-seqs", "4"]},
+                       picker={"replicas": 2, "lease_duration_seconds": LEASE_S,
+                               "message_timeout_ms": int(MESSAGE_TIMEOUT_S * 1000)})
     return name
 
 

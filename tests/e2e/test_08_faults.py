@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,10 +28,10 @@ from igw.local.plan import build_plan
 
 from .fault_stack import BASE, LEASE_S, MESSAGE_TIMEOUT_S, FaultStack, kill, start_fault_stack, stop_fault_stack
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
-STREAM = RequestKind("stream", BASE, stream=True, max_tokens=200)
-CHAT = RequestKind("chat", BASE, stream=False, max_tokens=16, weight=2)
+STREAM = RequestKind("stream", BASE, stream=True, max_tokens=200, weight=2)  # ~7 running at 4 req/s
+CHAT = RequestKind("chat", BASE, stream=False, max_tokens=16)
 # Readiness is probed every 2 s, the Lease retried every 1 s: the standby serves at most this long
 # after the leader's Lease ran out.
 TAKEOVER_SLACK_S = 2 + 1 + 2
@@ -111,32 +110,32 @@ def test_hung_leader_costs_at_most_the_message_timeout_and_is_restarted(faults):
     try:
         out = faults.run(faults.traffic([CHAT], rate=4, seed=13), 20,
                          at=[(4, lambda: t.setdefault("stop", kill(leader, signal.SIGSTOP)))])
-    finally:
+        c = causes(out)
+        before = [o.latency for o in out if o.sent < t["stop"] - 0.5]
+        after = [o.latency for o in out if o.sent >= t["stop"]]
+        failover = _routed_again(faults, out, t["stop"])
+        figures("leader SIGSTOP", requests=len(out), causes=c, p99_before_s=percentile(before, 99),
+                max_before_s=max(before), max_after_s=max(after), p99_after_s=percentile(after, 99),
+                message_timeout_s=MESSAGE_TIMEOUT_S, seconds_to_first_routed_request=round(failover, 2))
+        assert c == {"ok": len(out), "refused": 0, "lost": 0, "cut": 0}, [o.to_json() for o in out if o.cause != "ok"][:5]
+        # Before: every request timed out (message_timeout 1000 s). Now the wait is bounded.
+        assert max(after) <= max(before) + MESSAGE_TIMEOUT_S + 0.5, (max(before), max(after))
+        assert failover <= LEASE_S + TAKEOVER_SLACK_S, failover
+        # liveness: 3 misses 5 s apart, SIGKILL 5 s after SIGTERM, then the restart backoff
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            p = next(p for p in faults.pickers() if p["name"] == leader["name"])
+            if p.get("liveness_restarts", 0) >= 1 and p["running"] and p["pid"] != leader["pid"]:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the hung picker was not restarted: {p}")
+        figures("leader SIGSTOP restart", seconds_to_restart=round(time.monotonic() - t["stop"], 1))
+    finally:  # only now: thawing it earlier would spare it the restart under test
         try:
             os.kill(leader["pid"], signal.SIGCONT)
         except ProcessLookupError:
-            pass  # already restarted by the supervisor
-    c = causes(out)
-    before = [o.latency for o in out if o.sent < t["stop"] - 0.5]
-    after = [o.latency for o in out if o.sent >= t["stop"]]
-    failover = _routed_again(faults, out, t["stop"])
-    figures("leader SIGSTOP", requests=len(out), causes=c, p99_before_s=percentile(before, 99),
-            max_before_s=max(before), max_after_s=max(after), p99_after_s=percentile(after, 99),
-            message_timeout_s=MESSAGE_TIMEOUT_S, seconds_to_first_routed_request=round(failover, 2))
-    assert c == {"ok": len(out), "refused": 0, "lost": 0, "cut": 0}, [o.to_json() for o in out if o.cause != "ok"][:5]
-    # Before: every request timed out (message_timeout 1000 s). Now the wait is bounded.
-    assert max(after) <= max(before) + MESSAGE_TIMEOUT_S + 0.5, (max(before), max(after))
-    assert failover <= LEASE_S + TAKEOVER_SLACK_S, failover
-    # liveness: 3 misses 5 s apart, SIGKILL 5 s after SIGTERM, then the restart backoff
-    deadline = time.monotonic() + 45
-    while time.monotonic() < deadline:
-        p = next(p for p in faults.pickers() if p["name"] == leader["name"])
-        if p.get("liveness_restarts", 0) >= 1 and p["running"] and p["pid"] != leader["pid"]:
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"the hung picker was not restarted: {p}")
-    figures("leader SIGSTOP restart", seconds_to_restart=round(time.monotonic() - t["stop"], 1))
+            pass  # restarted by the supervisor
 
 
 def test_overload_at_ten_times_capacity(faults):
@@ -167,7 +166,9 @@ def test_overload_at_ten_times_capacity(faults):
     assert {o.cause for o in out} <= {"ok", "refused"}, [o.to_json() for o in out if o.cause in ("lost", "cut")][:5]
     assert set(refusals(by["sheddable"])) <= {"429 rejected-saturated"}
     assert set(refusals(by["critical"])) <= {"503 rejected-overloaded"}
-    assert shed_refused and percentile(shed_refused, 99) < 1.0
+    # "Fast": the median 429 at once, and even the slow tail of 429s (a saturated 2-core box)
+    # before a typical served request.
+    assert shed_refused and percentile(shed_refused, 50) < 0.25 and percentile(shed_refused, 99) < percentile(crit_ok, 50)
     assert crit_ok and max(crit_ok) < 30  # admitted work waits a bounded time (queues stop at the bound)
     st = faults.state()["processes"]
     assert all(p["running"] for p in st.values()) and {n: p["restarts"] for n, p in st.items()} == restarts

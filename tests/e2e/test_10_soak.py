@@ -11,11 +11,11 @@ import pytest
 
 from benchmarks.soak import SoakPlan, run_soak
 
-pytestmark = pytest.mark.timeout(480)
+pytestmark = [pytest.mark.timeout(480), pytest.mark.slow]
 
 
 def test_three_minute_soak(tmp_path):
-    plan = SoakPlan(duration_s=180, rate=12, first_fault_s=40, fault_every_s=40, warmup_s=30)
+    plan = SoakPlan(duration_s=180, rate=12, first_fault_s=40, fault_every_s=40, warmup_s=30, kill_amid_streams=2)
     doc = run_soak(plan, tmp_path)
     v = doc["verdicts"]
     print("SOAK-FIGURES", json.dumps({"totals": doc["totals"], "verdicts": v, "faults": doc["faults"],

@@ -14,6 +14,7 @@ import yaml
 from endpoint_picker.config import DEFAULT_SCORER_WEIGHTS
 
 from ..catalog.runtimes import RuntimePreset
+from ..config.autoscaling import flow_control_for
 from ..config.served_models import served_targets
 from .images import pull_policy
 
@@ -149,6 +150,10 @@ def picker_config(pool, server, preset: RuntimePreset, models: list) -> dict[str
                                   ("critical_overload_threshold", settings.critical_overload_threshold)) if v is not None}
     if overload:
         config["saturation"] = overload
+    flow = flow_control_for(pool, server)
+    if flow is not None:
+        config["flow_control"] = {"max_requests_per_priority": flow.max_queued_per_priority,
+                                  "ttl_s": flow.ttl_seconds, "no_endpoint_ttl_s": flow.no_endpoint_ttl_seconds}
     return config
 
 

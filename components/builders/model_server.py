@@ -24,6 +24,7 @@ from ..catalog.hardening import (
     server_user,
 )
 from ..catalog.runtimes import MODELS_DIR, OVMS_CONFIG_DIR, RuntimePreset, ovms_config, served_models
+from ..config.autoscaling import effective_autoscaling
 from .images import pull_policy
 from .pod_security import container_security_context, pod_security_context
 
@@ -299,7 +300,9 @@ def deployment(
         "kind": "Deployment",
         "metadata": {"name": server.name, "namespace": namespace, "labels": labels},
         "spec": {
-            "replicas": server.replicas,
+            # An autoscaled server's replica count belongs to its autoscaler (builders/autoscaling.py):
+            # left out, so `pulumi up` never resets it (a new Deployment starts with one pod).
+            **({} if effective_autoscaling(server) is not None else {"replicas": server.replicas}),
             "selector": {"matchLabels": labels},
             # Seed 004: the old config serves until the new one is ready. A rollout adds one new pod
             # (one more GPU node, scaled up by the autoscaler), removes an old one only once the new

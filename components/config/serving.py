@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ._base import Strict, dns_label
+from .autoscaling import FlowControlSettings, ServerAutoscaling
 from .external import ExternalModelConfig
 
 Name = Annotated[str, AfterValidator(dns_label)]
@@ -101,6 +102,11 @@ class ModelServerConfig(Strict):
     resources: ResourcesConfig = ResourcesConfig()
     drain: DrainConfig = DrainConfig()
     startup_timeout_seconds: int = Field(3600, ge=60)
+    autoscaling: ServerAutoscaling | None = None
+    """Replicas follow demand (components/config/autoscaling.py); `replicas` is then not set."""
+    scale_to_zero_enabled: bool = False
+    """Seed 002: no replica while idle; requests wait in the picker while one starts. Alone it
+    means autoscaling from 0 to `replicas` on the queue; with `autoscaling`, min_replicas must be 0."""
     gcs_bucket: str | None = None
     """Model weights bucket: creates a Workload Identity service account with read access."""
 
@@ -210,6 +216,9 @@ class PickerSettings(Strict):
     the picker's certificate)."""
     cpu: str = "2"
     memory: str = "2Gi"
+    flow_control: FlowControlSettings | None = None
+    """Requests wait in the picker instead of being refused at saturation or while no replica is
+    ready. Default: on for a pool whose model server scales to zero, else off."""
 
 
 class BackendPolicyConfig(Strict):

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from ..catalog.machines import KNOWN_H100_ZONES
 from ..catalog.names import dns_name, node_service_account_id
 from ._base import ConfigError, Strict, describe_validation_error, dns_label
+from .autoscaling import KedaSettings, autoscaling_rules
 from .existing_cluster import existing_cluster_rules
 from .external import PROVIDER_KEYS, external_rules
 from .infra import (
@@ -61,6 +62,8 @@ class StackConfig(Strict):
     gateways: list[GatewayConfig] = []
     model_armor: ModelArmorConfig | None = None
     observability: ObservabilityConfig = ObservabilityConfig()
+    keda: KedaSettings = KedaSettings()
+    """The cluster's KEDA, which runs model-server autoscaling (components/config/autoscaling.py)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -246,6 +249,7 @@ def _rules(cfg: StackConfig) -> list[str]:
                     path = f"gateways[{i}].routes[{j}]." + ("pool" if r.pool else f"backends[{k}].pool")
                     add(f"{path}: {pool_name!r} is not an inference pool; use one of {', '.join(pools) or '(none defined)'}")
     problems.extend(external_rules(cfg))  # seed 004's external models and their pools (external.py)
+    problems.extend(autoscaling_rules(cfg))  # autoscaling, scale to zero, flow control (autoscaling.py)
     if not problems:
         problems.extend(gateway_rules(cfg))  # routes and Model Armor wiring (routing.py)
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from endpoint_picker.envoy_bootstrap import ext_proc_filter, override_host_lb_policy, picker_cluster
+from endpoint_picker.envoy_bootstrap import ext_proc_filter, held_message_timeout_s, override_host_lb_policy, picker_cluster
 
 from . import edge
 from .plan import Listener, LocalPlan, RouteEntry
@@ -242,7 +242,9 @@ def listener(lst: Listener, plan: LocalPlan, xds_dir: Path, address: str,
         req_mode, resp_mode = pool.ext_proc_modes()
         f = ext_proc_filter(picker_cluster_name(pool.name), failure_mode_allow=pool.fail_open,
                             message_timeout_s=pool.message_timeout_s,
-                            request_body_mode=req_mode, response_body_mode=resp_mode, name=ext_proc_name(pool.name))
+                            request_body_mode=req_mode, response_body_mode=resp_mode, name=ext_proc_name(pool.name),
+                            # flow control: a held request's answer may come as late as its queue TTL
+                            max_message_timeout_s=held_message_timeout_s(pool.picker_config.get("flow_control")))
         f["disabled"] = True  # enabled per route for the routes that reach this pool
         filters.append(f)
     filters.append({"name": OBSERVE, "typed_config": {

@@ -30,7 +30,8 @@ DEFAULT_MESSAGE_TIMEOUT_S = 1.0  # without the pool annotation: GKE's own callou
 
 # Objects a local run uses (or that only configure the cluster itself) → not listed as skipped.
 _USED_KINDS = {"Gateway", "HTTPRoute", "InferencePool", "InferenceObjective", "InferenceModelRewrite",
-               "GCPBackendPolicy", "Deployment", "ConfigMap"}
+               "GCPBackendPolicy", "Deployment", "ConfigMap",
+               "ScaledObject"}  # KEDA's: its policy runs on the replica processes (autoscaler.py)
 # Kinds that have no local meaning: why they are skipped.
 _SKIP_REASONS = {
     "GCPTrafficExtension": "Model Armor / traffic extension runs in Google's load balancer (cloud-only)",
@@ -39,6 +40,8 @@ _SKIP_REASONS = {
                          "each replica's readinessProbe and the picker scrapes /metrics",
     "GCPGatewayPolicy": "load-balancer policy (cloud-only)",
     "PodMonitoring": "Managed Prometheus (cloud-only); scrape /metrics on each replica directly",
+    "TriggerAuthentication": "KEDA's access to Managed Prometheus (cloud-only); locally the autoscaler reads "
+                             "the replicas' and pickers' /metrics",
     "CustomResourceDefinition": "no API server locally; the pickers read the objects from files",
     "ServiceAccount": "Kubernetes RBAC and credentials: no API server locally",
     "Secret": "Kubernetes RBAC and credentials: no API server locally",

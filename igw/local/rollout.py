@@ -46,6 +46,7 @@ def reload(sup: Supervisor) -> None:
         new = build_plan(load_manifests(source), port=int(req.get("port", sup.o.port)),
                          address_base=sup.o.address_base)
         keep_addresses(new, sup)
+        sup.autoscaler.adopt(new)  # autoscaled Deployments keep their running count and pod slots
         new.skipped += cloud_resources(source.resolve().parent / "resources.json")
         if req.get("time_scale") is not None and float(req["time_scale"]) != sup.o.time_scale:
             sup.o.time_scale = float(req["time_scale"])

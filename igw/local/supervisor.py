@@ -28,6 +28,7 @@ import httpx
 import yaml
 from endpoint_picker.envoy_bootstrap import envoy_binary
 
+from .autoscaler import LocalAutoscaler
 from .envoy import EnvoyFiles, listener_name
 from .pickers import endpoints_file, start_group, wait_group_ready
 from .plan import LocalPlan, build_plan, cloud_resources, load_manifests
@@ -85,6 +86,7 @@ class Supervisor:
         self.replicas = replica_launcher(self.http, opts.time_scale, opts.upstream_sim, opts.replicas)
         self.started_at = time.time()
         self.watchdog = PickerWatchdog(progress)
+        self.autoscaler = LocalAutoscaler(self)  # the rendered ScaledObjects' policy (autoscaler.py)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -111,13 +113,14 @@ class Supervisor:
             "warnings": plan.warnings if plan else [],
             "replica_kind": self.replicas.kind,
             "upstream_sim": self.o.upstream_sim,
+            "autoscaling": self.autoscaler.state(),
         }
 
     def save(self) -> None:
         write_state(self.dir, self.state())
 
     def all_procs(self) -> list[Proc]:
-        return (list(self.sims.values()) + self.picker_procs() + self.retiring
+        return (list(self.sims.values()) + self.picker_procs() + self.retiring + self.autoscaler.procs()
                 + ([self.envoy] if self.envoy else []))
 
     def picker_procs(self) -> list[Proc]:
@@ -262,6 +265,7 @@ class Supervisor:
         self.save()
         t0 = time.monotonic()
         plan = build_plan(load_manifests(manifests), port=self.o.port, address_base=self.o.address_base)
+        self.autoscaler.adopt(plan)  # autoscaled Deployments start at their min_replicas
         self._check_ports(plan)
         plan.skipped += cloud_resources(manifests.resolve().parent / "resources.json")
         self.plan = plan
@@ -364,6 +368,7 @@ class Supervisor:
             specs = {name: pool.picker for name, pool in self.plan.pools.items()}
             changed |= self.watchdog.step(now, [(p, specs[pool]) for pool, group in self.pickers.items()
                                                 if pool in specs for p in group])
+            changed |= self.autoscaler.step(now)
             if changed:
                 self.publish_endpoints()
                 self.save()
@@ -384,6 +389,7 @@ class Supervisor:
         except OSError:
             pass
         self.watchdog.close()
+        self.autoscaler.close()
         for group in ([self.envoy] if self.envoy else [], self.picker_procs() + self.retiring,
                       list(self.sims.values())):
             for p in group:

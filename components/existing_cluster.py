@@ -13,6 +13,7 @@ import pulumi
 from .config import StackConfig
 from .gcp_infrastructure import GcpInfrastructure
 from .model_armor import ModelArmor, ModelArmorArgs
+from .egress_identities import EgressIdentities, EgressIdentitiesArgs
 from .picker_image import PickerImage, PickerImageArgs
 from .secrets import StackSecrets
 
@@ -59,4 +60,7 @@ def build_existing_cluster(name: str, cfg: StackConfig, child: pulumi.ResourceOp
         model_armor_templates=armor.templates if armor is not None else {},
         cluster_ready=[],
         exports={"clusterName": cfg.cluster.name, "pickerImage": picker.ref},
+        # External models' Secret Manager readers (the cluster must run GKE's Secret Manager add-on).
+        egress_identities=EgressIdentities(f"{name}-egress-identities", EgressIdentitiesArgs(config=cfg), opts=child)
+        if any(m.external is not None and m.external.secret.kind == "secret-manager" for m in cfg.models) else None,
     )

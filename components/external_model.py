@@ -2,8 +2,8 @@
 
 Creates, from builders/egress_proxy.py and builders/external_model.py: the proxy's ConfigMap
 (Envoy config), the provider key (a Kubernetes Secret from the Pulumi secret ``providerKeys``,
-or a SecretProviderClass for a Secret Manager version with a Workload Identity service account
-allowed to read that one secret), the ServiceAccount, the Deployment, a PodDisruptionBudget,
+or a SecretProviderClass for a Secret Manager version, mounted with the Workload Identity that
+components/egress_identities.py set up), the ServiceAccount, the Deployment, a PodDisruptionBudget,
 the NetworkPolicy and FQDNNetworkPolicy (egress to the provider's host only) and the model
 rewrite (endpoint name -> the provider's model name). The InferencePool and its picker are
 created by Serving like any pool's.
@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from .builders import egress_proxy as proxy
 from .builders import external_model as b
 from .config.external import PROVIDER_KEYS, SecretRef
 from .config.serving import ServedModelConfig
-from .model_server import gsa_account_id
 from .secrets import StackSecrets
 
 
@@ -38,6 +36,8 @@ class ExternalModelArgs:
     secrets: StackSecrets
     routing_deps: list[pulumi.Resource] = field(default_factory=list)
     """What the model rewrite needs first (the llm-d CRDs, the InferencePool)."""
+    gsa_email: pulumi.Input[str] | None = None
+    """A Secret Manager key: the proxy's Google service account (components/egress_identities.py)."""
 
 
 def provider_key(raw: Any, ref: SecretRef, path: str) -> str:
@@ -86,24 +86,12 @@ class ExternalModel(pulumi.ComponentResource):
             deps.append(k8s.core.v1.Secret(f"{egress}-key", metadata=sec["metadata"], type=sec["type"],
                                            string_data=sec["stringData"], opts=child))
         else:
-            # Workload Identity: a service account that may read this one secret, nothing else.
-            self.gsa = gcp.serviceaccount.Account(
-                f"{egress}-gsa", account_id=gsa_account_id(egress), project=args.project,
-                display_name=f"Egress proxy {egress} (reads {ref.secret})", opts=child)
-            member = self.gsa.email.apply(lambda e: f"serviceAccount:{e}")
-            if ref.location:
-                gcp.secretmanager.RegionalSecretIamMember(
-                    f"{egress}-secret-reader", project=ref.project, location=ref.location, secret_id=ref.secret,
-                    role="roles/secretmanager.secretAccessor", member=member, opts=child)
-            else:
-                gcp.secretmanager.SecretIamMember(
-                    f"{egress}-secret-reader", project=ref.project, secret_id=ref.secret,
-                    role="roles/secretmanager.secretAccessor", member=member, opts=child)
-            deps.append(gcp.serviceaccount.IAMMember(
-                f"{egress}-workload-identity", service_account_id=self.gsa.name, role="roles/iam.workloadIdentityUser",
-                member=f"serviceAccount:{args.project}.svc.id.goog[{ns}/{egress}]", opts=child))
+            # GKE's Secret Manager add-on mounts the version with the pod's Workload Identity
+            # (the service account EgressIdentities made for this proxy, a GCP component).
+            if args.gsa_email is None:
+                raise pulumi.RunError(f"{path}: a Secret Manager key needs the proxy's identity (EgressIdentities)")
             deps.append(_cr(f"{egress}-key", b.secret_provider_class(pool, ns, ref.resource), child))
-            gsa_email = self.gsa.email
+            gsa_email = args.gsa_email
         sa = b.service_account(pool, ns, gsa_email)
         deps.append(k8s.core.v1.ServiceAccount(f"{egress}-sa", metadata=sa["metadata"],
                                                automount_service_account_token=False, opts=child))

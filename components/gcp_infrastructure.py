@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 
 from .apis import Apis, ApisArgs
+from .egress_identities import EgressIdentities, EgressIdentitiesArgs
 from .config import StackConfig
 from .gke_cluster import GkeCluster, GkeClusterArgs
 from .gpu_node_pool import GpuNodePool, GpuNodePoolArgs
@@ -44,6 +45,8 @@ class GcpInfrastructure:
     exports: dict[str, Any] = field(default_factory=dict)
     kubeconfig_context: str | None = None
     """The kubeconfig context to use (existing clusters); None: its current-context."""
+    egress_identities: EgressIdentities | None = None
+    """External models' Secret Manager readers (emails by pool, Workload Identity bindings)."""
 
 
 def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.ResourceOptions) -> GcpInfrastructure:
@@ -95,6 +98,11 @@ def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.Resource
         )
         templates = armor.templates
 
+    identities = None
+    if secret_manager:
+        identities = EgressIdentities(f"{name}-egress-identities",
+                                      EgressIdentitiesArgs(config=cfg, depends_on=after("iam", "secretmanager")), opts=child)
+
     exports: dict[str, Any] = {
         "clusterEndpoint": cluster.endpoint,
         "clusterLocation": cluster.location,
@@ -115,4 +123,5 @@ def build_gcp_infrastructure(name: str, cfg: StackConfig, child: pulumi.Resource
         # The gateways' load balancers and service extensions need the networkservices API.
         cluster_ready=[*cluster.ready, *(p.node_pool for p in pools), *after("networkservices")],
         exports=exports,
+        egress_identities=identities,
     )

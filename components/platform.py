@@ -70,7 +70,8 @@ class InferencePlatform(pulumi.ComponentResource):
         self._exports.update({"namespace": self.namespace.name, "podSecurity": self.namespace.level})
 
         # Model servers, InferencePools with their pickers, routing objects, CRDs.
-        self.serving = Serving(f"{name}-serving", config, self.gcp.picker_image, opts=k8s_opts, secrets=secrets)
+        self.serving = Serving(f"{name}-serving", config, self.gcp.picker_image, opts=k8s_opts, secrets=secrets,
+                               egress_identities=self.gcp.egress_identities)
         self._exports.update(self.serving.exports())
         self.network_policies = NetworkPolicies(
             f"{name}-network-policies",

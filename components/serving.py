@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .autoscaling import Autoscaling, AutoscalingArgs, autoscaled_servers
 from .builders import crds as crd_builders
 from .builders.inference_pool import GRPC_PORT, POOL_GROUP
 from .builders.model_server import hf_token_secret
@@ -55,7 +56,8 @@ class PoolEndpoint:
 
 class Serving(pulumi.ComponentResource):
     def __init__(self, name: str, config: StackConfig, picker_image: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None,
-                 secrets: StackSecrets | None = None):
+                 secrets: StackSecrets | None = None, egress_identities=None):
+        """``egress_identities``: components/egress_identities.py (external models' Secret Manager readers)."""
         super().__init__("inference-gateway:serving:Serving", name, None, opts)
         secrets = secrets if secrets is not None else StackSecrets.from_config()
         ns = config.namespace
@@ -114,6 +116,15 @@ class Serving(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=hf_deps),
             )
 
+        # -- autoscaling: KEDA ScaledObjects for autoscaled servers (autoscaling.py) -------------------
+        self.autoscaling = None
+        if autoscaled_servers(config):
+            self.autoscaling = Autoscaling(
+                f"{name}-autoscaling",
+                AutoscalingArgs(stack=config, deployments={k: v.deployment for k, v in self.model_servers.items()}),
+                opts=child,
+            )
+
         # -- pools, pickers, routing objects ----------------------------------------------------------
         api_keys = secrets.get("apiKeys") if any(p.picker.api_keys for p in config.pools) else None
         self.pools: dict[str, PoolEndpoint] = {}
@@ -141,8 +152,9 @@ class Serving(pulumi.ComponentResource):
                     egress_name(pool.name),
                     ExternalModelArgs(model=models[0], index=config.models.index(models[0]), namespace=ns,
                                       project=config.project, proxy_cidrs=[p.cidr for p in config.proxy_only_subnets],
-                                      secrets=secrets, routing_deps=[*llmd_crds, ip.pool]),
-                    opts=child,
+                                      secrets=secrets, routing_deps=[*llmd_crds, ip.pool],
+                                      gsa_email=egress_identities.emails.get(pool.name) if egress_identities else None),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=egress_identities.ready if egress_identities else []),
                 )
             self.routing[pool.name] = ModelRouting(
                 f"{pool.name}-models",

@@ -104,7 +104,7 @@ def deployment(model, namespace: str, config_digest: str) -> dict[str, Any]:
         "name": "egress",
         "image": EGRESS_IMAGE,
         "imagePullPolicy": pull_policy(EGRESS_IMAGE),
-        "args": ["-c", f"{proxy.CONFIG_DIR}/{proxy.ENVOY_FILE}", "--log-level", "warning"],
+        "args": ["-c", f"{proxy.CONFIG_DIR}/{proxy.ENVOY_FILE}", "--log-level", "warning", "--disable-hot-restart"],
         "ports": [{"name": "http", "containerPort": EGRESS_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
         "livenessProbe": {**probe, "periodSeconds": 5, "failureThreshold": 3},

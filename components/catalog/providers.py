@@ -112,7 +112,7 @@ def egress_preset(task: str) -> RuntimePreset:
         name="external",
         image=EGRESS_IMAGE,
         command=None,
-        args=["-c", "/etc/envoy/envoy.yaml", "--log-level", "warning"],
+        args=["-c", "/etc/envoy/envoy.yaml", "--log-level", "warning", "--disable-hot-restart"],
         port=EGRESS_PORT,
         grpc_port=None,
         health_path=HEALTH_PATH,

@@ -153,7 +153,8 @@ def external_rules(cfg: StackConfig) -> list[str]:
                 k = external_by_pool[m.pool]
                 add(f"models[{i}].pool: {m.pool!r} already serves the external model of models[{k}]; an endpoint with an "
                     "external model has exactly one served entity: give each external model a pool of its own")
-        external_by_pool.setdefault(m.pool, i)
+            else:
+                external_by_pool[m.pool] = i
     for i, m in enumerate(cfg.models):
         k = external_by_pool.get(m.pool)
         if m.external is None and k is not None:

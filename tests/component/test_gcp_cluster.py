@@ -15,6 +15,8 @@ EXPECTED = {
     "local": {"project": "igw-local-dev", "name": "igw-local-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
     "local-vllm": {"project": "igw-local-dev", "name": "igw-local-vllm-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
     "runtimes": {"project": "igw-runtimes-dev", "name": "igw-rt-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
+    "external": {"project": "igw-external-dev", "name": "igw-ext-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
+    "scale-to-zero": {"project": "igw-local-dev", "name": "igw-s2z-gke", "version": "1.32.3", "channel": "REGULAR", "private": False, "protected": False},
 }
 
 
@@ -65,7 +67,7 @@ def test_system_pool(created_cluster_stack):
 
 
 def test_node_service_account_is_least_privilege(created_cluster_stack):
-    (sa,) = created_cluster_stack.of_type("gcp:serviceaccount/account:Account")
+    (sa,) = [a for a in created_cluster_stack.of_type("gcp:serviceaccount/account:Account") if a.inputs["accountId"].endswith("-nodes")]
     email = f"{sa.inputs['accountId']}@{sa.inputs['project']}.iam.gserviceaccount.com"
     roles = {
         m.inputs["role"]

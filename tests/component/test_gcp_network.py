@@ -11,7 +11,7 @@ SUBNET = "gcp:compute/subnetwork:Subnetwork"
 ROUTER = "gcp:compute/router:Router"
 NAT = "gcp:compute/routerNat:RouterNat"
 
-PRIVATE_NODES = {"dev": False, "prod": True, "local": False, "local-vllm": False, "runtimes": False}
+PRIVATE_NODES = {"dev": False, "prod": True, "local": False, "local-vllm": False, "runtimes": False, "external": False, "scale-to-zero": False}
 
 
 def node_subnet(synth):

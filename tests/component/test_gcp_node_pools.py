@@ -55,8 +55,22 @@ EXPECTED = {
             "affinity": {"consumeReservationType": "NO_RESERVATION"}, "auto_repair": True,
         },
     },
+    "external": {
+        "gpu-h100x1-a3h1-spot": {
+            "machine": "a3-highgpu-1g", "gpus": 1, "ssds": 2, "spot": True,
+            "autoscaling": {"locationPolicy": "ANY", "totalMinNodeCount": 0, "totalMaxNodeCount": 2},
+            "affinity": {"consumeReservationType": "NO_RESERVATION"}, "auto_repair": True,
+        },
+    },
+    "scale-to-zero": {
+        "gpu-h100x1-a3h1-spot": {
+            "machine": "a3-highgpu-1g", "gpus": 1, "ssds": 2, "spot": True,
+            "autoscaling": {"locationPolicy": "ANY", "totalMinNodeCount": 0, "totalMaxNodeCount": 4},
+            "affinity": {"consumeReservationType": "NO_RESERVATION"}, "auto_repair": True,
+        },
+    },
 }
-ZONES = {"dev": ["us-central1-a", "us-central1-c"], "prod": ["us-central1-a", "us-central1-c"], "local": ["us-central1-a"], "local-vllm": ["us-central1-a"], "runtimes": ["us-central1-a"]}
+ZONES = {"dev": ["us-central1-a", "us-central1-c"], "prod": ["us-central1-a", "us-central1-c"], "local": ["us-central1-a"], "local-vllm": ["us-central1-a"], "runtimes": ["us-central1-a"], "external": ["us-central1-a"], "scale-to-zero": ["us-central1-a"]}
 
 
 def gpu_pools(synth):

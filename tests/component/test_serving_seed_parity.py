@@ -302,6 +302,9 @@ DEPLOYMENT_IMPROVEMENTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "HF token mounted as a file (HF_TOKEN_PATH) from the Secret <name_prefix>-hf-token, created by the stack": _token_as_file,
     "hardened: non-root UID 10001, read-only root filesystem, no privilege escalation, no capabilities, "
     "RuntimeDefault seccomp; HOME, caches and /tmp on emptyDirs": _hardened,
+    "rolling updates surge one pod and never remove a serving one first (maxSurge 1, maxUnavailable 0)": lambda d: d["spec"].update(
+        strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    ),
 }
 
 

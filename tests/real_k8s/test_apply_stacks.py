@@ -16,6 +16,7 @@ from igw.engine import SECRET
 from igw.kube import ApiError, KubeClient, until
 from igw.stackfile import available_stacks
 
+from .gke_standins import gke_standin_crds
 from .manifests import install_crds, namespaces_used, stack_manifests, upstream_crds
 
 FIELD_MANAGER = "inference-gateway"
@@ -87,7 +88,7 @@ def gke_crds(admin: KubeClient) -> list[str]:
     cluster has them. CRDs a render carries are applied by the render."""
     rendered = {o["metadata"]["name"] for s in available_stacks() for o in stack_manifests(s)
                 if o["kind"] == "CustomResourceDefinition"}
-    return install_crds(admin, [c for c in upstream_crds() if c["metadata"]["name"] not in rendered],
+    return install_crds(admin, [c for c in [*upstream_crds(), *gke_standin_crds()] if c["metadata"]["name"] not in rendered],
                         field_manager=GKE_FIELD_MANAGER)
 
 

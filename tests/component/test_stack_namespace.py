@@ -3,8 +3,12 @@ other Kubernetes object depends on it and lives in it, and adopting one creates 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
+from components.builders.pod_security import restricted_violations
+from igw.stackfile import read_stack
 from tests.conftest import STACKS, render_with, rendered
 
 NAMESPACE = "kubernetes:core/v1:Namespace"
@@ -42,3 +46,21 @@ def test_an_adopted_namespace_is_neither_created_nor_waited_for():
     deployment = synthesis.one("kubernetes:apps/v1:Deployment", "vllm-llama3-8b-instruct")
     assert deployment.inputs["metadata"]["namespace"] == "serving"
     assert synthesis.outputs["namespace"] == "serving"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_pod_meets_the_restricted_profile_its_namespace_enforces(stack):
+    pods = {r.urn: r.inputs["spec"]["template"]["spec"] for r in rendered(stack).of_type("kubernetes:apps/v1:Deployment")}
+    assert pods
+    assert {urn: restricted_violations(pod) for urn, pod in pods.items()} == {urn: [] for urn in pods}
+
+
+def test_a_root_model_server_is_named_and_lowers_the_namespace_to_baseline():
+    servers = copy.deepcopy(read_stack("dev")["inference-gateway:model_servers"])
+    servers[0]["runtime_overrides"] = {"run_as_user": 0}
+    synthesis = render_with("dev", model_servers=servers)
+    meta = synthesis.one(NAMESPACE).inputs["metadata"]
+    assert meta["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert meta["annotations"] == {"inference-gateway.dev/pod-security-reason":
+                                   "model server vllm-llama3-8b-instruct: runtime_overrides.run_as_user is 0 (the image needs root)"}
+    assert synthesis.outputs["podSecurity"] == "baseline"

@@ -176,10 +176,33 @@ class Serving(pulumi.ComponentResource):
                 served_models=tuple(m.name for m in models),
                 resource=ip.pool,
             )
+        self._endpoints = self._endpoint_outputs(config)
         self.register_outputs({"pools": list(self.pools), "pickerServices": {k: v.picker_service for k, v in self.pools.items()}})
 
     def exports(self) -> dict:
         return {
             "inferencePools": list(self.pools),
             "pickerServices": {k: v.picker_service for k, v in self.pools.items()},
+            "endpoints": self._endpoints,
         }
+
+    def _endpoint_outputs(self, config: StackConfig) -> dict:
+        """Seed 004's endpoint view at deploy time: per served model its kind, pool, tags, served
+        entities and ``state.ready`` from its pool's Deployment once Pulumi waited for it (READY
+        when a pod is ready). `igw status --stack S` reads the live state."""
+        out = {}
+        for m in config.models:
+            pool = config.pool(m.pool)
+            dep = (self.external_models[m.pool].deployment if pool.model_server is None
+                   else self.model_servers[pool.model_server].deployment)
+            ready = dep.status.apply(lambda st: "READY" if st is not None and (st.ready_replicas or 0) >= 1 else "NOT_READY")
+            entry: dict = {"kind": "external" if m.external else "self-hosted", "pool": m.pool, "criticality": m.criticality,
+                           "tags": dict(m.tags), "state": {"ready": ready}}
+            if m.external is not None:
+                entry["externalModel"] = {"provider": m.external.provider, "name": m.external.name,
+                                          "task": m.external.task, "apiBase": m.external.base_url}
+            else:
+                entry["servedEntities"] = [{"name": t.name or t.model, "entityName": t.model, "trafficPercentage": t.weight}
+                                           for t in m.targets] or [{"name": m.name, "entityName": m.name, "trafficPercentage": 100}]
+            out[m.name] = entry
+        return out

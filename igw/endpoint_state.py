@@ -186,6 +186,12 @@ def specs_from_objects(objects: list[dict[str, Any]]) -> tuple[list[EndpointSpec
     return sorted(endpoints, key=lambda e: e.name), pools
 
 
+def endpoint_kinds(objects: list[dict[str, Any]]) -> dict[str, str]:
+    """Endpoint name -> ``external`` / ``self-hosted`` (seed 004's conversion rule compares them)."""
+    endpoints, _ = specs_from_objects(objects)
+    return {e.name: "external" if any(s.external_model for s in e.served_entities) else "self-hosted" for e in endpoints}
+
+
 def entity_deployment(h: PoolHealth | None) -> tuple[str, str]:
     if h is None:
         return DEPLOYMENT_CREATING, "no pods found for the pool"

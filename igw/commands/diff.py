@@ -30,10 +30,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     text = to_markdown(d, title=args.title or f"igw diff: {args.base} → {args.head}", max_fields=args.max_fields or MAX_FIELDS)
+    refused = conversions(args.base, args.head)
+    if refused:
+        head = "**Refused** (seed 004: an endpoint cannot be converted to or from an external model):\n\n"
+        text = head + "".join(f"- {line}\n" for line in refused) + "\n" + text
+        print("error: " + head.strip("*\n :").replace("**", "") + "\n" + "\n".join(f"  {line}" for line in refused), file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
         print(f"Wrote {args.out} ({len(d.added)} to add, {len(d.changed)} to change, {len(d.removed)} to delete)")
     else:
         sys.stdout.write(text)
-    return 0
+    return 1 if refused else 0
+
+
+def conversions(base: Path, head: Path) -> list[str]:
+    """Endpoints the head render converts to or from an external model (the PR gate before
+    `pulumi up`; locally `igw up` refuses the same)."""
+    from components.config.external import conversion_problems
+
+    from ..endpoint_state import endpoint_kinds
+    from ..local.plan import load_manifests
+
+    if not (base / "manifests").is_dir() or not (head / "manifests").is_dir():
+        return []
+    return conversion_problems(endpoint_kinds(load_manifests(base / "manifests")), endpoint_kinds(load_manifests(head / "manifests")))

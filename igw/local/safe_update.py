@@ -21,7 +21,7 @@ import yaml
 
 from components.config.external import conversion_problems
 
-from ..endpoint_state import specs_from_objects
+from ..endpoint_state import endpoint_kinds
 from .plan import load_manifests
 from .state import alive, read_state
 from .supervisor import CANCEL_SIGNAL, RELOAD_SIGNAL
@@ -30,18 +30,12 @@ from .update_lock import UpdateLock, holder, last_good, read_outcome, record_out
 Out = Callable[[str], None]
 
 
-def endpoint_kinds(manifests: Path) -> dict[str, str]:
-    """Endpoint name -> external | self-hosted, from a render."""
-    endpoints, _ = specs_from_objects(load_manifests(manifests))
-    return {e.name: "external" if any(s.external_model for s in e.served_entities) else "self-hosted" for e in endpoints}
-
-
 def conversions(state_dir: Path, manifests: Path, paths: dict[str, str] | None) -> list[str]:
     """Seed 004's rule against the last good config of the running stack."""
     good = last_good(state_dir)
     if good is None:
         return []
-    return conversion_problems(endpoint_kinds(good[0]), endpoint_kinds(manifests), paths)
+    return conversion_problems(endpoint_kinds(load_manifests(good[0])), endpoint_kinds(load_manifests(manifests)), paths)
 
 
 def _request(state_dir: Path, pid: int, manifests: Path, port: int | None, time_scale: float | None) -> None:

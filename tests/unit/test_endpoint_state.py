@@ -137,3 +137,21 @@ def test_last_good_is_replaced_whole(tmp_path: Path):
     save_last_good(state, b, 4)
     manifests, generation = last_good(state)
     assert (sorted(p.name for p in manifests.iterdir()), generation) == (["two.yaml"], 4)
+
+
+def test_igw_diff_refuses_a_conversion(tmp_path: Path):
+    """The PR gate before `pulumi up`: a head render whose endpoint changed kind is refused."""
+    import yaml
+
+    from igw.commands.diff import conversions
+
+    egress = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "pool-egress"},
+              "spec": {"template": {"metadata": {"labels": LABELS, "annotations": {
+                  "inference-gateway.dev/runtime": "external", "inference-gateway.dev/models": "gpt-4o"}}}}}
+    for name, objs in (("base", [*objects(), egress]), ("head", objects())):
+        (tmp_path / name / "manifests").mkdir(parents=True)
+        (tmp_path / name / "manifests" / "all.yaml").write_text(yaml.safe_dump_all(objs))
+    assert conversions(tmp_path / "base", tmp_path / "head") == [
+        "models[name=multi-model]: endpoint 'multi-model' is an external endpoint and cannot be converted to a self-hosted "
+        "model; create a new endpoint under another name (and remove this one)"]
+    assert conversions(tmp_path / "head", tmp_path / "head") == []

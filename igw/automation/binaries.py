@@ -10,6 +10,9 @@
   Python SDK in our env asks for, is refused); PULUMI_KUBERNETES_LABEL is the version we stamp
   into it: the 4.24 line that pseudo-version's `sdk/v4` requirement names, plus its date.
 
+It also installs the Node.js consumer's packages (`npm ci`) into `$IGW_CACHE_DIR/npm/
+pulumi-nodejs-<version>/`.
+
 The engine is told to use that plugin whatever version the SDK asks for through a project
 plugin entry (`plugins.providers` in the workspace's Pulumi.yaml, see workspace.py): a path
 with no version matches every requested version, without touching $PATH or the plugin cache.
@@ -26,6 +29,9 @@ from igw.kube.binaries import cache_dir
 PULUMI_VERSION = "v3.274.1"
 PULUMI_KUBERNETES_MODULE_VERSION = "v4.0.0-20260115033456-f47bc2d6f199"
 PULUMI_KUBERNETES_LABEL = "4.24.0-dev.20260115"
+PULUMI_NODEJS_VERSION = "3.270.0"
+"""@pulumi/pulumi for the Node.js consumer test (tests/real_engine/node_consumer, its lock file);
+npm has no 3.274.x, and 3.270.0's Automation API drives the 3.274.1 CLI."""
 SETUP_COMMAND = ".ci/build-pulumi"
 
 
@@ -36,6 +42,11 @@ class MissingPulumi(RuntimeError):
 def pulumi_root(version: str = PULUMI_VERSION) -> Path:
     """The folder holding `bin/pulumi` (PulumiCommand's root)."""
     return cache_dir() / "bin" / f"pulumi-{version}"
+
+
+def node_modules_dir(version: str = PULUMI_NODEJS_VERSION) -> Path:
+    """node_modules of the Node.js consumer (`npm ci` of its lock file, by .ci/build-pulumi)."""
+    return cache_dir() / "npm" / f"pulumi-nodejs-{version}" / "node_modules"
 
 
 def kubernetes_plugin_dir(label: str = PULUMI_KUBERNETES_LABEL) -> Path:

@@ -72,6 +72,20 @@ def inline_program(*, skip_await: bool, program: Callable[[], None] | None = Non
     return inline
 
 
+def write_project(workdir: Path, plugins: Mapping[str, Path]) -> None:
+    """The work dir's Pulumi.yaml (project `inference-gateway`, a `file://` backend in
+    `workdir/state`, `plugins` as project plugins) and the state folder. A project plugin with a
+    path and no version serves every version the SDK requests."""
+    (workdir / "state").mkdir(parents=True, exist_ok=True)
+    project = {
+        "name": PROJECT,
+        "runtime": "python",
+        "backend": {"url": f"file://{workdir / 'state'}"},
+        "plugins": {"providers": [{"name": name, "path": str(path)} for name, path in plugins.items()]},
+    }
+    (workdir / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+
+
 def _encrypted(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"}
 
@@ -89,9 +103,7 @@ class EngineStack:
         self.binaries = binaries or find_pulumi()
         self.plugins = {"kubernetes": self.binaries.kubernetes_plugin_dir, **(plugins or {})}
         self.passphrase = token.token_urlsafe(24)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "state").mkdir(exist_ok=True)
-        (self.workdir / "Pulumi.yaml").write_text(yaml.safe_dump(self._project(), sort_keys=False))
+        write_project(self.workdir, self.plugins)
         self.env = {
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
@@ -111,15 +123,6 @@ class EngineStack:
             ),
         )
         self.set_config(config, secrets or {})
-
-    def _project(self) -> dict[str, Any]:
-        return {
-            "name": PROJECT,
-            "runtime": "python",
-            "backend": {"url": f"file://{self.workdir / 'state'}"},
-            # A project plugin with a path and no version serves every version the SDK requests.
-            "plugins": {"providers": [{"name": name, "path": str(path)} for name, path in self.plugins.items()]},
-        }
 
     @property
     def stack_file(self) -> Path:

@@ -198,13 +198,15 @@ class LocalAutoscaler:
 
     # ------------------------------------------------------------------ the loop
     def step(self, now: float) -> bool:
-        """Apply finished readings, start new ones, finish drains. True when pods changed."""
+        """Apply finished readings, start new ones, finish drains. True when pods or the readings
+        changed (the supervisor then republishes endpoints and saves its state)."""
         changed = False
         for dep, sc in self.scalers.items():
             changed |= self._ready_replicas(sc, now)
             if sc.reading is not None and sc.reading.done():
                 reading, sc.reading = sc.reading.result(), None
-                changed |= self._apply(dep, sc, reading, now)
+                self._apply(dep, sc, reading, now)
+                changed = True  # state.json shows each reading (publishing unchanged pods rewrites nothing)
             if sc.reading is None and now >= sc.next_poll:
                 sc.next_poll = now + sc.policy.polling_interval
                 sc.reading = self.pool.submit(self._read, sc, now)

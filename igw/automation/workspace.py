@@ -31,13 +31,12 @@ import pulumi
 import yaml
 from pulumi import automation as auto
 
+from components.config import PROJECT
+
 from .binaries import PulumiBinaries, find_pulumi
 from .changes import StepChange, step_changes
 
-PROJECT = "inference-gateway"
 SKIP_AWAIT = "pulumi.com/skipAwait"
-
-
 WAITS_FOR_PODS = frozenset({
     "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet",
     "kubernetes:batch/v1:Job", "kubernetes:core/v1:Pod", "kubernetes:core/v1:Service",
@@ -108,7 +107,6 @@ class EngineStack:
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
         }
         self.stack = auto.create_or_select_stack(
             stack_name=stack,
@@ -166,7 +164,3 @@ class EngineStack:
                              env={**os.environ, **self.env, "PULUMI_HOME": str(self.workdir / "pulumi-home")},
                              capture_output=True, text=True, check=True, timeout=120)
         return json.loads(out.stdout)["deployment"]
-
-    def remove(self) -> None:
-        """Remove the stack and its history from the backend (after destroy)."""
-        self.stack.workspace.remove_stack(self.name)

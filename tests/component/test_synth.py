@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from igw.engine import SECRET, run_program
+from igw.stackfile import available_stacks
 from igw.synth import write_outputs
 from igw.stackfile import STACKS_DIR, read_stack
 
@@ -103,7 +104,8 @@ def test_validate_checks_config_only(broken_stacks):
 def test_unknown_stack_lists_known_stacks():
     result = igw("validate", "--stack", "nope")
     assert result.returncode == 1
-    assert "known stacks: byo, dev, local, prod" in result.stderr
+    assert f"no file stacks/Pulumi.nope.yaml; known stacks: {', '.join(available_stacks())}" in result.stderr
+    assert "dev" in available_stacks() and "prod" in available_stacks()
 
 
 def test_program_itself_refuses_bad_config_before_any_resource():

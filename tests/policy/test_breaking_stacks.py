@@ -7,6 +7,7 @@ import copy
 from typing import Any, Callable
 
 import pytest
+import yaml
 
 from igw.policy_checks import check_stack, format_report, resources_of
 from tests.conftest import rendered
@@ -86,6 +87,31 @@ def only_picker(change):
     return apply
 
 
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+
+
+def open_first_match(inputs):
+    """The first rule's first match becomes `PathPrefix /`: every admin path goes through."""
+    inputs["spec"]["rules"][0]["matches"][0]["path"] = {"type": "PathPrefix", "value": "/"}
+
+
+def stop_stripping(inputs):
+    """No rule removes the client's control headers any more."""
+    for rule in inputs["spec"]["rules"]:
+        rule["filters"] = [f for f in rule.get("filters", []) if f.get("type") != "RequestHeaderModifier"]
+
+
+def user_from_header(inputs):
+    """A pool whose per-user limit keys on a header the client sends."""
+    raw = inputs.get("data", {}).get("picker.yaml")
+    cfg = yaml.safe_load(raw) if isinstance(raw, str) else None
+    if not isinstance(cfg, dict) or not any(r.get("key") == "user" for r in cfg.get("rate_limits") or []):
+        return False
+    cfg.setdefault("auth", {})["user_header"] = "x-user-id"
+    inputs["data"]["picker.yaml"] = yaml.safe_dump(cfg)
+
+
 BREAKS: dict[str, Callable[[Resources], int]] = {
     "gke-min-version": edit(CLUSTER, lambda i: i.update(minMasterVersion="1.30.5-gke.100")),
     "gke-vpc-native": edit(CLUSTER, lambda i: i.update(networkingMode="ROUTES")),
@@ -110,6 +136,9 @@ BREAKS: dict[str, Callable[[Resources], int]] = {
     "network-policies-present": drop("kubernetes:networking.k8s.io/v1:NetworkPolicy", lambda i: True),
     "namespace-not-default": edit("kubernetes:core/v1:ConfigMap", lambda i: i["metadata"].update(namespace="default")),
     "namespace-pod-security": edit("kubernetes:core/v1:Namespace", lambda i: i["metadata"].update(labels={})),
+    "routes-no-admin-paths": edit(HTTP_ROUTE, open_first_match),
+    "routes-strip-control-headers": edit(HTTP_ROUTE, stop_stripping),
+    "rate-limits-trusted-identity": edit(CONFIG_MAP, user_from_header),
 }
 PRODUCTION_ONLY = {
     "gke-deletion-protection", "model-armor-on-external-gateways", "model-servers-hardened", "workloads-hardened",

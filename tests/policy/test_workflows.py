@@ -61,7 +61,8 @@ def test_pr_runs_every_stack_and_comments():
     assert 'igw policy --stack "$STACK" --from "build/head/$STACK"' in runs
     assert 'igw diff "build/base/$STACK" "build/head/$STACK"' in runs
     assert step(pr, "stack", "marocchino/sticky-pull-request-comment@")["with"]["header"] == "igw-${{ matrix.stack }}"
-    assert "uv run pytest -q" in "\n".join(s.get("run", "") for s in steps(pr, "tests"))
+    assert "bash .ci/run" in "\n".join(s.get("run", "") for s in steps(pr, "tests"))
+    assert "uv run pytest" in (ROOT / ".ci" / "run").read_text()  # the README's test command, after the real parts
 
 
 def test_pr_preview_only_with_a_pulumi_token():

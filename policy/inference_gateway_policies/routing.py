@@ -139,8 +139,9 @@ def _k8s(resources: list[PolicyResource], kind: tuple[str, str]) -> list[PolicyR
 
 
 def validate_proxy_only_subnets(args: StackValidationArgs, report: ReportViolation) -> None:
-    regional = [g for g in _k8s(args.resources, GATEWAY)
-                if get(g.props, "spec.gatewayClassName") in REGIONAL_GATEWAY_CLASSES]
+    regional = sorted((g for g in _k8s(args.resources, GATEWAY)
+                       if get(g.props, "spec.gatewayClassName") in REGIONAL_GATEWAY_CLASSES),
+                      key=lambda g: k8s_name(g.props, g.name))  # resources arrive in no fixed order
     if not regional:
         return
     regions = {_region_of(r.props.get("location")) for r in args.resources if r.resource_type == CLUSTER}

@@ -119,11 +119,11 @@ def test_gateway_region_without_proxy_only_subnet_is_rejected():
     assert len(proxy) == 1
     found = validate_stack("proxy-only-subnet-per-gateway-region", replace(s, drop=proxy))
     assert found == [(
-        "Gateway(s) internal, external are regional Envoy load balancers in us-central1, which has no ACTIVE "
+        "Gateway(s) external, internal are regional Envoy load balancers in us-central1, which has no ACTIVE "
         "proxy-only subnet, so they never get an address. Fix: add a Subnetwork with purpose "
         "REGIONAL_MANAGED_PROXY, role ACTIVE in us-central1 (network.proxy_only_subnets, e.g. 10.129.0.0/23), or "
         "list an existing one in this policy's existingSubnetRegions.",
-        s.one(GATEWAY, "igw-prod-internal").urn,
+        s.one(GATEWAY, "igw-prod-external").urn,
     )]
     backup = mutate(proxy[0], "role", "BACKUP")
     assert len(validate_stack("proxy-only-subnet-per-gateway-region", replace(s, backup))) == 1

@@ -17,8 +17,8 @@ def test_up_reports_what_runs(local_stack):
     st = local_stack.state()
     assert st["status"] == "ready"
     sims = local_stack.procs("simulator")
-    net = ADDRESS_BASE.rsplit(".", 1)[0]
-    assert len(sims) == 4 and {s["address"] for s in sims} == {f"{net}.{i}" for i in range(10, 14)}
+    net, first = ADDRESS_BASE.rsplit(".", 1)
+    assert len(sims) == 4 and {s["address"] for s in sims} == {f"{net}.{i}" for i in range(int(first), int(first) + 4)}
     assert all(set(s["adapters"]) == {"food-review", "food-review-v2", "cad-fabricator"} for s in sims)
 
 

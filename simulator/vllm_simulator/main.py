@@ -9,6 +9,7 @@ import signal
 import sys
 
 from .config import SimConfig
+from .malloc_tuning import pin_mmap_threshold
 from .server import start
 
 
@@ -168,6 +169,7 @@ async def _amain(cfgs: list[SimConfig]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    pin_mmap_threshold()     # this process is ours: keep its RSS a true measure of its heap
     cfgs = configs_from_args(argv)
     try:
         import uvloop  # type: ignore

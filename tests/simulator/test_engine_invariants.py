@@ -6,7 +6,7 @@ import random
 
 from vllm_simulator import tokenizer as tok
 from vllm_simulator.config import SimConfig
-from vllm_simulator.engine import FINISHED, Engine, Request
+from vllm_simulator.engine import CLEAN_KEY0, FINISHED, Engine, Request
 
 
 def check(e: Engine) -> None:
@@ -20,8 +20,10 @@ def check(e: Engine) -> None:
         assert r.blocks * e.cfg.block_size >= r.num_computed
     assert held == kv.refs
     assert 0 <= kv.used <= kv.total
-    assert kv.used + len(kv.evictable) <= kv.total
-    assert not set(kv.refs) & set(kv.evictable)
+    assert kv.used + len(kv.free) == kv.total                 # every block is used or free
+    n_clean = len(kv.free) - kv.cached_free                    # clean blocks first, then cached ones
+    assert [k >= CLEAN_KEY0 for k in kv.free] == [True] * n_clean + [False] * kv.cached_free
+    assert not set(kv.refs) & set(kv.free)
     assert len(e.running) <= e.cfg.max_num_seqs
     assert len({r.lora for r in e.running if r.lora}) <= e.cfg.max_loras
     for r in e.waiting:

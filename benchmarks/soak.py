@@ -85,6 +85,13 @@ def derived_stack_file(stacks_dir: Path, name: str, *, picker: dict[str, Any] | 
     return path
 
 
+def free_tcp_port() -> int:
+    """A free port on 127.0.0.1 for the gateway listener (IGW_SOAK_PORT pins it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def free_loopback(port: int = 8000, n: int = 4) -> str:
     """127.0.N.10 with n addresses bindable on `port` (IGW_SOAK_ADDRESS_BASE pins it)."""
     pinned = os.environ.get("IGW_SOAK_ADDRESS_BASE")
@@ -112,9 +119,7 @@ class SoakStack:
     def __init__(self, work: Path, time_scale: float) -> None:
         self.stacks = work / "stacks"
         self.state_dir = work / "state"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = int(os.environ.get("IGW_SOAK_PORT") or 0) or free_tcp_port()
         self.address_base = free_loopback()
         self.time_scale = time_scale
         self.split = (90, 10)

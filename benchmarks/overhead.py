@@ -33,7 +33,7 @@ from .httpclient import Pool
 from .loadgen import closed_loop, open_loop, poisson_offsets
 from .procs import cpu_seconds, free_port, local_host, pod_host
 from .scenario import Scenario, picker_config
-from .stacks import UPSTREAM_NOT_RUN, Gateway, NotRun
+from .stacks import Gateway, NotRun, start_upstream_epp
 
 DECISION_HIST = "picker_decision_duration_seconds"
 
@@ -326,7 +326,7 @@ async def _scrape_cost(sc: Scenario, scr: dict[str, Any], log) -> dict[str, Any]
     try:
         for st in sc.strategies:
             if st.type == "upstream-epp":
-                out["runs"][st.name] = {"not_run": UPSTREAM_NOT_RUN}
+                out["runs"][st.name] = await _upstream_idle_cpu(tmp, addrs, float(scr.get("measure_s", 8)), log, n)
                 continue
             if st.type != "picker":
                 continue
@@ -349,6 +349,20 @@ async def _scrape_cost(sc: Scenario, scr: dict[str, Any], log) -> dict[str, Any]
     finally:
         backends.stop()
     return out
+
+
+async def _upstream_idle_cpu(tmp: Path, addrs: list[str], seconds: float, log, n: int) -> dict[str, Any]:
+    """The reference EPP alone with the same idle endpoints, at its default 50 ms metrics tick."""
+    try:
+        proc, _grpc, metrics_port = start_upstream_epp(tmp, addrs, {})
+    except NotRun as e:
+        return {"not_run": str(e)}
+    try:
+        r = await _idle_cpu(_Target(0, {"picker": proc.pid}, metrics_port), seconds)
+        log(f"  scrape {n} endpoints @50 ms upstream-epp: {r['cores'].get('picker', 0):.3f} cores")
+        return r
+    finally:
+        proc.stop()
 
 
 def _tmp() -> str:

@@ -130,9 +130,10 @@ def overhead_markdown(doc: dict[str, Any]) -> str:
             if "not_run" in r:
                 out.append(f"- Scrape cost, {name}: {r['not_run']}")
             else:
+                fresh = (f" ({r['endpoints_with_metrics']} fresh, max metrics age {r['max_metrics_age_s']} s)"
+                         if r.get("max_metrics_age_s") is not None else "")
                 out.append(f"- Scrape cost, {name}: **{r['cores'].get('picker', 0):.3f} cores** idle with {sc['endpoints']} "
-                           f"metric endpoints every {sc['interval_ms']} ms ({r['endpoints_with_metrics']} fresh, "
-                           f"max metrics age {r['max_metrics_age_s']} s).")
+                           f"metric endpoints every {sc['interval_ms']} ms{fresh}.")
     for name, why in res.get("failed", {}).items():
         out.append(f"- **{name}: FAILED**: {why}")
     for name, why in res.get("not_run", {}).items():

@@ -169,21 +169,7 @@ class Gateway:
         return grpc_port
 
     def _start_upstream_epp(self, config: dict[str, Any]) -> int:
-        """The reference EPP with file discovery (upstream_epp.py); ready = its gRPC health says
-        the ext_proc service is SERVING (it is only once discovery has loaded the endpoints)."""
-        binary = os.environ.get("IGW_UPSTREAM_EPP")
-        if not binary:
-            raise NotRun(UPSTREAM_NOT_RUN)
-        ep = self.dir / "epp-endpoints.yaml"
-        ep.write_text(yaml.safe_dump(upstream_epp.endpoints_document(self.endpoints)))
-        cfg = self.dir / "epp-config.yaml"
-        cfg.write_text(yaml.safe_dump(upstream_epp.epp_config(ep, upstream_epp.weights_from(config)), sort_keys=False))
-        grpc_port, health_port, self.metrics_port = free_port(), free_port(), free_port()
-        self.picker = Proc("upstream-epp", upstream_epp.command(binary, pool=POOL, config_file=cfg, endpoints_file=ep,
-                                                                 grpc_port=grpc_port, health_port=health_port,
-                                                                 metrics_port=self.metrics_port),
-                           wait_for=(local_host(), grpc_port), timeout=60)
-        wait_serving(local_host(), health_port, "envoy.service.ext_proc.v3.ExternalProcessor", 60, self.picker)
+        self.picker, grpc_port, self.metrics_port = start_upstream_epp(self.dir, self.endpoints, config)
         return grpc_port
 
     def _start_envoy(self, boot: dict[str, Any], concurrency: int) -> None:
@@ -205,6 +191,26 @@ class Gateway:
         for p in (self.envoy, self.picker):
             if p is not None:
                 p.stop()
+
+
+def start_upstream_epp(work_dir: Path, endpoints: Sequence[str], config: dict[str, Any]) -> tuple[Proc, int, int]:
+    """The reference EPP with file discovery (upstream_epp.py): (process, gRPC port, metrics port),
+    once its gRPC health says the ext_proc service is SERVING (it is only after discovery loaded
+    the endpoints). NotRun without IGW_UPSTREAM_EPP."""
+    binary = os.environ.get("IGW_UPSTREAM_EPP")
+    if not binary:
+        raise NotRun(UPSTREAM_NOT_RUN)
+    ep = work_dir / "epp-endpoints.yaml"
+    ep.write_text(yaml.safe_dump(upstream_epp.endpoints_document(endpoints)))
+    cfg = work_dir / "epp-config.yaml"
+    cfg.write_text(yaml.safe_dump(upstream_epp.epp_config(ep, upstream_epp.weights_from(config)), sort_keys=False))
+    grpc_port, health_port, metrics_port = free_port(), free_port(), free_port()
+    proc = Proc("upstream-epp", upstream_epp.command(binary, pool=POOL, config_file=cfg, endpoints_file=ep,
+                                                      grpc_port=grpc_port, health_port=health_port,
+                                                      metrics_port=metrics_port),
+                wait_for=(local_host(), grpc_port), timeout=60)
+    wait_serving(local_host(), health_port, "envoy.service.ext_proc.v3.ExternalProcessor", 60, proc)
+    return proc, grpc_port, metrics_port
 
 
 def wait_serving(host: str, port: int, service: str, timeout: float, proc: Proc) -> None:

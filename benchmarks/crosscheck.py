@@ -57,18 +57,23 @@ def run(spec: Crosscheck, *, jobs: int = 1, log: Callable[[str], None] = print) 
         if not isinstance(sc, Scenario) or sc.kind != "quality":
             raise ValueError(f"crosscheck: {name} is not a quality scenario")
         sub = copy.copy(sc)
-        sub.strategies = [st for st in sc.strategies if st.name in spec.strategies and virtual_strategy(st)]
+        # Strategies without a virtual twin (the reference EPP) run for real only: their rows
+        # stand beside ours in the real-socket table.
+        sub.strategies = [st for st in sc.strategies if st.name in spec.strategies]
         real: dict[str, list[dict[str, Any]]] = {st.name: [] for st in sub.strategies}
+        last: dict[str, Any] = {}
         for rep in range(spec.real_repeats):
             log(f"  {name}: real run {rep + 1}/{spec.real_repeats}")
-            res = quality.run(sub, log=log)
-            for st_name, why in res.get("failed", {}).items():
+            last = quality.run(sub, log=log)
+            for st_name, why in last.get("failed", {}).items():
                 out["failed"][f"{name}/{st_name}"] = why
-            for st_name, r in res["runs"].items():
+            for st_name, r in last["runs"].items():
                 real[st_name].append({"p50": r["ttft_s"]["p50"], "p90": r["ttft_s"]["p90"],
                                       "loadavg_1m": r.get("loadavg_1m")})
         cells: dict[str, Any] = {}
         for st in sub.strategies:
+            if not virtual_strategy(st) or not real[st.name]:
+                continue
             virt = _virtual(sc, st, spec.virtual_seeds, spec.scrape_latency_ms)
             cell: dict[str, Any] = {"real": real[st.name], "virtual": virt}
             for q in ("p50", "p90"):
@@ -82,7 +87,10 @@ def run(spec: Crosscheck, *, jobs: int = 1, log: Callable[[str], None] = print) 
             log(f"  {name:14} {st.name:22} TTFT p50 real {cell['p50']['real']['mean']} virtual "
                 f"{cell['p50']['virtual']['mean']}, p90 real {cell['p90']['real']['mean']} virtual "
                 f"{cell['p90']['virtual']['mean']}")
-        out["scenarios"][name] = {"time_scale": sc.time_scale, "strategies": cells}
+        out["scenarios"][name] = {"time_scale": sc.time_scale, "strategies": cells,
+                                  # the last real run in full: the real-socket quality table
+                                  "real_run": {"description": sc.description, "workload": last.get("workload"),
+                                               "result": last}}
     diffs = {q: [abs(c[q]["relative_difference"]) for s in out["scenarios"].values() for c in s["strategies"].values()
                  if c[q]["relative_difference"] is not None] for q in ("p50", "p90")}
     out["tolerance"] = {q: (max(v) if v else None) for q, v in diffs.items()}

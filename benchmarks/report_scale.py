@@ -127,4 +127,12 @@ def crosscheck_markdown(doc: dict[str, Any]) -> str:
                 f"median |Δ|: p50 {pct(med['p50'])}, p90 {pct(med['p90'])}."]
     for k, why in res.get("failed", {}).items():
         out.append(f"- **{k}: FAILED**: {why}")
+    from .report import quality_markdown
+
+    for name, sc in res["scenarios"].items():
+        run = sc.get("real_run")
+        if run and run.get("result", {}).get("runs") is not None:
+            out += ["", f"#### Real-socket run: {name} (the last of the {res['real_repeats']})", ""]
+            out.append(quality_markdown({"scenario": name, "description": run["description"],
+                                         "time_scale": sc["time_scale"], "result": run["result"]}).split("\n", 3)[-1])
     return "\n".join(out)

@@ -84,3 +84,21 @@ def test_ratios_to_the_do_nothing_floor():
     assert r["ratio"] == 200 / 250 and r["cpu_s"] == (0.0005, 0.0002) and abs(r["own_cpu_s"] - 0.0003) < 1e-12
     md = "\n".join(report.floor_markdown(OVERHEAD["result"]))
     assert "| 220 KB prompt, c=150 | 200 / 250 | 0.80 | 0.500 / 0.200 ✔ | 0.300 |" in md
+
+
+def test_crosscheck_table_tolerance_and_the_real_runs_beside_the_reference_epp():
+    from benchmarks.report_scale import crosscheck_markdown
+
+    def cell(r50, v50, r90, v90):
+        return {q: {"real": {"mean": r}, "virtual": {"mean": v}, "relative_difference": (v - r) / r, "real_spread": 0.1}
+                for q, r, v in (("p50", r50, v50), ("p90", r90, v90))}
+    real = dict(SHARED["result"], failed={"upstream-epp": "all 10 requests failed: {'503': 10}"})
+    doc = {"description": "d", "result": {"real_repeats": 2, "virtual_seeds": 5, "failed": {},
+                                          "tolerance": {"p50": 0.2, "p90": 0.1}, "median_abs_difference": {"p50": 0.05, "p90": 0.02},
+                                          "scenarios": {"shared_prefix": {"time_scale": 4, "strategies": {
+                                              "envoy-round-robin": cell(4.0, 4.8, 7.0, 7.7)}, "real_run": {
+                                              "description": "d", "workload": SHARED["result"]["workload"], "result": real}}}}}
+    md = crosscheck_markdown(doc)
+    assert "| shared_prefix | envoy-round-robin | 4.000 / 4.800 | +20.0% | +10.0% | 7.000 / 7.700 | +10.0% | +10.0% |" in md
+    assert "Tolerance (largest |Δ| over the table): TTFT p50 +20.0%, TTFT p90 +10.0%" in md
+    assert "#### Real-socket run: shared_prefix" in md and "| upstream-epp | **FAILED**: all 10 requests failed" in md

@@ -133,7 +133,7 @@ SOAK = "soak"
 def run(args: argparse.Namespace, command: str) -> int:
     if args.list:
         for sc in discover():
-            strategies = ", ".join(s.name for s in getattr(sc, "strategies", []) or []) or "-"
+            strategies = ", ".join(getattr(s, "name", s) for s in getattr(sc, "strategies", []) or []) or "-"
             print(f"{sc.name:16} {sc.kind:11} {sc.path.relative_to(SCENARIO_DIR.parent.parent)}  strategies: {strategies}")
         return 0
     out: Path = args.out

@@ -105,3 +105,14 @@ def test_burst_and_lora_plans():
                          "params": {"adapters": ["a", "b"], "weights": [9, 1]}}, "m", 1)
     models = [r.model for r in lo]
     assert set(models) == {"a", "b"} and models.count("a") > models.count("b") * 3
+
+
+def test_list_names_every_scenario_and_its_strategies(capsys):
+    import argparse
+
+    from benchmarks import cli
+
+    assert cli.run(argparse.Namespace(list=True), "t") == 0
+    out = capsys.readouterr().out
+    assert "crosscheck       crosscheck" in out and "upstream-epp, picker-reference, picker-default" in out
+    assert "evaluation       evaluation" in out and "search           search" in out

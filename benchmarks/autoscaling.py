@@ -29,6 +29,7 @@ import asyncio
 import copy
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -288,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"stack": STACK, "time_scale": TIME_SCALE, "max_num_seqs": MAX_NUM_SEQS,
                               "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                               "command": "uv run python -m benchmarks.autoscaling" + (" --quick" if a.quick else "")}
+    a.out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every phase: a later failure keeps what was measured
+        (a.out / "autoscaling.json").write_text(json.dumps(result, indent=1))
+
     run = LocalRun(stack_file(stacks, STACK), stacks, tmp / "state", port=free_port(), base=base)
     run.up()
     try:
@@ -298,12 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         result["autoscaler_log"] = (run.state_dir / "logs" / "autoscaler.jsonl").read_text().splitlines()[-400:]
     finally:
         run.down()
+    save()
+    plot(result, a.out / "autoscaling.png")
     if not a.skip_overload:
         result["overload"] = overload(stacks, tmp / "state-overload", free_port(), base, sources,
                                       rounds=2 if a.quick else 4, seconds=30 * scale, factor=2.5)
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "autoscaling.json").write_text(json.dumps(result, indent=1))
-    plot(result, a.out / "autoscaling.png")
+        save()
+    shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({k: v for k, v in result.items() if k not in ("ramp", "autoscaler_log")}, indent=1))
     print(json.dumps({k: v for k, v in result["ramp"].items() if k not in ("timeline", "requests")}, indent=1))
     return 0

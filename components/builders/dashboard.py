@@ -9,7 +9,8 @@ Metric names:
   tests/unit/test_metric_references.py checks every name and label against a recorded real page.
 * the bundled endpoint picker (picker/endpoint_picker/selfmetrics.py):
   ``picker_decision_duration_seconds`` (histogram), ``picker_rejected_requests_total{code,reason}``
-  (429 shed / rate limited, 503 no endpoints), ``picker_ready_endpoints``.
+  (429 shed / rate limited, 503 no endpoints), ``picker_ready_endpoints``; with flow control
+  ``picker_flow_queue_size{priority}`` and ``picker_flow_queue_wait_seconds{priority,outcome}``.
 * GPUs: DCGM exporter through GKE's managed DCGM metrics, ``DCGM_FI_DEV_GPU_UTIL`` (0-100).
 
 Every query is scoped to the stack's cluster and namespace (labels Managed Prometheus adds).
@@ -82,6 +83,13 @@ def panels(s: Scope) -> list[tuple[str, list[str], str]]:
             "req/s",
         ),
         ("GPU utilisation per node (%)", [f"avg by (Hostname) (DCGM_FI_DEV_GPU_UTIL{{{s.cluster_sel}}})"], "percent"),
+        # Flow control (pools[].picker.flow_control): what waits in the pickers, and for how long.
+        ("Requests held by the picker per priority", [f"sum by (priority) (picker_flow_queue_size{{{s.sel}}})"], "requests"),
+        (
+            "Picker queue wait p99 per priority (s)",
+            [f'histogram_quantile(0.99, sum by (le, priority) (rate(picker_flow_queue_wait_seconds_bucket{{{s.sel},outcome="dispatched"}}[5m])))'],
+            "seconds",
+        ),
     ]
 
 

@@ -212,6 +212,8 @@ def test_dashboard_has_every_panel_as_promql():
         "picker_decision_duration_seconds_bucket",
         "picker_rejected_requests_total",
         "DCGM_FI_DEV_GPU_UTIL",
+        "picker_flow_queue_size",
+        "picker_flow_queue_wait_seconds_bucket",
     ):
         assert metric in queries, metric
     assert 'code=~"429|503"' in queries

@@ -50,6 +50,8 @@ def _picker_page() -> dict[str, exposition.Family]:
     m.scrape_failed("10.0.0.1:8000")
     m.endpoint_state = lambda: [("10.0.0.1:8000", 0.01)]
     m.inflight = lambda: [("10.0.0.1:8000", 1)]
+    m.flow_depth = lambda: {100: (2, 400), 0: (5, 1000)}  # flow control on
+    m.flow_left(100, "dispatched", 0.2)
     return exposition.parse(m.render())
 
 

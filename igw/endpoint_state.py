@@ -71,6 +71,9 @@ class PoolHealth:
     """More for the message (which pod is starting, a rollout in progress)."""
     updating: bool = False
     """A rollout of the pool's pods is in progress (cluster source)."""
+    scaled_to_zero: bool = False
+    """Its autoscaler runs no replica now by policy (min_replicas 0, nothing to serve): ready to
+    serve, a request waits in the picker while a replica starts (local source)."""
 
 
 @dataclass
@@ -200,6 +203,8 @@ def entity_deployment(h: PoolHealth | None) -> tuple[str, str]:
         return DEPLOYMENT_FAILED, f"{counts}: {h.failed}"
     if h.ready >= 1 and h.picker_ready:
         return DEPLOYMENT_READY, counts + (f"; {h.note}" if h.note else "")
+    if h.scaled_to_zero and h.picker_ready:
+        return DEPLOYMENT_READY, f"{counts}; scaled to zero: a request waits in the picker while a replica starts"
     why = "the pool's picker is not ready" if h.ready >= 1 else (h.note or "waiting for pods")
     return DEPLOYMENT_CREATING, f"{counts}: {why}"
 

@@ -320,7 +320,8 @@ class LocalAutoscaler:
         return [p for sc in self.scalers.values() for p, _ in sc.draining.values()]
 
     def state(self) -> dict[str, Any]:
-        return {dep: {"min_replicas": sc.policy.min_replicas, "max_replicas": sc.policy.max_replicas,
+        return {dep: {"pools": list(sc.policy.pools), "min_replicas": sc.policy.min_replicas,
+                      "max_replicas": sc.policy.max_replicas,
                       "metric": sc.policy.metric, "target": sc.policy.target,
                       "scale_down_delay": sc.policy.scale_down_delay, "polling_interval": sc.policy.polling_interval,
                       "replicas": sc.active, "desired": sc.desired, "demand": sc.demand,

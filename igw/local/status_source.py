@@ -58,8 +58,11 @@ def pool_health(state: dict[str, Any]) -> dict[str, PoolHealth]:
         failed = (f"pod {looping[0]} keeps exiting ({procs[looping[0]]['restarts']} restarts; log {procs[looping[0]].get('log')})"
                   if looping and not ready else None)
         pickers = [procs.get(p) or {} for p in pool.get("pickers") or []]
+        at_zero = any(name in a.get("pools", []) and a.get("min_replicas") == 0 and a.get("replicas") == 0
+                      for a in (state.get("autoscaling") or {}).values())
         out[name] = PoolHealth(len(replicas), len(ready), any(p.get("ready") and p.get("running") for p in pickers),
-                               failed=failed, note=_pod_note(waiting[0], procs.get(waiting[0])) if waiting else "")
+                               failed=failed, note=_pod_note(waiting[0], procs.get(waiting[0])) if waiting else "",
+                               scaled_to_zero=at_zero and not replicas)
     return out
 
 

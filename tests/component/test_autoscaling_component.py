@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 
+import yaml
+
 from tests.conftest import k8s_objects, render_with, rendered
 from tests.crd_schema import validate_with_upstream
 
@@ -48,6 +50,12 @@ def test_keda_install_on_request():
         "chart": "keda", "version": "2.20.2", "namespace": "keda", "createNamespace": True}
     assert release.inputs["repositoryOpts"] == {"repo": "https://kedacore.github.io/charts"}
     assert release.urn in s.one(SCALED_OBJECT).dependencies
+
+
+def test_the_pool_that_scales_to_zero_holds_requests():
+    (cm,) = [c for c in k8s_objects(rendered("scale-to-zero"), "ConfigMap") if c["metadata"]["name"].endswith("-epp")]
+    assert yaml.safe_load(cm["data"]["picker.yaml"])["flow_control"] == {
+        "max_requests_per_priority": 1000, "ttl_s": 30.0, "no_endpoint_ttl_s": 60.0}
 
 
 def test_fixed_replica_stacks_render_no_autoscaling():

@@ -17,6 +17,7 @@ committed results (benchmarks/results/autoscaling/).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -54,6 +55,12 @@ def s2z(tmp_path_factory):
 
 def test_01_a_request_to_a_pool_at_zero_waits_for_a_replica_and_is_served(s2z):
     assert s2z.scaling()["replicas"] == 0 and s2z.state()["pools"][DEPLOYMENT]["replicas"] == []
+    # Seed 002/004's endpoint state: a pool scaled to zero is ready to serve (a request wakes it).
+    status = s2z.igw("status", "--stack", "scale-to-zero", "--state-dir", str(s2z.state_dir), "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    entity = json.loads(status.stdout)["endpoints"][0]["served_entities"][0]["state"]
+    assert entity == {"deployment": "DEPLOYMENT_READY", "deployment_state_message":
+                      "0/0 pods ready; scaled to zero: a request waits in the picker while a replica starts"}
     out = asyncio.run(stream(s2z.host, s2z.port, Kind("cold", CRITICAL, source=s2z.sources[0])))
     assert (out.status, out.cause) == (200, "served"), out
     scaling = s2z.scaling()

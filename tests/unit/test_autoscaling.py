@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-import yaml
 
 from components.builders import autoscaling as b
 from components.builders.inference_pool import picker_config
@@ -14,6 +13,7 @@ from components.builders.model_server import deployment
 from components.catalog.runtimes import resolve_preset
 from components.config.autoscaling import QUEUE_TARGET, KedaSettings, effective_autoscaling, flow_control_for
 from components.stack_config import parse_stack_config
+from igw.endpoint_state import PoolHealth, entity_deployment
 from igw.local.autoscaler import DeploymentScaler, Policy, policies, recommend
 from igw.local.plan import PlanError
 
@@ -172,11 +172,10 @@ def test_the_policy_is_read_from_the_rendered_scaled_object():
         policies([foreign])
 
 
-def test_the_committed_scale_to_zero_stack_renders_its_scaled_object(tmp_path):
-    from tests.conftest import k8s_objects, rendered
-
-    synth = rendered("scale-to-zero")
-    (so,) = k8s_objects(synth, "ScaledObject")
-    assert policies([so])["vllm-llama3-8b-instruct"].min_replicas == 0
-    (cm,) = [c for c in k8s_objects(synth, "ConfigMap") if c["metadata"]["name"].endswith("-epp")]
-    assert yaml.safe_load(cm["data"]["picker.yaml"])["flow_control"]["no_endpoint_ttl_s"] == 60.0
+# -- endpoint state (seed 004's READY / NOT_READY) of a pool at zero ------------------------------
+@pytest.mark.parametrize("picker_ready, expected", [
+    (True, ("DEPLOYMENT_READY", "0/0 pods ready; scaled to zero: a request waits in the picker while a replica starts")),
+    (False, ("DEPLOYMENT_CREATING", "0/0 pods ready: waiting for pods")),
+])
+def test_a_pool_scaled_to_zero_is_ready_while_its_picker_is(picker_ready, expected):
+    assert entity_deployment(PoolHealth(0, 0, picker_ready, scaled_to_zero=True)) == expected

@@ -65,6 +65,12 @@ def summary(state: dict[str, Any]) -> str:
                      ", ".join(p.get("adapters") or []) or "-", str(p.get("restarts", 0))])
     lines += _table(["POD", "ADDRESS", "READY", "ADAPTERS", "RESTARTS"], rows)
     lines.append("")
+    for dep, a in (state.get("autoscaling") or {}).items():  # the rendered ScaledObjects (autoscaler.py)
+        lines.append(f"  Autoscaling {dep}: {a['min_replicas']}..{a['max_replicas']} replicas on the "
+                     f"{a['metric']} (target {a['target']:g} per replica, polled every {a['polling_interval']:g}s), "
+                     f"scale-down after {a['scale_down_delay']:g}s; now {a['replicas']}. Decisions: "
+                     f"{state['state_dir']}/logs/autoscaler.jsonl")
+        lines.append("")
     lines += external_summary(procs)  # external models' egress proxies and fake providers (egress.py)
     for sub in sorted({tuple(p["substitution"]) for p in procs.values() if p.get("substitution")}):
         lines.append("  Substituted (igw-local:replicas: vllm-cpu): real vLLM, CPU build, serves a tiny model "

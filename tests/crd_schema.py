@@ -14,8 +14,9 @@ What is checked, like the API server would (minus admission webhooks):
 - ``x-kubernetes-validations`` CEL rules, evaluated with cel-python. Rules that use
   ``oldSelf`` (transition rules) or functions cel-python lacks are listed in ``skipped_rules``.
 
-Upstream CRDs live in ``../shared/schemas/crds`` (beside the checkout). ``upstream_crd`` skips
-the calling test with a clear message when that folder is absent.
+Upstream CRDs live in ``../shared/schemas/crds`` (beside the checkout), plus the add-ons' CRDs we
+keep in ``tests/fixtures/crds`` (KEDA, the Secrets Store CSI driver; sources in its SOURCES.txt).
+``upstream_crd`` skips the calling test with a clear message when the shared folder is absent.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_DIR = REPO.parent / "shared" / "schemas" / "crds"
+ADDON_CRD_DIR = REPO / "tests" / "fixtures" / "crds"
+
+
+def crd_files() -> list[Path]:
+    """Every upstream and add-on CRD file."""
+    return sorted(UPSTREAM_DIR.glob("*.yaml")) + sorted(ADDON_CRD_DIR.glob("*.yaml"))
 
 skipped_rules: set[str] = set()
 """CEL rules seen but not evaluated (transition rules, unsupported functions)."""
@@ -45,7 +52,7 @@ def _require_upstream() -> None:
 @functools.lru_cache(maxsize=None)
 def _upstream_index() -> dict[tuple[str, str], dict[str, Any]]:
     index = {}
-    for path in sorted(UPSTREAM_DIR.glob("*.yaml")):
+    for path in crd_files():
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == "CustomResourceDefinition":
                 index[(doc["spec"]["group"], doc["spec"]["names"]["kind"])] = doc

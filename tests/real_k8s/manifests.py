@@ -12,13 +12,14 @@ import yaml
 from igw.kube import KubeClient
 from igw.synth import sorted_manifests
 from tests.conftest import rendered
-from tests.crd_schema import UPSTREAM_DIR
+from tests.crd_schema import crd_files
 
 
 def upstream_crds() -> list[dict[str, Any]]:
-    """Every CRD under ../shared/schemas/crds (Gateway API, GKE policies, GIE, llm-d, GMP)."""
+    """Every CRD under ../shared/schemas/crds (Gateway API, GKE policies, GIE, llm-d, GMP) and the
+    add-ons' in tests/fixtures/crds (KEDA, Secrets Store CSI)."""
     crds = []
-    for path in sorted(UPSTREAM_DIR.glob("*.yaml")):
+    for path in crd_files():
         crds += [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "CustomResourceDefinition"]
     return crds
 

@@ -82,6 +82,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sets", default="held_out,training",
                    help="evaluation: which workload sets to run (default held_out,training)")
     p.add_argument("--cells", default="", help="evaluation: only these workloads (comma-separated; for development)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="virtual-time kinds: run every run again (default: reuse runs finished with the same code "
+                        "and settings, benchmarks/.work/vtime-runs.jsonl)")
+
+
+def _cache(args: argparse.Namespace) -> Any:
+    from .runcache import RunCache
+
+    return None if getattr(args, "no_cache", False) else RunCache()
 
 
 def _runner(sc: Any, args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
@@ -97,11 +106,11 @@ def _runner(sc: Any, args: argparse.Namespace, log: Callable[[str], None]) -> di
         from . import evaluation
 
         return evaluation.evaluate(sc, sets=tuple(args.sets.split(",")), seeds=args.seeds, jobs=args.jobs,
-                                   cells=tuple(c for c in args.cells.split(",") if c), log=log)
+                                   cells=tuple(c for c in args.cells.split(",") if c), log=log, cache=_cache(args))
     if sc.kind == "search":
         from . import search
 
-        return search.run(sc, seeds=args.seeds, jobs=args.jobs, log=log)
+        return search.run(sc, seeds=args.seeds, jobs=args.jobs, log=log, cache=_cache(args))
     if sc.kind == "scale":
         from . import scale
 

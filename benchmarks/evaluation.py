@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Iterable
 
-from . import stats
+from . import runcache, stats
 from .evalspec import Cell, Evaluation, Strategy
 from .vtime import run as vrun
 from .vtime.summary import METRICS, summarize
@@ -47,20 +47,42 @@ def _task(args: tuple[Evaluation, Cell, Strategy, int, dict[str, Any] | None]) -
     return cell.name, strategy.name, seed, run_one(spec, cell, strategy, seed, override)
 
 
+def _key(task: tuple[Evaluation, Cell, Strategy, int, dict[str, Any] | None], version: str) -> str:
+    spec, cell, strategy, seed, override = task
+    return runcache.key(version, cell.model_dump(), spec.cluster_for(cell), override or spec.run_strategy(strategy),
+                        spec.scrape.model_dump(), seed)
+
+
 def run_tasks(tasks: list[tuple[Evaluation, Cell, Strategy, int, dict[str, Any] | None]], jobs: int,
-              log: Callable[[str], None]) -> Iterable[tuple[str, str, int, dict[str, Any]]]:
+              log: Callable[[str], None], cache: runcache.RunCache | None = None
+              ) -> Iterable[tuple[str, str, int, dict[str, Any]]]:
+    """Run every task (in `jobs` processes); runs already in `cache` are not run again, new ones
+    are added to it as they finish, so an interrupted evaluation resumes."""
     t0 = time.monotonic()
+    version = runcache.code_version() if cache is not None else ""
+    keys = [_key(t, version) for t in tasks] if cache is not None else [""] * len(tasks)
+    todo = []
+    for t, k in zip(tasks, keys):
+        hit = cache.get(k) if cache is not None else None
+        if hit is not None:
+            yield t[1].name, t[2].name, t[3], hit
+        else:
+            todo.append((t, k))
+    if len(todo) < len(tasks):
+        log(f"  {len(tasks) - len(todo)} runs from the cache ({runcache.PATH.name}), {len(todo)} to run")
     done = 0
     if jobs <= 1:
-        results: Iterable = map(_task, tasks)
+        results: Iterable = map(_task, (t for t, _ in todo))
     else:
         pool = ProcessPoolExecutor(max_workers=jobs)
-        results = pool.map(_task, tasks, chunksize=1)
+        results = pool.map(_task, (t for t, _ in todo), chunksize=1)
     try:
-        for r in results:
+        for (_, k), r in zip(todo, results):
+            if cache is not None:
+                cache.put(k, r[3])
             done += 1
-            if done % 25 == 0 or done == len(tasks):
-                log(f"  {done}/{len(tasks)} runs, {time.monotonic() - t0:.0f} s")
+            if done % 25 == 0 or done == len(todo):
+                log(f"  {done}/{len(todo)} runs, {time.monotonic() - t0:.0f} s")
             yield r
     finally:
         if jobs > 1:
@@ -92,7 +114,8 @@ def verdict(candidate: dict[str, Any], reference: dict[str, Any], metric: str) -
 
 
 def evaluate(spec: Evaluation, *, sets: tuple[str, ...] = ("held_out", "training"), seeds: int | None = None,
-             jobs: int = 1, cells: tuple[str, ...] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
+             jobs: int = 1, cells: tuple[str, ...] = (), log: Callable[[str], None] = print,
+             cache: runcache.RunCache | None = None) -> dict[str, Any]:
     """`cells` restricts the run to the named workloads (development; committed runs use all)."""
     n_seeds = seeds or spec.seeds
     unknown = set(cells) - {c.name for c in spec.workloads}
@@ -105,7 +128,7 @@ def evaluate(spec: Evaluation, *, sets: tuple[str, ...] = ("held_out", "training
         f"{jobs} process(es)")
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {c.name: {s.name: [] for s in spec.strategies} for c in cells}
     t0, cpu0 = time.monotonic(), time.process_time()
-    for cell, strat, seed, summary in run_tasks(tasks, jobs, log):
+    for cell, strat, seed, summary in run_tasks(tasks, jobs, log, cache):
         summary["seed"] = seed
         raw[cell][strat].append(summary)
     out: dict[str, Any] = {"seeds": n_seeds, "scrape": spec.scrape.model_dump(), "reference": spec.reference,

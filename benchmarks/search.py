@@ -19,7 +19,7 @@ import math
 import time
 from typing import Any, Callable
 
-from . import evalspec, stats
+from . import evalspec, runcache, stats
 from .evaluation import run_tasks
 from .evalspec import Search, Strategy
 
@@ -50,7 +50,8 @@ def rank(cells: dict[str, dict[str, Any]], baseline: str) -> dict[str, Any]:
     return {"candidates": out, "ranking": order}
 
 
-def run(spec: Search, *, seeds: int | None = None, jobs: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(spec: Search, *, seeds: int | None = None, jobs: int = 1, log: Callable[[str], None] = print,
+        cache: runcache.RunCache | None = None) -> dict[str, Any]:
     ev = evalspec.load(spec.folder / spec.evaluation)
     cells = ev.cells("training")
     n_seeds = seeds or spec.seeds
@@ -60,7 +61,7 @@ def run(spec: Search, *, seeds: int | None = None, jobs: int = 1, log: Callable[
     log(f"  {len(strategies)} candidates x {len(cells)} training cells x {n_seeds} seeds = {len(tasks)} runs")
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {s.name: {c.name: [] for c in cells} for s in strategies}
     t0 = time.monotonic()
-    for cell, cand, _seed, summary in run_tasks(tasks, jobs, log):
+    for cell, cand, _seed, summary in run_tasks(tasks, jobs, log, cache):
         raw[cand][cell].append(summary)
     per: dict[str, dict[str, Any]] = {}
     for cand, by_cell in raw.items():

@@ -63,7 +63,10 @@ def summarize(result: RunResult, slo: dict[str, Any], warmup_s: float = 0.0) -> 
     out["requests"] = len(samples)
     out["measured_requests"] = len(measured)
     out["status"] = dict(sorted(status.items()))
-    out["errors"] = sum(v for k, v in status.items() if k not in ("200", "429"))
+    # Failures of measured requests fail the run; later chat turns still running when the drain
+    # ends (they arrived after the window) are not measured and are only counted.
+    out["errors"] = sum(1 for s in measured if s.status not in (200, 429))
+    out["unfinished_after_window"] = sum(1 for s in samples if s.status == "timeout" and s.arrival >= hi)
     out["preemptions"] = sum(st.get("num_preemptions", 0) for st in result.replica_states)
     out["lora_loads"] = sum(st.get("lora_loads", 0) for st in result.replica_states)
     out["requests_per_replica"] = [sum(1 for s in samples if s.replica == i) for i in range(result.meta["replicas"])]

@@ -73,3 +73,22 @@ def test_intervals_separate_and_paired_differences():
     assert stats.intervals_separate(a, b) and not stats.intervals_separate(a, stats.mean_ci([0.5, 1.5, 1.0]))
     d = stats.paired_diff_ci([1.0, 2.0, 3.0], [0.5, 1.5, None])
     assert d["mean"] == 0.5 and d["n"] == 2
+
+
+def test_an_interrupted_evaluation_resumes_from_the_run_cache(tmp_path, monkeypatch):
+    from benchmarks import evaluation, runcache
+
+    spec = evalspec.load(EVAL)
+    cell = next(c for c in spec.workloads if c.name == "multi-turn-2-5")
+    small = cell.model_copy(update={"workload": cell.workload.model_copy(update={"duration_s": 6.0, "warmup_s": 1.0,
+                                                                                  "rate": 1.0})})
+    spec = spec.model_copy(update={"workloads": [small], "strategies": spec.strategies[:2]})
+    cache = runcache.RunCache(tmp_path / "runs.jsonl")
+    calls = []
+    real = evaluation.run_one
+    monkeypatch.setattr(evaluation, "run_one", lambda *a, **k: calls.append(a[1:4]) or real(*a, **k))
+    tasks = [(spec, small, s, seed, None) for s in spec.strategies for seed in range(2)]
+    first = list(evaluation.run_tasks(tasks, 1, lambda m: None, cache))
+    again = list(evaluation.run_tasks(tasks, 1, lambda m: None, runcache.RunCache(tmp_path / "runs.jsonl")))
+    assert len(calls) == 4 and [r[:3] for r in again] == [r[:3] for r in first]
+    assert [r[3]["ttft_p90"] for r in again] == [r[3]["ttft_p90"] for r in first]

@@ -241,3 +241,12 @@ def test_crosscheck_replays_a_real_scenarios_plan_in_virtual_time():
     res = _virtual(sc, next(s for s in sc.strategies if s.type == "picker"), 2, 1.0)
     planned = plan(sc.workload, "m", sc.time_scale)
     assert [r["requests"] for r in res] == [len(planned)] * 2 and all(r["errors"] == 0 for r in res)
+
+
+def test_only_measured_requests_can_fail_a_run():
+    from benchmarks.vtime.run import RunResult, Sample
+
+    s = [Sample("a", 1.0, 200, 1.1, 2.1, 10, 11), Sample("late", 12.0, "timeout"), Sample("bad", 2.0, 400)]
+    res = RunResult(s, [], 0.0, 10.0, 0.0, 0.0, 0, 0, meta={"replicas": 1})
+    out = summarize(res, {"ttft_s": 1.0, "tpot_s": 0.2})
+    assert out["errors"] == 1 and out["unfinished_after_window"] == 1

@@ -50,7 +50,7 @@ def conversions(base: Path, head: Path) -> list[str]:
     from components.config.external import conversion_problems
 
     from ..endpoint_state import endpoint_kinds
-    from ..local.plan import load_manifests
+    from ..local.rendered_objects import load_manifests
 
     if not (base / "manifests").is_dir() or not (head / "manifests").is_dir():
         return []

@@ -62,7 +62,8 @@ def _render(args: argparse.Namespace, state_dir: Path) -> Path:
 def _check_plan(manifests: Path, port: int, state_dir: Path, keys: bytes | None) -> bool:
     """The render can run here, and pools that require API keys have them (installed into the
     state dir for the pickers; see igw/local/secrets.py)."""
-    from ..local.plan import PlanError, build_plan, load_manifests
+    from ..local.plan import build_plan
+    from ..local.rendered_objects import PlanError, load_manifests
     from ..local.secrets import SecretsError, install_api_keys, missing_keys
 
     try:

@@ -40,7 +40,9 @@ import httpx
 from components.builders.autoscaling import METRIC_ANNOTATION, PICKER_DEMAND, POOLS_ANNOTATION, SERVER_METRIC
 from endpoint_picker.scrape import parse_metrics
 
-from .plan import LocalPlan, PlanError, Replica
+from .plan import LocalPlan
+from .plan_replicas import Replica
+from .rendered_objects import PlanError
 
 if TYPE_CHECKING:
     from .process import Proc

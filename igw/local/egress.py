@@ -37,7 +37,7 @@ from endpoint_picker.envoy_bootstrap import envoy_binary
 from components.builders.egress_proxy import CLUSTER, KEY_FILE_NAME
 
 from .egress_pods import ENDPOINT_ARG, ENVOY_ARG, PROVIDER_ARG, SDS_ARG, parse_args
-from .plan import Replica
+from .plan_replicas import Replica
 from .process import Proc, free_port, port_open
 from .provider_tls import CA_CERT, host_certificate
 from .replicas import _HttpProbes, _meta

@@ -29,8 +29,8 @@ annotation on the InferencePool), then a FailOpen pool goes on without the picke
 pool answers 503 (ext_proc's own 500/504 replies become the gateway's JSON 503 `picker-unavailable`,
 edge.picker_failure_reply). Once the supervisor's readiness probe fails it, the picker leaves its EDS
 and requests stop waiting at all. The body modes (BUFFERED requests, STREAMED responses;
-Pool.ext_proc_modes has the measurements) make sure a killed or frozen picker never cuts a response
-that is already streaming on a FailOpen pool.
+plan_pools.Pool.ext_proc_modes has the measurements) make sure a killed or frozen picker never
+cuts a response that is already streaming on a FailOpen pool.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ import yaml
 from endpoint_picker.envoy_bootstrap import ext_proc_filter, held_message_timeout_s, override_host_lb_policy, picker_cluster
 
 from . import edge
-from .plan import Listener, LocalPlan, RouteEntry
+from .plan import LocalPlan
+from .plan_routes import Listener, RouteEntry, precedence
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _HM_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute"
@@ -223,8 +224,6 @@ def route_config(lst: Listener, plan: LocalPlan, retries: int = 3) -> dict[str, 
     for e in lst.routes:
         if e.hostnames:
             named.setdefault(tuple(sorted(e.hostnames)), []).append(e)
-    from .plan import precedence
-
     vhosts = []
     for i, (hosts, entries) in enumerate(sorted(named.items())):
         routes = sorted(entries + anyhost, key=precedence)

@@ -19,9 +19,9 @@ from typing import Callable
 
 import yaml
 
-from .plan import Pool
-from .secrets import api_keys_path
+from .plan_pools import Pool
 from .process import Proc, free_port
+from .secrets import api_keys_path
 
 
 def endpoints_file(state_dir: Path, pool: str) -> Path:

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import httpx
 
-from .plan import Replica
+from .plan_replicas import Replica
 from .process import Proc, free_port
 
 UPSTREAM_SIM_ENV = "IGW_UPSTREAM_SIM"

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .pickers import picker_fingerprint, start_group, wait_group_ready
-from .plan import LocalPlan, build_plan, cloud_resources, load_manifests
+from .plan import LocalPlan, build_plan
+from .plan_skipped import cloud_resources
 from .process import Proc
+from .rendered_objects import load_manifests
 from .replicas import replica_fingerprint
 
 if TYPE_CHECKING:

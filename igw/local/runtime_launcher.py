@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from .plan import Replica
+from .plan_replicas import Replica
 from .process import Proc
 from .replicas import ReplicaLauncher, _HttpProbes, _meta
 

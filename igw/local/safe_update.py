@@ -22,7 +22,7 @@ import yaml
 from components.config.external import conversion_problems
 
 from ..endpoint_state import endpoint_kinds
-from .plan import load_manifests
+from .rendered_objects import load_manifests
 from .state import alive, read_state
 from .supervisor import CANCEL_SIGNAL, RELOAD_SIGNAL
 from .update_lock import UpdateLock, holder, last_good, read_outcome, record_outcome, save_last_good

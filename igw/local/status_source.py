@@ -24,7 +24,7 @@ from ..endpoint_state import (
     report_json,
     specs_from_objects,
 )
-from .plan import load_manifests
+from .rendered_objects import load_manifests
 from .state import read_state, supervisor_alive
 from .update_lock import holder, read_outcome
 

@@ -31,8 +31,10 @@ from endpoint_picker.envoy_bootstrap import envoy_binary
 from .autoscaler import LocalAutoscaler
 from .envoy import EnvoyFiles, listener_name
 from .pickers import endpoints_file, start_group, wait_group_ready
-from .plan import LocalPlan, build_plan, cloud_resources, load_manifests
+from .plan import LocalPlan, build_plan
+from .plan_skipped import cloud_resources
 from .process import Proc, free_port, port_open
+from .rendered_objects import load_manifests
 from .replicas import replica_launcher
 from .report import describe_route
 from .state import write_state

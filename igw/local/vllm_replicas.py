@@ -28,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from endpoint_picker.scrape import parse_metrics
 
 from ..stackfile import STACKS_DIR, read_stack, stack_file
-from .plan import Replica, build_plan, load_manifests
+from .plan import build_plan
+from .plan_replicas import Replica
 from .process import Proc
+from .rendered_objects import load_manifests
 from .replicas import _HttpProbes, _meta
 
 ROOT = Path(__file__).resolve().parents[2]

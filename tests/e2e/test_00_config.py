@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from igw.local import edge, envoy as E
-from igw.local.plan import PlanError, build_plan, sim_args
+from igw.local.plan import build_plan
+from igw.local.plan_replicas import sim_args
+from igw.local.rendered_objects import PlanError
 
 POOL_GROUP = "inference.networking.k8s.io"
 

@@ -1,6 +1,6 @@
 """What a real Envoy 1.40 does with responses that are streaming when the picker dies, freezes or
 restarts, per ext_proc body mode: the measurements behind `igw up`'s choice of BUFFERED request
-and STREAMED response bodies (igw/local/plan.py Pool.ext_proc_modes)."""
+and STREAMED response bodies (igw/local/plan_pools.py Pool.ext_proc_modes)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from endpoint_picker.envoy_bootstrap import build_bootstrap
 from endpoint_picker.testing.envoy import envoy_binary
 from igw.kube import KubeClient, find_free_host, until
-from igw.local.plan import Replica
+from igw.local.plan_replicas import Replica
 from igw.local.process import Proc
 from vllm_simulator import SimHandle, start_in_thread
 from vllm_simulator.main import configs_from_args

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from igw.kube import KubeClient, LocalCluster
-from igw.local.plan import Replica, build_plan
+from igw.local.plan import build_plan
+from igw.local.plan_replicas import Replica
 from igw.stackfile import available_stacks
 
 from .bundle import PickerBundle, picker_bundles

@@ -15,7 +15,7 @@ from components.config.autoscaling import QUEUE_TARGET, KedaSettings, effective_
 from components.stack_config import parse_stack_config
 from igw.endpoint_state import PoolHealth, entity_deployment
 from igw.local.autoscaler import DeploymentScaler, Policy, policies, recommend
-from igw.local.plan import PlanError
+from igw.local.rendered_objects import PlanError
 
 from .config_cases import SERVING_BASE, config_problems
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from igw.local.plan import Replica
+from igw.local.plan_replicas import Replica
 from igw.local.vllm_replicas import (
     MAX_MODEL_LEN, MAX_NUM_SEQS, SettingsError, local_settings, preflight, substitute,
 )

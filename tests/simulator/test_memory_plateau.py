@@ -1,11 +1,13 @@
 """Memory of a replica under sustained traffic: flat after warm-up, prefix cache full or not (#15).
 
-The soak asserts RSS growth < 5% after warm-up for every process. A replica's only state that
-grows with traffic is its prefix-cache index, bounded by the KV cache (28,224 blocks of 16 tokens
-by default); before the index was allocated at startup it grew by ~6 MiB as the cache filled, in
+The soak asserts RSS growth < 5% after warm-up for every process. A replica's one structure that
+follows traffic is its prefix-cache index, bounded by the KV cache (28,224 blocks of 16 tokens by
+default); before the index was allocated at startup it grew by ~6 MiB as the cache filled, in
 steps as its table doubled, then by ~3.6 MiB more from glibc keeping old copies of rebuilt tables.
-These tests use the default KV cache and enough unique prompt blocks to fill it and turn it over
-(a dict of 28k live entries is rebuilt after every ~60k insertions), each bounded in requests.
+Nothing else may outlive a request: an idle replica used to keep its last batch (requests and
+their connections) alive. These tests use the default KV cache and enough unique prompt blocks to
+fill it and turn it over (its dict of 28k live entries is rebuilt after every ~60k insertions),
+each bounded in requests.
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ def _prompt(i: int) -> str:
     return (b"%08d " % i + FILLER)[:PROMPT_BYTES].decode()
 
 
-def _request(i: int) -> tuple[bytes, str]:
-    """Request i of the mix and how it must end: mostly long unique completions that fill the
-    prefix cache, plus streams, LoRA, chats, aborted streams and refused requests."""
+def _request(i: int) -> tuple[bytes, str, bytes]:
+    """Request i of the mix (request line, how it must end, body): mostly long unique completions
+    that fill the prefix cache, plus streams, LoRA, chats, hung-up streams and refused requests."""
     if i % 25 == 3:
         return b"POST /v1/completions", "404", orjson.dumps({"model": "no-such-model", "prompt": "x"})
     if i % 25 == 4:

@@ -10,7 +10,8 @@ engine state the scrape view is told the time, so the picker sees the page of it
 from __future__ import annotations
 
 from vllm_simulator.config import SimConfig
-from vllm_simulator.engine import Engine, Request
+from vllm_simulator.engine import Engine
+from vllm_simulator.engine_request import Request
 from vllm_simulator.metrics import Metrics
 
 from .events import EventQueue

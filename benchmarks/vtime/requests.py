@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from vllm_simulator import tokenizer as tok
 from vllm_simulator.config import SimConfig
-from vllm_simulator.engine import Request
+from vllm_simulator.engine_request import Request
 from vllm_simulator.text import TextSource
 
 

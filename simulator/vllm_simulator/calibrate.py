@@ -13,7 +13,8 @@ import random
 
 from . import tokenizer as tok
 from .config import SimConfig
-from .engine import Engine, Request
+from .engine import Engine
+from .engine_request import Request
 
 
 def closed_loop(conc: int, prompt: int, out: int, n_total: int | None = None, shared_prefix: int = 0,

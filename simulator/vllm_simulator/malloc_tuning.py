@@ -1,6 +1,6 @@
 """glibc malloc setting for a long-running simulator process (the `vllm-sim` CLI).
 
-The prefix-cache index (engine.KVCache.free) is one dict of ~28k entries whose table CPython
+The prefix-cache index (kv_cache.KVCache.free) is one dict of ~28k entries whose table CPython
 rebuilds after every ~60k block turnovers: a new 2.6 MiB table and a 1 MiB node array are
 allocated, then the old ones freed. glibc starts serving allocations of 128 KiB and more by
 mmap, but raises that threshold to the size of each such block it frees ("dynamic mmap

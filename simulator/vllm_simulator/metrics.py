@@ -4,7 +4,7 @@ Every ``vllm:`` family of a real page is here, in its order, with its type, labe
 order (sorted), help text and bucket bounds (metric_catalog.py), counters with their ``_created``
 gauges as vLLM's multiprocess collector writes them. The simulator models most values; the rest
 stay at what a text-only server without a KV connector shows (0). ``vllm:lora_requests_info`` has
-real vLLM's semantics (Engine.lora_in_flight): no sample until the first step, every in-flight
+real vLLM's semantics (Scheduler.lora_in_flight): no sample until the first step, every in-flight
 adapter in *both* lists, a series per label combination that stays on the page.
 
 Rendering is cached per engine state version; each histogram caches its own text until it gets a

@@ -15,7 +15,8 @@ import orjson
 
 from . import tokenizer as tok
 from .config import VLLM_VERSION, SimConfig
-from .engine import FINISHED, Engine, Request
+from .engine import Engine
+from .engine_request import FINISHED, Request
 from .http import HTTPConnection, HTTPRequest
 from .metrics import Metrics
 from .protocols import api_for

@@ -6,7 +6,9 @@ import random
 
 from vllm_simulator import tokenizer as tok
 from vllm_simulator.config import SimConfig
-from vllm_simulator.engine import CLEAN_KEY0, FINISHED, Engine, Request
+from vllm_simulator.engine import Engine
+from vllm_simulator.engine_request import FINISHED, Request
+from vllm_simulator.kv_cache import CLEAN_KEY0
 
 
 def check(e: Engine) -> None:

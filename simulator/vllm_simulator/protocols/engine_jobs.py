@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import tokenizer as tok
-from ..engine import FINISHED, Request
+from ..engine_request import FINISHED, Request
 from ..text import output_length
 
 TokenCallback = Callable[["Job", int], None]

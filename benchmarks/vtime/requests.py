@@ -1,6 +1,6 @@
 """An OpenAI request body -> the simulator engine's `Request`, by the simulator server's rules.
 
-The HTTP server (`vllm_simulator.replica.Replica._generate`) does this inside its handler; the
+The HTTP server (`vllm_simulator.openai_generation.generate`) does this inside its handler; the
 rules it applies live in the simulator's `tokenizer` module (token count, chat flattening, block
 hashes salted by the LoRA adapter) and are called from here, not copied. What this module
 repeats is the plumbing: which model names resolve to which adapter, the max_tokens rules,

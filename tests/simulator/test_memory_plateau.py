@@ -32,7 +32,7 @@ from .conftest import MODEL, next_host
 PROMPT_BYTES = 4000                     # 1000 tokens = 62 full blocks, all unique per request
 FILLER = b"abcdefghijklmnopqrstuvwxyz012345" * (PROMPT_BYTES // 32)
 HEAP_GROWTH_LIMIT = 256 * 1024          # bytes; the unfixed index retained ~3.6 MiB over one fill
-PER_REQUEST_TYPES = ("Request", "_Gen", "HTTPConnection", "HTTPRequest", "Task")   # Task: asyncio
+PER_REQUEST_TYPES = ("Request", "Generation", "HTTPConnection", "HTTPRequest", "Task")   # Task: asyncio
 
 
 def _prompt(i: int) -> str:
@@ -90,10 +90,14 @@ async def _drive(host: str, port: int, first: int, count: int, concurrency: int 
     await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), 120)
 
 
-def _idle(sim) -> None:
-    """Wait until the replica has seen every connection close, then collect cycles."""
-    deadline = time.monotonic() + 5
-    while sim.call(lambda: len(sim.replicas[0].conns)) and time.monotonic() < deadline:
+def _idle(sim, timeout_s: float = 60) -> None:
+    """Wait until the replica has seen every connection close and its engine holds no request
+    (a busy machine can take seconds to notice the hung-up streams), then collect cycles."""
+    rep = sim.replicas[0]
+    busy = lambda: (len(rep.conns), len(rep.engine.running), len(rep.engine.waiting))  # noqa: E731
+    deadline = time.monotonic() + timeout_s
+    while (state := sim.call(busy)) != (0, 0, 0):
+        assert time.monotonic() < deadline, f"(connections, running, waiting) = {state} after {timeout_s} s"
         time.sleep(0.01)
     gc.collect()
 

@@ -78,6 +78,18 @@ def _podmonitoring_port_zero(o):
     o["spec"]["endpoints"][0]["port"] = 0
 
 
+def _scaled_object_negative_minimum(o):
+    o["spec"]["minReplicaCount"] = -1
+
+
+def _trigger_auth_gke_provider(o):
+    o["spec"]["podIdentity"]["provider"] = "gke"          # the platform's name, not KEDA's ("gcp")
+
+
+def _secret_provider_class_numeric_provider(o):
+    o["spec"]["provider"] = 7
+
+
 def _route_header_set_twice(o):
     modifier = next(f["requestHeaderModifier"] for r in o["spec"]["rules"] for f in r.get("filters") or []
                     if f["type"] == "RequestHeaderModifier")
@@ -115,6 +127,12 @@ BREAKS = [
           "spec.extensionChains[0].extensions[0]", "timeout must be between 10-10000 milliseconds", True),
     Break("PodMonitoring", "endpoint port 0", _podmonitoring_port_zero,
           "spec.endpoints[0].port", "Port is required", True),
+    Break("ScaledObject", "minReplicaCount -1 (no CEL rules: schema)", _scaled_object_negative_minimum,
+          "spec.minReplicaCount", "should be greater than or equal to 0", True),
+    Break("TriggerAuthentication", "podIdentity provider 'gke' (no CEL rules: schema)", _trigger_auth_gke_provider,
+          "spec.podIdentity.provider", 'Unsupported value: "gke"', True),
+    Break("SecretProviderClass", "provider not a string (server-side apply cannot type the patch)",
+          _secret_provider_class_numeric_provider, "", ".spec.provider: expected string, got", True, 500),
     # What only the server catches: list-map keys, object metadata.
     Break("HTTPRoute", "a header set twice (a list-map keyed by name)", _route_header_set_twice,
           "", ".spec.rules[0].filters[1].requestHeaderModifier.set: duplicate entries for key [name=", False, 500),

@@ -78,35 +78,40 @@ def test_per_user_rate_limit_answers_429_with_retry_after(local_stack):
 def test_saturated_pool_sheds_sheddable_only(local_stack):
     """Stall every replica (simulator fault control) under a Critical burst so the queues pass the
     saturation threshold: cad-fabricator (Sheddable) gets 429 at once, Critical and Standard
-    requests are queued and succeed when the replicas resume."""
+    requests are queued and succeed when the replicas resume. The replicas stay stalled until the
+    test has seen the two requests waiting (30 s at most), so a slow machine cannot end the stall
+    before the check."""
     pods = [p["name"] for p in local_stack.procs("simulator")]
     for pod in pods:
-        r = local_stack.http.post(local_stack.sim_url(pod) + "/sim/control", json={"stall_now": True, "stall_seconds": 4})
+        r = local_stack.http.post(local_stack.sim_url(pod) + "/sim/control", json={"stall_now": True, "stall_seconds": 30})
         assert r.status_code == 200 and r.json()["stalled"]
     import concurrent.futures as cf
 
     ex = cf.ThreadPoolExecutor(48)
     try:
         burst = [ex.submit(chat, local_stack, BASE_MODEL, "burst", f"b{i}", timeout=60) for i in range(40)]
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:  # wait until the queues are visible
+        deadline = time.monotonic() + 10
+        while True:  # wait until the queues are visible
             waiting = [local_stack.sim_state(p)["waiting"] for p in pods]
             if sum(waiting) / len(waiting) >= 6:
                 break
+            assert time.monotonic() < deadline, f"queues did not build under the burst: waiting {waiting}"
             time.sleep(0.05)
-        time.sleep(0.2)  # the picker scrapes /metrics every 50 ms
+        time.sleep(0.35)  # the picker scrapes /metrics every 100 ms; let it see the queues
         try:
             chat(local_stack, "cad-fabricator", "shed-check")
             raise AssertionError("the sheddable request was not shed")
         except openai.RateLimitError as e:
             assert e.response.status_code == 429
             assert e.response.headers["x-llm-d-request-dropped-reason"] == "rejected-saturated"
-        t = time.monotonic()
         critical = ex.submit(chat, local_stack, BASE_MODEL, "shed-check", timeout=60)
         standard = ex.submit(chat, local_stack, "food-review", "shed-check", timeout=60)
+        time.sleep(0.5)
+        assert not critical.done() and not standard.done(), "Critical/Standard failed fast instead of waiting"
+        for pod in pods:
+            local_stack.http.post(local_stack.sim_url(pod) + "/sim/control", json={"unstall": True})
         assert critical.result(timeout=30).status_code == 200
         assert standard.result(timeout=30).status_code == 200
-        assert time.monotonic() - t > 0.5  # they waited for the stalled replicas rather than failing
         assert [f.result(timeout=30).status_code for f in burst] == [200] * 40
     finally:
         for pod in pods:

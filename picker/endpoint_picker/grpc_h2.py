@@ -10,6 +10,11 @@ both directions, HPACK decoding of request headers (hpack_decoder.py; our own he
 literals that never touch the dynamic table), gRPC length-prefixed messages without compression,
 trailers-only errors, RST_STREAM, PING, GOAWAY, and a graceful drain, in cleartext or over TLS
 (asyncio's). Anything else is a connection error; compression and server push are out of scope.
+
+Modules: this one holds the server and the reading half of a connection (frames in, flow-control
+credit out, messages to handlers); grpc_h2_send.py the sending half (`SendSide`: DATA under the
+peer's windows, trailers, stream ends, GOAWAY); grpc_h2_stream.py the handler interface and
+per-stream state; grpc_h2_wire.py the frame and status constants and encoders.
 """
 
 from __future__ import annotations
@@ -18,27 +23,22 @@ import asyncio
 import logging
 import ssl as ssl_mod
 import struct
-from typing import Callable, Protocol
+from typing import Callable
 
 from hpack.exceptions import HPACKError
 
+from .grpc_h2_send import SendSide
+from .grpc_h2_stream import Stream, StreamHandler
+from .grpc_h2_wire import (ACK, COMPRESSION_ERROR, CONTINUATION, DATA, DEFAULT_WINDOW, END_HEADERS, END_STREAM,
+                           ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, FRAME_HEADER, FRAME_SIZE_ERROR, GOAWAY, GRPC_INTERNAL,
+                           GRPC_UNIMPLEMENTED, HEADERS, MAX_WINDOW, NO_ERROR, OK_TRAILERS, PADDED, PING, PREFACE,
+                           PRIORITY_FLAG, PROTOCOL_ERROR, PUSH_PROMISE, REFUSED_STREAM, RST_STREAM, SETTINGS,
+                           SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, U32, WINDOW_UPDATE, ConnectionError_,
+                           frame)
 from .hpack_decoder import HeaderDecoder
 
 log = logging.getLogger(__name__)
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
-
-SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE = 0x4, 0x5
-NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM, COMPRESSION_ERROR = 0x0, 0x1, 0x3, 0x6, 0x7, 0x9
-ENHANCE_YOUR_CALM = 0xB
-
-GRPC_UNIMPLEMENTED, GRPC_INTERNAL, GRPC_UNAVAILABLE = 12, 13, 14
-
-DEFAULT_WINDOW = 65_535
-MAX_WINDOW = 2**31 - 1
 # What we let a peer send before we acknowledge: large enough that a 64 MB body never waits on
 # a WINDOW_UPDATE round trip, acknowledged in halves.
 STREAM_WINDOW = 1 << 26
@@ -48,101 +48,6 @@ OUR_MAX_FRAME = 1 << 20
 # An encoded header block (HEADERS + CONTINUATION) above this is refused: decoded headers are
 # capped at 64 KiB (hpack_decoder.MAX_HEADER_LIST) and HPACK never expands less than 1:4.
 MAX_HEADER_BLOCK = 256 * 1024
-
-_FRAME_HEADER = struct.Struct(">BHBBI")  # length as 1+2 bytes, type, flags, stream id
-_U32 = struct.Struct(">I")
-
-
-class StreamHandler(Protocol):
-    """One RPC. `on_message` gets each request message and returns the serialized responses plus
-    whether the call is finished (the transport then sends OK trailers and stops reading)."""
-
-    def on_message(self, message: memoryview) -> tuple[list[bytes], bool]:
-        """`message` is only valid during the call (a view of the connection's read buffer)."""
-        ...
-
-    def close(self) -> None:
-        """The stream ended, normally or not: release whatever the call holds. Called once."""
-
-    def settled(self) -> bool:
-        """Optional. True when ending the call now with OK status loses nothing the client still
-        needs; a stopping server ends such calls at once instead of waiting for them."""
-
-    def bind(self, send: Callable[[list[bytes], bool], None]) -> None:
-        """Optional. Called once when the stream opens with `send(responses, done)`, which sends
-        responses later, outside any `on_message` call (a call that answers a message after the
-        fact, such as a request held in a queue). Ignored once the stream has ended."""
-
-    def pending(self) -> bool:
-        """Optional. True while a late answer is owed: the call stays open past the client's
-        half-close until it has gone out."""
-
-
-def _frame(ftype: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return _FRAME_HEADER.pack(n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
-
-
-def _hpack_int(value: int, prefix_bits: int) -> bytes:
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([value])
-    out = bytearray([limit])
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _literal(name: bytes, value: bytes) -> bytes:
-    """HPACK literal header field without indexing, new name: never touches the dynamic table,
-    so a block built once stays valid on every connection."""
-    return b"\x00" + _hpack_int(len(name), 7) + name + _hpack_int(len(value), 7) + value
-
-
-_STATUS_200 = b"\x88"  # indexed :status 200 from the static table
-RESPONSE_HEADERS = _STATUS_200 + _literal(b"content-type", b"application/grpc")
-OK_TRAILERS = _literal(b"grpc-status", b"0")
-
-
-def _status_block(code: int, message: str) -> bytes:
-    # grpc-message is percent-encoded (gRPC over HTTP/2: bytes outside 0x20-0x7E, and "%").
-    text = "".join(c if " " <= c <= "~" and c != "%" else "".join(f"%{b:02X}" for b in c.encode()) for c in message)
-    return _literal(b"grpc-status", str(code).encode()) + _literal(b"grpc-message", text.encode("ascii"))
-
-
-class _Stream:
-    __slots__ = ("id", "handler", "parts", "have", "need", "send_window", "pending", "trailers", "headers_sent",
-                 "finished", "remote_closed", "unacked", "block", "block_ends_stream")
-
-    def __init__(self, stream_id: int, send_window: int) -> None:
-        self.id = stream_id
-        self.handler: StreamHandler | None = None
-        self.parts: list[bytes] = []   # a gRPC message split across DATA frames
-        self.have = 0                  # bytes in parts
-        self.need = 5                  # bytes the message needs (5 = its prefix, still unknown)
-        self.send_window = send_window
-        self.pending = bytearray()     # DATA payload waiting for flow-control credit
-        self.trailers: bytes | None = None  # sent once pending drains
-        self.headers_sent = False
-        self.finished = False          # our side ended (trailers queued or sent)
-        self.remote_closed = False     # the client sent END_STREAM
-        self.unacked = 0               # received bytes not yet returned with WINDOW_UPDATE
-        self.block = b""               # header block awaiting CONTINUATION
-        self.block_ends_stream = False
-
-
-def _owes(s: _Stream) -> bool:
-    pending = getattr(s.handler, "pending", None)
-    return pending is not None and pending()
-
-
-class ConnectionError_(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class GrpcH2Server:
@@ -190,7 +95,9 @@ class GrpcH2Server:
             await self._server.wait_closed()
 
 
-class GrpcH2Connection(asyncio.Protocol):
+class GrpcH2Connection(SendSide, asyncio.Protocol):
+    """One client connection: reads and dispatches frames; responses go out through SendSide."""
+
     def __init__(self, server: GrpcH2Server) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
@@ -198,13 +105,13 @@ class GrpcH2Connection(asyncio.Protocol):
         self.need = 0           # bytes buf must reach before it holds a whole frame
         self.preface_seen = False
         self.decoder = HeaderDecoder()
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, Stream] = {}
         self.last_stream_id = 0
         self.peer_initial_window = DEFAULT_WINDOW
         self.peer_max_frame = 16_384
         self.conn_send_window = DEFAULT_WINDOW
         self.conn_unacked = 0
-        self.continuing: _Stream | None = None  # stream whose header block is incomplete
+        self.continuing: Stream | None = None  # stream whose header block is incomplete
         self.reset_streams: dict[int, None] = {}  # recently reset by us (ordered set)
         self.going_away = False
         self.out: list[bytes] = []
@@ -215,8 +122,8 @@ class GrpcH2Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.server.connections.add(self)
         settings = struct.pack(">HIHI", SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW, SETTINGS_MAX_FRAME_SIZE, OUR_MAX_FRAME)
-        transport.write(_frame(SETTINGS, 0, 0, settings)  # type: ignore[attr-defined]
-                        + _frame(WINDOW_UPDATE, 0, 0, _U32.pack(CONNECTION_WINDOW - DEFAULT_WINDOW)))
+        transport.write(frame(SETTINGS, 0, 0, settings)  # type: ignore[attr-defined]
+                        + frame(WINDOW_UPDATE, 0, 0, U32.pack(CONNECTION_WINDOW - DEFAULT_WINDOW)))
 
     def data_received(self, data: bytes) -> None:
         # Frames are handed on as memoryview slices of `data` (no copy); only a partial frame is
@@ -243,7 +150,7 @@ class GrpcH2Connection(asyncio.Protocol):
             view = memoryview(data)
             need = 9
             while n - pos >= 9:
-                hi, lo, ftype, flags, sid = _FRAME_HEADER.unpack_from(data, pos)
+                hi, lo, ftype, flags, sid = FRAME_HEADER.unpack_from(data, pos)
                 length = (hi << 16) | lo
                 if length > OUR_MAX_FRAME:
                     raise ConnectionError_(FRAME_SIZE_ERROR, f"frame of {length} bytes")
@@ -292,7 +199,7 @@ class GrpcH2Connection(asyncio.Protocol):
             if len(payload) != 8 or sid:
                 raise ConnectionError_(PROTOCOL_ERROR, "bad PING")
             if not flags & ACK:
-                self.out.append(_frame(PING, ACK, 0, bytes(payload)))
+                self.out.append(frame(PING, ACK, 0, bytes(payload)))
         elif ftype == GOAWAY:
             self.going_away = True  # the peer opens no more streams here; existing ones finish
         elif ftype == PUSH_PROMISE:
@@ -311,7 +218,7 @@ class GrpcH2Connection(asyncio.Protocol):
         size = len(payload)
         self.conn_unacked += size
         if self.conn_unacked >= CONNECTION_WINDOW // 2:
-            self.out.append(_frame(WINDOW_UPDATE, 0, 0, _U32.pack(self.conn_unacked)))
+            self.out.append(frame(WINDOW_UPDATE, 0, 0, U32.pack(self.conn_unacked)))
             self.conn_unacked = 0
         s = self.streams.get(sid)
         if s is None:
@@ -322,13 +229,13 @@ class GrpcH2Connection(asyncio.Protocol):
         if not s.finished:
             s.unacked += size
             if s.unacked >= STREAM_WINDOW // 2 and not flags & END_STREAM:
-                self.out.append(_frame(WINDOW_UPDATE, 0, sid, _U32.pack(s.unacked)))
+                self.out.append(frame(WINDOW_UPDATE, 0, sid, U32.pack(s.unacked)))
                 s.unacked = 0
             self._messages(s, data)
         if flags & END_STREAM:
             self._half_closed(s)
 
-    def _messages(self, s: _Stream, data: memoryview) -> None:
+    def _messages(self, s: Stream, data: memoryview) -> None:
         """Cut gRPC messages out of DATA payloads; a message split across frames is collected
         in `parts` and joined once, when complete."""
         if s.parts:
@@ -343,7 +250,7 @@ class GrpcH2Connection(asyncio.Protocol):
             if data[pos]:
                 self._fail(s, GRPC_UNIMPLEMENTED, "compressed messages are not supported")
                 return
-            end = pos + 5 + _U32.unpack_from(data, pos + 1)[0]
+            end = pos + 5 + U32.unpack_from(data, pos + 1)[0]
             if end > n:
                 break
             message = data[pos + 5:end]
@@ -362,7 +269,7 @@ class GrpcH2Connection(asyncio.Protocol):
         if pos < n:
             rest = data[pos:]
             s.parts, s.have = [rest], len(rest)
-            s.need = 5 + _U32.unpack_from(rest, 1)[0] if len(rest) >= 5 else 5
+            s.need = 5 + U32.unpack_from(rest, 1)[0] if len(rest) >= 5 else 5
 
     def _headers(self, flags: int, sid: int, payload: bytes) -> None:
         if sid == 0:
@@ -374,7 +281,7 @@ class GrpcH2Connection(asyncio.Protocol):
         if s is None:
             if not sid & 1:
                 raise ConnectionError_(PROTOCOL_ERROR, f"stream {sid} cannot be opened")
-            s = _Stream(sid, self.peer_initial_window)
+            s = Stream(sid, self.peer_initial_window)
             if sid in self.reset_streams:
                 # Trailers racing our RST_STREAM: decode (the HPACK state must stay in step) and
                 # drop, on a stream object that is never registered.
@@ -402,14 +309,14 @@ class GrpcH2Connection(asyncio.Protocol):
             block, s.block = s.block, b""
             self._header_block(s, block, s.block_ends_stream)
 
-    def _header_block(self, s: _Stream, block: bytes, end_stream: bool) -> None:
+    def _header_block(self, s: Stream, block: bytes, end_stream: bool) -> None:
         try:
             headers = self.decoder.decode(block)  # always: keeps the HPACK table in step
         except HPACKError as e:
             raise ConnectionError_(COMPRESSION_ERROR, f"HPACK: {e}") from None
         if s.handler is None and not s.finished:  # request headers (a later block is trailers)
             if self.going_away:
-                self.out.append(_frame(RST_STREAM, 0, s.id, _U32.pack(REFUSED_STREAM)))
+                self.out.append(frame(RST_STREAM, 0, s.id, U32.pack(REFUSED_STREAM)))
                 self._end(s)
                 return
             path = next((v for k, v in headers if k == b":path"), b"").decode("utf-8", "replace")
@@ -427,7 +334,7 @@ class GrpcH2Connection(asyncio.Protocol):
     def _window_update(self, sid: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise ConnectionError_(FRAME_SIZE_ERROR, "bad WINDOW_UPDATE")
-        inc = _U32.unpack(payload)[0] & 0x7FFFFFFF
+        inc = U32.unpack(payload)[0] & 0x7FFFFFFF
         if inc == 0:
             raise ConnectionError_(PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
         if sid == 0:
@@ -463,145 +370,7 @@ class GrpcH2Connection(asyncio.Protocol):
                 if not 16_384 <= value < 1 << 24:
                     raise ConnectionError_(PROTOCOL_ERROR, "bad max frame size")
                 self.peer_max_frame = value
-        self.out.append(_frame(SETTINGS, ACK, 0))
+        self.out.append(frame(SETTINGS, ACK, 0))
         for s in list(self.streams.values()):
             if s.pending:
                 self._drain(s)
-
-    # sending
-
-    def _send_messages(self, s: _Stream, messages: list[bytes]) -> None:
-        out = self.out
-        if not s.headers_sent:
-            s.headers_sent = True
-            out.append(_frame(HEADERS, END_HEADERS, s.id, RESPONSE_HEADERS))
-        parts = []
-        for m in messages:
-            parts.append(b"\x00" + _U32.pack(len(m)))
-            parts.append(m)
-        data = b"".join(parts)
-        n = len(data)
-        if not s.pending and n <= s.send_window and n <= self.conn_send_window:
-            # The common case: frames cut straight from `data` (a 62 KB body chunk is 4 frames),
-            # no detour through `pending`; header and payload go to `out` separately, so the
-            # payload is copied once, by the join in _flush.
-            sid, step = s.id, self.peer_max_frame
-            if n <= step:
-                out.append(_FRAME_HEADER.pack(n >> 16, n & 0xFFFF, DATA, 0, sid))
-                out.append(data)
-            else:
-                view = memoryview(data)
-                for start in range(0, n, step):
-                    chunk = view[start:start + step]
-                    size = len(chunk)
-                    out.append(_FRAME_HEADER.pack(size >> 16, size & 0xFFFF, DATA, 0, sid))
-                    out.append(chunk)
-            s.send_window -= n
-            self.conn_send_window -= n
-            return
-        s.pending += data
-        self._drain(s)
-
-    def _drain(self, s: _Stream) -> None:
-        """Send as much pending DATA as both windows allow, then the trailers once it is all out."""
-        pending = s.pending
-        if pending:
-            budget = min(len(pending), s.send_window, self.conn_send_window)
-            if budget > 0:
-                step = self.peer_max_frame
-                out = self.out
-                sid = s.id
-                for start in range(0, budget, step):
-                    out.append(_frame(DATA, 0, sid, bytes(pending[start:min(start + step, budget)])))
-                del pending[:budget]
-                s.send_window -= budget
-                self.conn_send_window -= budget
-        if not pending and s.trailers is not None:
-            self.out.append(_frame(HEADERS, END_HEADERS | END_STREAM, s.id, s.trailers))
-            s.trailers = None
-            if not s.remote_closed:
-                # We are done before the client: tell it to stop sending (gRPC servers do this).
-                self.out.append(_frame(RST_STREAM, 0, s.id, _U32.pack(NO_ERROR)))
-                reset = self.reset_streams
-                reset[s.id] = None
-                if len(reset) > 1024:  # frames racing a reset arrive within a round trip
-                    del reset[next(iter(reset))]
-            self._forget(s)
-
-    def _finish(self, s: _Stream, trailers: bytes) -> None:
-        if s.finished:
-            return
-        s.finished = True
-        if not s.headers_sent:  # trailers-only response
-            s.headers_sent = True
-            trailers = RESPONSE_HEADERS + trailers
-        s.trailers = trailers
-        self._drain(s)
-
-    def _fail(self, s: _Stream, code: int, message: str) -> None:
-        self._finish(s, _status_block(code, message))
-
-    def _half_closed(self, s: _Stream) -> None:
-        """The client finished sending: the call is over (ext_proc answers every message as it
-        comes, so there is nothing left to produce), unless the handler still owes a late answer
-        (`pending`), which ends the call when it goes out (send_later)."""
-        s.remote_closed = True
-        if s.parts and not s.finished:
-            self._fail(s, GRPC_INTERNAL, "truncated message")
-        if _owes(s):
-            return
-        self._finish(s, OK_TRAILERS)
-
-    def _forget(self, s: _Stream) -> None:
-        self.streams.pop(s.id, None)
-        h, s.handler = s.handler, None
-        if h is not None:
-            try:
-                h.close()
-            except Exception:  # one handler's bug must not leave the others open
-                log.exception("ext_proc stream close failed")
-
-    def _end(self, s: _Stream) -> None:
-        """Reset or lost: drop the stream and close its handler."""
-        s.finished = True
-        s.pending.clear()
-        s.trailers = None
-        self._forget(s)
-
-    def _flush(self) -> None:
-        if self.out and self.transport is not None:
-            out, self.out = self.out, []
-            self.transport.write(b"".join(out))
-
-    def send_later(self, s: _Stream, responses: list[bytes], done: bool) -> None:
-        """Responses produced outside `data_received` (StreamHandler.bind)."""
-        if s.finished or self.streams.get(s.id) is not s:
-            return
-        if responses:
-            self._send_messages(s, responses)
-        if done or (s.remote_closed and not _owes(s)):
-            self._finish(s, OK_TRAILERS)
-        self._flush()
-
-    def end_settled(self) -> None:
-        """End every stream whose handler says it is settled with OK trailers (see stop)."""
-        for s in list(self.streams.values()):
-            settled = getattr(s.handler, "settled", None)
-            if not s.finished and settled is not None and settled():
-                self._finish(s, OK_TRAILERS)
-        self._flush()
-
-    def goaway(self, code: int, debug: str = "") -> None:
-        if self.transport is None:
-            return
-        self.going_away = True
-        self.out.append(_frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, code) + debug.encode()))
-        self._flush()
-
-    def close(self) -> None:
-        """Close now: handlers of open streams are closed before this returns."""
-        for s in list(self.streams.values()):
-            self._end(s)
-        if self.transport is not None:
-            self._flush()
-            self.transport.close()

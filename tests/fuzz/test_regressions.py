@@ -57,7 +57,8 @@ def test_continuation_flood_is_a_connection_error_not_unbounded_memory():
     reach (its inputs are at most 4 KiB)."""
     import struct
 
-    from endpoint_picker.grpc_h2 import ENHANCE_YOUR_CALM, GOAWAY, MAX_HEADER_BLOCK, GrpcH2Connection, GrpcH2Server
+    from endpoint_picker.grpc_h2 import MAX_HEADER_BLOCK, GrpcH2Connection, GrpcH2Server
+    from endpoint_picker.grpc_h2_wire import ENHANCE_YOUR_CALM, GOAWAY
     from fuzz.targets import PREFACE, _frame, _Transport
 
     conn = GrpcH2Connection(GrpcH2Server(lambda path: None))

@@ -24,10 +24,11 @@ import orjson
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from hpack import Encoder
 
-from .. import grpc_h2 as G
+from .. import grpc_h2_wire as W
 from ..config import load_config
 from ..datastore import Datastore, Endpoint
 from ..director import Director
+from ..grpc_h2 import GrpcH2Connection, GrpcH2Server
 from ..scheduling.registry import build_registry
 from ..selfmetrics import SelfMetrics
 from ..server import ExternalProcessor
@@ -96,19 +97,19 @@ def envoy_stream(prompt_bytes: int, chunk: int = 16384) -> bytes:
 
 
 def replay(opener: Callable[[str], object], prompt_bytes: int, requests: int, profile: bool = False) -> dict[str, float]:
-    conn = G.GrpcH2Connection(G.GrpcH2Server(opener))
+    conn = GrpcH2Connection(GrpcH2Server(opener))
     sink = _Sink()
     conn.connection_made(sink)  # type: ignore[arg-type]
-    conn.data_received(G.PREFACE + G._frame(G.SETTINGS, 0, 0, struct.pack(">HI", G.SETTINGS_INITIAL_WINDOW_SIZE, BIG_WINDOW))
-                       + G._frame(G.WINDOW_UPDATE, 0, 0, struct.pack(">I", BIG_WINDOW - G.DEFAULT_WINDOW)))
+    conn.data_received(W.PREFACE + W.frame(W.SETTINGS, 0, 0, struct.pack(">HI", W.SETTINGS_INITIAL_WINDOW_SIZE, BIG_WINDOW))
+                       + W.frame(W.WINDOW_UPDATE, 0, 0, struct.pack(">I", BIG_WINDOW - W.DEFAULT_WINDOW)))
     header_block = Encoder().encode([(":method", "POST"), (":scheme", "http"), (":path", METHOD), (":authority", "epp"),
                                      ("content-type", "application/grpc"), ("te", "trailers")])
     data = envoy_stream(prompt_bytes)
     streams = []
     for n in range(requests + 20):   # built ahead: only the server's work is timed
         sid = 2 * n + 1
-        wire = G._frame(G.HEADERS, G.END_HEADERS, sid, header_block) + b"".join(
-            G._frame(G.DATA, G.END_STREAM if i + 16384 >= len(data) else 0, sid, data[i:i + 16384])
+        wire = W.frame(W.HEADERS, W.END_HEADERS, sid, header_block) + b"".join(
+            W.frame(W.DATA, W.END_STREAM if i + 16384 >= len(data) else 0, sid, data[i:i + 16384])
             for i in range(0, len(data), 16384))
         streams.append([wire[i:i + 65536] for i in range(0, len(wire), 65536)])
     for reads in streams[:20]:

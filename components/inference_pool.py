@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 
 from .builders import inference_pool as b
 from .builders.external_model import egress_name
-from .catalog.runtimes import RuntimePreset
+from .catalog.runtime_preset import RuntimePreset
 from .config.serving import InferencePoolConfig, ModelServerConfig, ServedModelConfig
 
 

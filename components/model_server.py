@@ -16,7 +16,8 @@ import pulumi_kubernetes as k8s
 
 from .builders import model_server as b
 from .builders.grace import termination_grace_period_seconds
-from .catalog.runtimes import RuntimePreset, resolve_preset
+from .catalog.runtime_preset import RuntimePreset
+from .catalog.runtimes import resolve_preset
 from .config.serving import ModelServerConfig
 
 

@@ -21,7 +21,7 @@ from .builders.inference_pool import GRPC_PORT, POOL_GROUP
 from .builders.model_server import hf_token_secret
 from .builders.external_model import egress_name
 from .catalog.providers import egress_preset
-from .catalog.runtimes import RuntimePreset, for_protocol
+from .catalog.runtime_preset import RuntimePreset, for_protocol
 from .config import StackConfig
 from .external_model import ExternalModel, ExternalModelArgs
 from .inference_pool import InferencePool, InferencePoolArgs

@@ -16,7 +16,7 @@ import json
 import shlex
 from typing import Any
 
-from ..catalog.runtimes import MODEL_PLACEHOLDER, RuntimePreset
+from ..catalog.runtime_preset import MODEL_PLACEHOLDER, RuntimePreset
 from ..config import GatewayConfig, RouteConfig, StackConfig
 from ..config.runtime_rules import invocation_path, pool_preset
 from ..config.served_models import served_targets

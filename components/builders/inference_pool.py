@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from endpoint_picker.config import DEFAULT_SCORER_WEIGHTS
 
-from ..catalog.runtimes import RuntimePreset
+from ..catalog.runtime_preset import RuntimePreset
 from ..config.autoscaling import flow_control_for
 from ..config.served_models import served_targets
 from .images import pull_policy

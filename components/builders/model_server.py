@@ -23,7 +23,8 @@ from ..catalog.hardening import (
     RuntimeUser,
     server_user,
 )
-from ..catalog.runtimes import MODELS_DIR, OVMS_CONFIG_DIR, RuntimePreset, ovms_config, served_models
+from ..catalog.runtime_args import OVMS_CONFIG_DIR, ovms_config
+from ..catalog.runtime_preset import MODELS_DIR, RuntimePreset, served_models
 from ..config.autoscaling import effective_autoscaling
 from .images import pull_policy
 from .pod_security import container_security_context, pod_security_context

@@ -49,7 +49,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..catalog.runtimes import MODEL_PLACEHOLDER, Route
+from ..catalog.runtime_preset import MODEL_PLACEHOLDER, Route
 from ..config import GatewayConfig, RouteConfig, ServedModelConfig
 from ..config.exposure import narrow
 from ..config.served_models import ServedTarget, served_targets

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .runtimes import Route, RuntimePreset
+from .runtime_preset import Route, RuntimePreset
 
 TASKS = ("llm/v1/chat", "llm/v1/completions", "llm/v1/embeddings")
 TASK_PATHS = {

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from ..catalog.runtimes import MODEL_PLACEHOLDER, Route, resolve_preset
+from ..catalog.runtime_preset import MODEL_PLACEHOLDER, Route
+from ..catalog.runtimes import resolve_preset
 from .runtime_rules import invocation_path, pool_preset
 
 if TYPE_CHECKING:  # the schema modules import nothing from here

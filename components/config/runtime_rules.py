@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..catalog.runtimes import RuntimePreset, for_protocol, resolve_preset
+from ..catalog.runtime_preset import RuntimePreset, for_protocol
+from ..catalog.runtimes import resolve_preset
 
 if TYPE_CHECKING:
     from .stack import StackConfig

@@ -12,7 +12,8 @@ from components.builders.routes import (
     httproute_manifest,
     route_rules,
 )
-from components.catalog.runtimes import PRESETS, Route
+from components.catalog.runtime_preset import Route
+from components.catalog.runtimes import PRESETS
 from components.config import GatewayConfig, ServedModelConfig
 from components.config.served_models import served_name, served_target_conflicts, served_targets
 

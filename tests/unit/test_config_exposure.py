@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from components.catalog.runtimes import Route
+from components.catalog.runtime_preset import Route
 from components.config import ConfigError, config_values_from_stack_file
 from components.config.exposure import exposure_report, narrow, route_api_paths
 from components.stack_config import parse_stack_config

@@ -12,7 +12,8 @@ import pytest
 from components.builders import endpoints
 from components.builders.model_server import MODELS_ANNOTATION, RUNTIME_ANNOTATION, deployment, ovms_configmap
 from components.builders.routes import httproute_manifest
-from components.catalog.runtimes import PRESETS, for_protocol, resolve_preset
+from components.catalog.runtime_preset import for_protocol
+from components.catalog.runtimes import PRESETS, resolve_preset
 from components.config import ConfigError, config_values_from_stack_file
 from components.config.exposure import route_api_paths
 from components.config.runtime_rules import GRPC_ROUTE_UNSUPPORTED, invocation_paths, pool_preset

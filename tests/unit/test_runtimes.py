@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from components.catalog.runtimes import PRESETS, Route, resolve_preset
+from components.catalog.runtime_preset import Route
+from components.catalog.runtimes import PRESETS, resolve_preset
 from components.config.serving import ModelServerConfig
 
 

@@ -16,8 +16,8 @@ then each gateway, back to back, so ratios come from one run:
   * prompt220k_c150: 220 KB prompts, closed loop at concurrency 150 with zero-work backends: a
     throughput test, latency = 150 / throughput;
   * scraping 100 endpoints every 50 ms: picker CPU (cores) with no traffic.
-The load generator is this process (asyncio, keep-alive); it shares the 2 cores with the rest,
-so absolute numbers are conservative.
+The load generator is this process (asyncio, keep-alive: testing/http_load.py); it shares the 2
+cores with the rest, so absolute numbers are conservative.
 """
 
 from __future__ import annotations
@@ -37,13 +37,11 @@ from typing import Any
 import httpx
 
 from .envoy_bootstrap import build_bootstrap
-from .http11 import HttpConnection
 from .selfmetrics import histogram_quantile, parse_histogram
 from .testing.envoy import EnvoyProcess, wait_port
+from .testing.http_load import Load, cpu_seconds, summarize
 from .testing.net import free_port, local_host, pod_host
 from .testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
-
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 def metrics_text(i: int) -> str:
@@ -90,85 +88,6 @@ def backend_bootstrap(addresses: list[str]) -> dict[str, Any]:
             }}]}],
         })
     return {"static_resources": {"listeners": listeners}}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))]
-
-
-class Load:
-    """Keep-alive HTTP/1.1 load: open loop at a fixed rate or closed loop at fixed concurrency."""
-
-    def __init__(self, port: int, body: bytes) -> None:
-        self.port = port
-        self.headers = {"Content-Type": "application/json"}
-        self.body = body
-        self.idle: list[HttpConnection] = []
-
-    async def one(self, lat: list[float], errors: list[int], t0: float | None = None) -> None:
-        conn = self.idle.pop() if self.idle else HttpConnection(local_host(), self.port, timeout=60)
-        t = time.perf_counter() if t0 is None else t0  # open loop: from the intended send time
-        try:
-            status, _, _ = await conn.request("POST", "/v1/completions", self.headers, self.body)
-            if status == 200:
-                lat.append(time.perf_counter() - t)
-            else:
-                errors.append(status)
-            self.idle.append(conn)
-        except Exception:  # noqa: BLE001 (count any failure)
-            conn.close()
-            errors.append(0)
-
-    async def open_loop(self, rate: float, seconds: float, max_connections: int = 128) -> tuple[list[float], list[int], float]:
-        """Requests start on a fixed schedule; at most max_connections in flight (latency counts
-        the wait for a free connection, so an overloaded target shows up as latency)."""
-        lat: list[float] = []
-        errors: list[int] = []
-        n = int(rate * seconds)
-        slots = asyncio.Semaphore(max_connections)
-        start = time.perf_counter()
-
-        async def scheduled(at: float) -> None:
-            async with slots:
-                await self.one(lat, errors, at)
-
-        tasks = []
-        for i in range(n):
-            at = start + i / rate
-            delay = at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(scheduled(at)))
-        await asyncio.gather(*tasks)
-        return lat, errors, time.perf_counter() - start
-
-    async def closed_loop(self, concurrency: int, seconds: float, max_requests: int = 1_000_000) -> tuple[list[float], list[int], float]:
-        lat: list[float] = []
-        errors: list[int] = []
-        deadline = time.perf_counter() + seconds
-        count = [0]
-
-        async def worker() -> None:
-            while time.perf_counter() < deadline and count[0] < max_requests:
-                count[0] += 1
-                await self.one(lat, errors)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return lat, errors, time.perf_counter() - start
-
-    def close(self) -> None:
-        for c in self.idle:
-            c.close()
-        self.idle.clear()
 
 
 def decision_histogram(picker: PickerProcess) -> list[tuple[float, float]]:
@@ -271,11 +190,6 @@ def _start_backends(addrs: list[str], probe_port: int) -> EnvoyProcess:
     boot["static_resources"]["listeners"].append({**boot["static_resources"]["listeners"][0], "name": "probe",
                                                   "address": {"socket_address": {"address": local_host(), "port_value": probe_port}}})
     return EnvoyProcess(boot, probe_port, concurrency=1)
-
-
-def summarize(lat: list[float], errors: list[int], elapsed: float) -> dict[str, float]:
-    return {"requests": len(lat), "errors": len(errors), "rps": round(len(lat) / elapsed, 1),
-            "p50_ms": round(pct(lat, 0.5) * 1000, 2), "p99_ms": round(pct(lat, 0.99) * 1000, 2)}
 
 
 FD, BUF = "FULL_DUPLEX_STREAMED", "BUFFERED"

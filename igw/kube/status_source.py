@@ -8,7 +8,9 @@ deployment; ``observedGeneration`` behind ``generation`` or ``updatedReplicas`` 
 count is a rollout in progress, so the endpoint's ``config_update`` is ``IN_PROGRESS`` while the
 old pods keep serving); its picker Deployment (ready once one replica is); and the pool's own
 status: a parent gateway condition that is ``False`` (``Accepted``, ``ResolvedRefs``) fails
-it with the gateway's reason. The endpoints themselves come from the cluster's
+it with the gateway's reason. A pool whose Deployments all run 0 replicas because a KEDA
+ScaledObject with ``minReplicaCount: 0`` scaled them there is scaled to zero (ready while its
+picker is: a request waits there while a replica starts), not still being created. The endpoints themselves come from the cluster's
 InferenceObjectives, InferenceModelRewrites and picker ConfigMaps, as for a render.
 """
 
@@ -30,6 +32,7 @@ KINDS = (
     ("llm-d.ai/v1alpha2", "InferenceModelRewrite"),
     ("v1", "ConfigMap"),
     ("apps/v1", "Deployment"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
 )
 
 
@@ -81,6 +84,14 @@ def pool_problem(pool: dict[str, Any]) -> str | None:
     return None
 
 
+def scaled_to_zero_by_keda(deployments: list[dict[str, Any]], objects: list[dict[str, Any]]) -> bool:
+    """Every one of `deployments` is at 0 replicas and the target of a ScaledObject that may idle it at 0."""
+    idle_targets = {(o.get("spec") or {}).get("scaleTargetRef", {}).get("name") for o in objects
+                    if o.get("kind") == "ScaledObject" and int((o.get("spec") or {}).get("minReplicaCount", 0)) == 0}
+    return bool(deployments) and all(int((d.get("spec") or {}).get("replicas", 1)) == 0
+                                     and (d.get("metadata") or {}).get("name") in idle_targets for d in deployments)
+
+
 def pool_health(objects: list[dict[str, Any]], pools: dict[str, PoolSpec]) -> tuple[dict[str, PoolHealth], list[str]]:
     """Per pool its PoolHealth, and the pools whose pods are rolling out."""
     deployments = [o for o in objects if o.get("kind") == "Deployment"]
@@ -97,7 +108,8 @@ def pool_health(objects: list[dict[str, Any]], pools: dict[str, PoolSpec]) -> tu
         if not mine:
             note = "no Deployment selected by the pool"
         health[name] = PoolHealth(desired, ready, picker is not None and int((picker.get("status") or {}).get("readyReplicas", 0)) >= 1,
-                                  failed="; ".join(problems) or None, note=note, updating=bool(rollout))
+                                  failed="; ".join(problems) or None, note=note, updating=bool(rollout),
+                                  scaled_to_zero=scaled_to_zero_by_keda(mine, objects))
         if rollout:
             updating.append(name)
     return health, updating

@@ -99,3 +99,32 @@ def test_status_from_the_cluster(cluster: LocalCluster, admin: KubeClient, crds:
                         str(cluster.admin_kubeconfig), "--namespace", namespace, "--json"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 3, r.stderr
     assert json.loads(r.stdout)["endpoints"] == cluster_report("external", admin, namespace)["endpoints"]
+
+
+def test_status_of_a_pool_scaled_to_zero(admin: KubeClient, crds: dict, namespace: str) -> None:
+    """The scale-to-zero stack's pool: while its Deployment has 1 desired pod that is not ready it
+    is being created; at 0 replicas set as KEDA sets them (no KEDA controller runs here) with its
+    picker ready, it is READY and says why; the same 0 replicas without the ScaledObject that may
+    idle it there is still not ready (someone scaled it down by hand)."""
+    install_crds(admin, gke_standin_crds(), field_manager="real-k8s-tests")
+    objects = relocate([o for o in stack_manifests("scale-to-zero") if o["kind"] not in CLUSTER_SCOPED], namespace)
+    for obj in objects:
+        admin.apply(obj, field_manager="inference-gateway")
+    server, epp = "vllm-llama3-8b-instruct", "vllm-llama3-8b-instruct-epp"
+
+    def status(report: dict) -> tuple[str, str, str]:
+        ready, _, deployment, message = summary(report, "food-review")
+        return ready, deployment, message
+
+    make_ready(admin, namespace, epp, 1)
+    report = report_until(admin, namespace, lambda r: status(r)[2] == "0/1 pods ready: waiting for pods", "server pod pending")
+    assert status(report)[:2] == ("NOT_READY", "DEPLOYMENT_CREATING")
+
+    admin.patch("apps/v1", "Deployment", server, {"spec": {"replicas": 0}}, namespace=namespace)
+    report = report_until(admin, namespace, lambda r: status(r)[0] == "READY", "READY at zero")
+    assert status(report) == ("READY", "DEPLOYMENT_READY",
+                              "0/0 pods ready; scaled to zero: a request waits in the picker while a replica starts")
+
+    admin.delete("keda.sh/v1alpha1", "ScaledObject", server, namespace=namespace)
+    report = report_until(admin, namespace, lambda r: status(r)[0] == "NOT_READY", "not ready without the ScaledObject")
+    assert status(report) == ("NOT_READY", "DEPLOYMENT_CREATING", "0/0 pods ready: waiting for pods")

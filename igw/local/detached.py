@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .supervisor import Options, StartupError, run_supervisor
+from .startup_checks import StartupError
+from .supervisor import Options, run_supervisor
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from .pickers import picker_fingerprint, start_group, wait_group_ready
 from .plan import LocalPlan, build_plan
 from .plan_skipped import cloud_resources
 from .process import Proc
+from .publish import install_manifests, picker_endpoints, ready_endpoints
 from .rendered_objects import load_manifests
 from .replicas import replica_fingerprint
 
@@ -120,7 +121,7 @@ def apply_plan(sup: Supervisor, new: LocalPlan, source: Path) -> list[str]:
     if started:
         sup.wait_ready("replicas", started, sup.replicas.ready, sup.replica_timeout())
     # 2. manifests for the pickers (rewrites, objectives, pool selector)
-    sup.install_manifests(source)
+    install_manifests(sup.dir, source, sup.generation)
     # 3. pickers: new pools / changed picker config → new pickers next to the old ones
     old_pickers: list[Proc] = []
     for pool in new.pools.values():
@@ -148,7 +149,7 @@ def apply_plan(sup: Supervisor, new: LocalPlan, source: Path) -> list[str]:
     for r in removed:
         r.ready = False
     sup.publish_endpoints()
-    sup.envoy_files.write_config(new, sup.picker_endpoints(), sup.ready_endpoints(), sup.o.listen_address,
+    sup.envoy_files.write_config(new, picker_endpoints(sup.pickers), ready_endpoints(new, sup.sims), sup.o.listen_address,
                                  sup.logs / "access.log")
     sup.wait_envoy_applied()
     if [(l.name, l.local_port) for l in old.listeners] != [(l.name, l.local_port) for l in new.listeners]:

@@ -5,11 +5,12 @@ address, like a pod IP; see replicas.py), the pickers of each InferencePool (as 
 Deployment's replicas; pickers.py), one Envoy. The supervisor stops them on SIGTERM/SIGINT/SIGHUP,
 on a startup failure and at exit.
 
-While running it acts as the kubelet and the controllers would: probes each replica's
-readinessProbe, publishes ready pods to the pickers (endpoints file) and to Envoy (EDS file),
-probes the pickers as their rendered probes say (watchdog.py: a picker failing readiness leaves
-Envoy's picker cluster, one failing liveness is restarted), restarts crashed processes with
-backoff, and on SIGUSR1 applies a new render (rollout.py).
+Before starting anything it checks the ports the plan needs, then waits for each tier to be
+ready (startup_checks.py). While running it acts as the kubelet and the controllers would: probes
+each replica's readinessProbe, publishes ready pods to the pickers (endpoints file) and to Envoy
+(EDS file; publish.py), probes the pickers as their rendered probes say (watchdog.py: a picker
+failing readiness leaves Envoy's picker cluster, one failing liveness is restarted), restarts
+crashed processes with backoff, and on SIGUSR1 applies a new render (rollout.py).
 """
 
 from __future__ import annotations
@@ -17,26 +18,25 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import os
-import shutil
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
-import yaml
 from endpoint_picker.envoy_bootstrap import envoy_binary
 
 from .autoscaler import LocalAutoscaler
 from .envoy import EnvoyFiles, listener_name
-from .pickers import endpoints_file, start_group, wait_group_ready
+from .pickers import start_group, wait_group_ready
 from .plan import LocalPlan, build_plan
 from .plan_skipped import cloud_resources
 from .process import Proc, free_port, port_open
+from .publish import install_manifests, picker_endpoints, ready_endpoints, write_pods_file
 from .rendered_objects import load_manifests
 from .replicas import replica_launcher
 from .report import describe_route
+from .startup_checks import StartupError, check_ports, wait_ready
 from .state import write_state
 from .watchdog import PickerWatchdog
 
@@ -44,10 +44,6 @@ RESTART_BACKOFF = (2.0, 4.0, 8.0, 16.0, 30.0)
 RELOAD_SIGNAL = signal.SIGUSR1
 CANCEL_SIGNAL = signal.SIGUSR2
 """`igw up` cancelling the reload in progress (Ctrl-C, `igw up --cancel`; igw/local/safe_update.py)."""
-
-
-class StartupError(RuntimeError):
-    pass
 
 
 @dataclasses.dataclass
@@ -128,59 +124,14 @@ class Supervisor:
     def picker_procs(self) -> list[Proc]:
         return [p for group in self.pickers.values() for p in group]
 
-    # ------------------------------------------------------------------ manifests
-    def install_manifests(self, source: Path) -> Path:
-        """Copy a render into manifests.<gen>/ and atomically repoint the `manifests` symlink the
-        pickers read, so they never see a half-updated directory."""
-        gen_dir = self.dir / f"manifests.{self.generation}"
-        if gen_dir.exists():
-            shutil.rmtree(gen_dir)
-        shutil.copytree(source, gen_dir, copy_function=shutil.copy)  # fresh mtimes: pickers reload on mtime
-        link = self.dir / "manifests"
-        tmp = self.dir / ".manifests.tmp"
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        tmp.symlink_to(gen_dir.name)
-        os.replace(tmp, link)
-        for old in self.dir.glob("manifests.*"):
-            if old != gen_dir and old.name != f"manifests.{self.generation - 1}":
-                shutil.rmtree(old, ignore_errors=True)
-        return link
-
-    # ------------------------------------------------------------------ publishing
+    # ------------------------------------------------------------------ publishing (publish.py)
     def publish_endpoints(self) -> None:
         """Ready pods → each picker's endpoints file and Envoy's EDS (both atomic replaces)."""
         assert self.plan is not None
         for pool in self.plan.pools.values():
-            pods, eps = [], []
-            for r in pool.replicas:
-                p = self.sims.get(r.name)
-                ready = bool(p and p.ready)
-                pods.append({"name": r.name, "namespace": pool.namespace, "address": r.address,
-                             "labels": r.labels, "ready": ready})
-                if ready:
-                    eps += [f"{r.address}:{port}" for port in pool.target_ports]
-            f = endpoints_file(self.dir, pool.name)
-            body = yaml.safe_dump({"pods": pods}, sort_keys=False)
-            if not f.exists() or f.read_text() != body:
-                tmp = f.with_name("." + f.name + ".tmp")
-                tmp.write_text(body)
-                os.replace(tmp, f)
-            self.envoy_files.write_endpoints(pool.name, eps)
+            self.envoy_files.write_endpoints(pool.name, write_pods_file(self.dir, pool, self.sims))
             if self.envoy is not None:  # before Envoy starts, write_config writes them
-                self.envoy_files.write_picker_endpoints(pool.name, self.picker_endpoints().get(pool.name, []))
-
-    def ready_endpoints(self) -> dict[str, list[str]]:
-        assert self.plan is not None
-        return {pool.name: [f"{r.address}:{port}" for r in pool.replicas
-                            if self.sims.get(r.name) and self.sims[r.name].ready for port in pool.target_ports]
-                for pool in self.plan.pools.values()}
-
-    def picker_endpoints(self) -> dict[str, list[str]]:
-        """Per pool, its ready pickers' ext_proc addresses: what the picker Service's endpoints
-        would be (with leader election, the leader only)."""
-        return {pool: [f"127.0.0.1:{p.meta['grpc_port']}" for p in group if p.ready and p.running()]
-                for pool, group in self.pickers.items()}
+                self.envoy_files.write_picker_endpoints(pool.name, picker_endpoints(self.pickers).get(pool.name, []))
 
     def wait_pickers_ready(self, groups: list[list[Proc]]) -> None:
         deadline = time.monotonic() + self.o.startup_timeout
@@ -191,27 +142,9 @@ class Supervisor:
 
     # ------------------------------------------------------------------ waiting
     def wait_ready(self, what: str, procs: list[Proc], check: Callable[[Proc], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pending = list(procs)
-        while pending:
-            for p in list(pending):
-                if not p.running():
-                    raise StartupError(f"{p.kind} {p.name} exited with status {p.popen.returncode if p.popen else '?'} "
-                                       f"while starting; last lines of {p.log}:\n{p.tail()}")
-                if check(p):
-                    p.ready = True
-                    pending.remove(p)
-            if self._stop:
-                raise StartupError("interrupted")
-            if self.cancel_requested:
-                raise StartupError("cancelled")
-            if not pending:
-                break
-            if time.monotonic() > deadline:
-                names = ", ".join(p.name for p in pending)
-                raise StartupError(f"{what} not ready after {timeout:.0f}s: {names}; last lines of "
-                                   f"{pending[0].log}:\n{pending[0].tail()}")
-            time.sleep(0.05)
+        """startup_checks.wait_ready, ended early by a stop or an `igw up --cancel`."""
+        wait_ready(what, procs, check, timeout,
+                   lambda: "interrupted" if self._stop else "cancelled" if self.cancel_requested else None)
 
     def replica_timeout(self) -> float:
         """How long model-server pods may take to become ready: the --timeout, or longer for a kind
@@ -246,19 +179,6 @@ class Supervisor:
                                    f"{self.envoy.log}:\n{self.envoy.tail(8)}")
             time.sleep(0.05)
 
-    def _check_ports(self, plan: LocalPlan) -> None:
-        """Fail before starting anything when an address we need is taken."""
-        wanted = [(self.o.listen_address, l.local_port, f"gateway listener {l.gateway} {l.name}") for l in plan.listeners]
-        wanted += [(r.address, port, f"pod {r.name}") for r in plan.replicas for port in r.ports]
-        for host, port, what in wanted:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((host, port))
-                except OSError as e:
-                    hint = " (use --port)" if what.startswith("gateway") else " (use --address-base)"
-                    raise StartupError(f"{host}:{port} for {what} is not available: {e.strerror}{hint}") from None
-
     # ------------------------------------------------------------------ start
     def start(self, manifests: Path) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -268,10 +188,10 @@ class Supervisor:
         t0 = time.monotonic()
         plan = build_plan(load_manifests(manifests), port=self.o.port, address_base=self.o.address_base)
         self.autoscaler.adopt(plan)  # autoscaled Deployments start at their min_replicas
-        self._check_ports(plan)
+        check_ports(plan, self.o.listen_address)
         plan.skipped += cloud_resources(manifests.resolve().parent / "resources.json")
         self.plan = plan
-        self.install_manifests(manifests)
+        install_manifests(self.dir, manifests, self.generation)
 
         # 1. model-server replicas
         t = time.monotonic()
@@ -298,7 +218,7 @@ class Supervisor:
 
         # 3. Envoy
         t = time.monotonic()
-        self.envoy_files.write_config(plan, self.picker_endpoints(), self.ready_endpoints(), self.o.listen_address,
+        self.envoy_files.write_config(plan, picker_endpoints(self.pickers), ready_endpoints(plan, self.sims), self.o.listen_address,
                                       self.logs / "access.log")
         boot = self.envoy_files.write_bootstrap(self.admin_port, f"igw-local-{self.o.stack}")
         self.envoy = Proc("envoy", "envoy", [envoy_binary(), "-c", str(boot), "--disable-hot-restart",

@@ -14,7 +14,12 @@ from .server import VllmServer
 
 class Streams:
     """Streamed completions, each in a thread, in flight until they finish or stop() cuts them
-    (closing the connection makes vLLM abort the request)."""
+    (closing the connection makes vLLM abort the request).
+
+    The tiny model decodes ~450 tokens/s on an idle core, so one request holds a state for about
+    two seconds: fewer than the probes of a test need (they took 4-7 min under load, which hid
+    this). `keep` holds a state for as long as the test runs: each of its streams starts again as
+    soon as it ends."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -24,20 +29,37 @@ class Streams:
         self._stop = threading.Event()
 
     def start(self, model: str, prompt: str, max_tokens: int) -> "Streams":
+        """One request, in flight until it ends or stop()."""
+        return self._spawn(model, prompt, max_tokens, repeat=False)
+
+    def keep(self, model: str, prompt: str, max_tokens: int, count: int = 1) -> "Streams":
+        """`count` requests in flight until stop(), each started again as soon as it ends."""
+        for _ in range(count):
+            self._spawn(model, prompt, max_tokens, repeat=True)
+        return self
+
+    def _spawn(self, model: str, prompt: str, max_tokens: int, repeat: bool) -> "Streams":
         body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
 
-        def run() -> None:
+        def once() -> bool:
+            """One stream; False when it failed or stop() cut it."""
             try:
                 with self.client.stream("POST", self.url + "/v1/completions", json=body) as r:
                     if r.status_code != 200:
                         self.errors.append(f"{model}: HTTP {r.status_code} {r.read()[:300]!r}")
-                        return
+                        return False
                     for _ in r.iter_bytes():
                         if self._stop.is_set():
-                            return
+                            return False
+                return True
             except httpx.HTTPError as e:
                 if not self._stop.is_set():
                     self.errors.append(f"{model}: {e!r}")
+                return False
+
+        def run() -> None:
+            while once() and repeat and not self._stop.is_set():
+                pass
 
         t = threading.Thread(target=run, daemon=True)
         t.start()

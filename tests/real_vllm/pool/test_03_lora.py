@@ -1,6 +1,6 @@
 """The LoRA-affinity scorer's choice on real vLLM, asserted from the servers' real /metrics.
 
-Requests held in flight directly on the servers set up: ``roomy`` runs tiny-lora-a (one of its two
+Requests kept in flight directly on the servers set up: ``roomy`` runs tiny-lora-a (one of its two
 adapter slots free), ``small`` runs tiny-lora-a and tiny-lora-b (no slot free). Real vLLM then
 lists each in-flight adapter in both the running and the waiting list. Probes through Envoy and a
 picker scoring LoRA affinity only must go where the real pages say:
@@ -38,8 +38,17 @@ def test_lora_choice_with_one_slot_free_and_none_free(servers, gateway):
     roomy, small = servers.roomy, servers.small
     want = {roomy.key: (frozenset({A}), frozenset({A}), 2), small.key: (frozenset({A, B}), frozenset({A, B}), 2)}
     wait_idle(servers.all)
-    holders = [Streams(roomy.url).start(A, HOLD_PROMPT, 900),
-               Streams(small.url).start(A, HOLD_PROMPT, 900), Streams(small.url).start(B, HOLD_PROMPT, 900)]
+    # Three streams per adapter whose lengths have no small common ratio, so they restart at
+    # different moments and one is always in flight (250/361/467 tokens: 2+3+4 blocks per adapter,
+    # 18 of small's 24 with both adapters, so nothing is preempted).
+    def hold(url: str, *adapters: str) -> Streams:
+        s = Streams(url)
+        for adapter in adapters:
+            for length in (250, 361, 467):
+                s.keep(adapter, HOLD_PROMPT, length)
+        return s
+
+    holders = [hold(roomy.url, A), hold(small.url, A, B)]
     try:
         t_state = time.monotonic()
         wait_pages(servers.all, "roomy running tiny-lora-a, small running both adapters",
@@ -61,4 +70,5 @@ def test_lora_choice_with_one_slot_free_and_none_free(servers, gateway):
     finally:
         for h in holders:
             h.stop()
+    assert [h.errors for h in holders] == [[], []]
     assert [expected_score("tiny", want[k]) for k in (roomy.key, small.key)] == [0.8, 0.0]

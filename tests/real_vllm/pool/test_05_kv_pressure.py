@@ -1,7 +1,7 @@
 """KV pressure on real vLLM: the `small` server has 24 KV blocks (3072 tokens). Five long requests
-sent to it directly fill its cache until vLLM preempts or queues; the picker reads the real
-`vllm:kv_cache_usage_perc` and sends new requests to `roomy`, and its saturation detector reports
-the pool as the real pages say."""
+sent to it directly, each sent again when it ends, fill its cache until vLLM preempts or queues;
+the picker reads the real `vllm:kv_cache_usage_perc` and sends new requests to `roomy`, and its
+saturation detector reports the pool as the real pages say."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def test_kv_pressure_moves_traffic_to_the_roomy_server(servers, gateway):
     preempted_before = gauge(page(small), "vllm:num_preemptions_total")
     load = Streams(small.url)
     try:
-        for i in range(5):
-            load.start("tiny", f"fill the cache {i} " + "block " * 200, 800)
+        for i in range(5):          # each started again when it ends: the pressure lasts the test
+            load.keep("tiny", f"fill the cache {i} " + "block " * 200, 800)
         t_state = time.monotonic()
         wait_pages([small], f"small server's KV cache at least {PRESSURE:.0%} used, requests preempted or queued",
                    lambda ps: gauge(ps[0], "vllm:kv_cache_usage_perc") >= PRESSURE
@@ -47,3 +47,4 @@ def test_kv_pressure_moves_traffic_to_the_roomy_server(servers, gateway):
         assert reported >= saturation(small_page) / 2 - 0.05, (reported, saturation(small_page))
     finally:
         load.stop()
+    assert load.errors == []

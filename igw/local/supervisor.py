@@ -27,7 +27,8 @@ import httpx
 from endpoint_picker.envoy_bootstrap import envoy_binary
 
 from .autoscaler import LocalAutoscaler
-from .envoy import EnvoyFiles, listener_name
+from .envoy import EnvoyFiles
+from .envoy_names import listener_name
 from .pickers import start_group, wait_group_ready
 from .plan import LocalPlan, build_plan
 from .plan_skipped import cloud_resources

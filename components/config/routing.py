@@ -272,7 +272,7 @@ def guarded_gateways(gateways, model_armor) -> list[str]:
 
 
 def gateway_rules(cfg) -> list[str]:
-    """Cross-field rules for gateways (called from stack._rules once pools and models are valid):
+    """Cross-field rules for gateways (called from stack_rules.stack_rules once pools and models are valid):
     served-model names unique per gateway, Model Armor wiring. Limits that only a render can tell
     (HTTPRoute rule count, extension metadata size) are in components/builders/render_limits.py."""
     from .exposure import exposure_problems

@@ -14,6 +14,7 @@ import pulumi
 from .builders import endpoints
 from .builders import model_armor_extension as armor
 from .config import StackConfig
+from .config.routing import guarded_gateways
 from .gateway import LABELS, Gateway, GatewayArgs, health_probe, model_server_metrics, node_subnetwork
 from .observability import PICKER_METRICS_PORT, Observability, ObservabilityArgs, ScrapeTarget
 from .pool_policies import PoolPolicies, PoolPoliciesArgs
@@ -72,7 +73,7 @@ def build_gateway_layer(
             opts=k8s_opts,
         )
 
-    guarded = armor.guarded_gateways(cfg.gateways, cfg.model_armor)
+    guarded = guarded_gateways(cfg.gateways, cfg.model_armor)
     settings: pulumi.Output[str] | None = None
     if guarded and cfg.model_armor is not None:
         ids = sorted({t for g in cfg.model_armor.guards for t in (g.prompt_template, g.response_template)})

@@ -8,7 +8,8 @@ from typing import Sequence
 import pulumi
 import pulumi_gcp as gcp
 
-from .builders.gke import NODE_ROLES, node_service_account_id
+from .builders.gke import NODE_ROLES
+from .catalog.names import node_service_account_id
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..catalog.machines import GpuMachine
-from ..catalog.names import node_service_account_id
 
 if TYPE_CHECKING:
     from ..config import GpuNodePoolConfig, StackConfig

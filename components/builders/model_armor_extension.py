@@ -18,7 +18,6 @@ import json
 from typing import Any, Mapping
 
 from ..config import ModelArmorConfig
-from ..config.routing import guarded_gateways  # noqa: F401  (the config derives it; builders use it)
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 ALL_EVENTS = ["RequestHeaders", "RequestBody", "RequestTrailers", "ResponseHeaders", "ResponseBody", "ResponseTrailers"]

@@ -13,7 +13,8 @@ from ..catalog.names import template_name
 from ..config import StackConfig
 from ..config.exposure import route_api_paths
 from ..config.runtime_rules import invocation_paths
-from .model_armor_extension import METADATA_VALUE_MAX, guarded_gateways, model_armor_settings
+from ..config.routing import guarded_gateways
+from .model_armor_extension import METADATA_VALUE_MAX, model_armor_settings
 from .routes import route_limit_problem
 
 

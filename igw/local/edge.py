@@ -13,7 +13,7 @@ path normalisation, the client address in X-Forwarded-For, HTTP/1.0, and JSON er
   carry the gateway's one error shape, the OpenAI error object with a stable ``code``
   (endpoint_picker.errors), instead of plain text or nothing. The picker's rejections are local
   replies too; their response details are their kebab-case code, so no mapper touches them (they
-  are JSON already). A picker that fails a FailClose pool is envoy.py's `picker_failure_reply`.
+  are JSON already). A picker that fails a FailClose pool gets `picker_failure_reply` (below).
 
 On GKE the load balancer produces these replies itself and Gateway API cannot change their
 bodies; see README.md ("Errors").

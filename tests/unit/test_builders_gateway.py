@@ -14,6 +14,7 @@ from components.builders import model_armor_extension as armor
 from components.catalog.names import template_name
 from components.builders import policies
 from components.config import GatewayConfig, ModelArmorConfig
+from components.config.routing import guarded_gateways
 from components.stack_config import parse_stack_config
 from components.config.serving import BackendPolicyConfig
 from tests.crd_schema import validate_with_upstream
@@ -165,13 +166,13 @@ def test_traffic_extension_shape():
 
 def test_guarded_gateways_defaults_and_overrides():
     ext, internal = gateway(), GatewayConfig.model_validate({"name": "int", "class": "gke-l7-rilb"})
-    assert armor.guarded_gateways([ext, internal], MA) == ["edge"]
-    assert armor.guarded_gateways([ext, internal], None) == []
+    assert guarded_gateways([ext, internal], MA) == ["edge"]
+    assert guarded_gateways([ext, internal], None) == []
     only_internal = MA.model_copy(update={"gateways": ["int"]})
-    assert armor.guarded_gateways([ext, internal], only_internal) == ["int"]
+    assert guarded_gateways([ext, internal], only_internal) == ["int"]
     forced = GatewayConfig.model_validate({"name": "int", "class": "gke-l7-rilb", "model_armor": True})
     off = GatewayConfig.model_validate({"name": "edge", "model_armor": False})
-    assert armor.guarded_gateways([off, forced], MA) == ["int"]
+    assert guarded_gateways([off, forced], MA) == ["int"]
 
 
 # -- metrics access ------------------------------------------------------------------------------------

@@ -80,22 +80,48 @@ def cell_markdown(name: str, cell: dict[str, Any], res: dict[str, Any]) -> list[
     return out
 
 
-def behind(res: dict[str, Any]) -> list[str]:
-    """Held-out cells and metrics where the candidate is behind the reference or a baseline."""
-    out = []
+def _worse(a: dict[str, Any], b: dict[str, Any], metric: str) -> bool:
+    """`a` is worse than `b` on `metric` and their 95% intervals do not overlap."""
+    from .evaluation import LOWER_IS_BETTER
+    from .stats import intervals_separate
+
+    if not intervals_separate(a, b):
+        return False
+    return (a["mean"] > b["mean"]) if metric in LOWER_IS_BETTER else (a["mean"] < b["mean"])
+
+
+def _ci3(c: dict[str, Any], metric: str) -> str:
+    """`mean [lo, hi]` to 3 significant digits (TPOT in ms), so close intervals stay distinguishable."""
+    k = 1000 if metric.startswith("tpot") else 1
+    return f"{c['mean'] * k:.3g} [{c['lo'] * k:.3g}, {c['hi'] * k:.3g}]"
+
+
+def behind(res: dict[str, Any], which: str = "held_out") -> list[str]:
+    """Every cell of a set where the candidate is behind: worse than the reference, the oracle or a
+    baseline on any verdict metric with non-overlapping intervals, or not beating the reference on
+    TTFT p90 or goodput (the intervals overlap)."""
+    from .evaluation import VERDICT_METRICS
+
+    names = {"ttft_p50": "TTFT p50", "ttft_p90": "TTFT p90", "ttft_p99": "TTFT p99", "tpot_p90": "TPOT p90",
+             "goodput_rps": "goodput"}
     cand, ref = res["candidate"], res["reference"]
+    out = []
     for name, cell in res["cells"].items():
-        if cell["set"] != "held_out":
+        if cell["set"] != which:
             continue
-        for m, v in cell["verdict"].items():
-            if v == "worse":
-                out.append(f"{name}: {m} worse than {ref} (intervals do not overlap)")
-        st = cell["strategies"]
-        for base in ("round-robin", "least-request"):
-            if base in st:
-                a, b = st[cand]["ttft_p90"], st[base]["ttft_p90"]
-                if a["lo"] is not None and b["hi"] is not None and a["lo"] > b["hi"]:
-                    out.append(f"{name}: TTFT p90 worse than {base} ({ci(a, 's')} vs {ci(b, 's')} s)")
+        st, items = cell["strategies"], []
+        for other in (ref, "oracle", "round-robin", "least-request"):
+            if other not in st:
+                continue
+            worse = [f"{names[m]} {_ci3(st[cand][m], m)} vs {_ci3(st[other][m], m)}"
+                     for m in VERDICT_METRICS if _worse(st[cand][m], st[other][m], m)]
+            if worse:
+                items.append(f"worse than {other}: " + "; ".join(worse))
+        ties = [names[m] for m in ("ttft_p90", "goodput_rps") if cell["verdict"][m] == "tie"]
+        if ties:
+            items.append(f"does not beat {ref} on {' or '.join(ties)} (intervals overlap)")
+        if items:
+            out.append(f"{name}: " + ". ".join(i[0].upper() + i[1:] for i in items) + ".")
     return out
 
 
@@ -105,6 +131,8 @@ def _interval(res: dict[str, Any]) -> str:
 
 
 def evaluation_markdown(doc: dict[str, Any]) -> str:
+    from .evaluation import VERDICT_METRICS
+
     res = doc["result"]
     out = [f"## Scheduling quality, virtual time ({res['seeds']} seeds per cell)", "",
            doc.get("description", ""), "",
@@ -119,11 +147,14 @@ def evaluation_markdown(doc: dict[str, Any]) -> str:
             continue
         out += [f"### {title}: TTFT p90 (s) and goodput, mean [95% CI]", ""] + summary_table(res, which) + [""]
         out += [f"![TTFT CDFs, {which}](evaluation-{which}.png)", ""]
-    lag = behind(res)
-    out += ["### Where the candidate is behind (held-out)", ""]
-    out += [f"- {x}" for x in lag] if lag else ["- nowhere: no held-out metric is worse than the reference or a baseline "
-                                               "with non-overlapping intervals."]
-    out.append("")
+    out += [f"### Where {res['candidate']} is behind", "",
+            f"Per cell: metrics (of {', '.join(VERDICT_METRICS)}) where it is worse than another strategy with "
+            f"non-overlapping 95% intervals (mean [CI], TPOT in ms), and where it does not beat {res['reference']} "
+            "on TTFT p90 or goodput.", ""]
+    for which, title in SETS:
+        lag = behind(res, which)
+        if any(c["set"] == which for c in res["cells"].values()):
+            out += [f"**{title}**", ""] + ([f"- {x}" for x in lag] if lag else ["- nowhere."]) + [""]
     for which, _ in SETS:
         for name, cell in res["cells"].items():
             if cell["set"] == which:

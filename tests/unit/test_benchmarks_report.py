@@ -102,3 +102,45 @@ def test_crosscheck_table_tolerance_and_the_real_runs_beside_the_reference_epp()
     assert "| shared_prefix | envoy-round-robin | 4.000 / 4.800 | +20.0% | +10.0% | 7.000 / 7.700 | +10.0% | +10.0% |" in md
     assert "Tolerance (largest |Δ| over the table): TTFT p50 +20.0%, TTFT p90 +10.0%" in md
     assert "#### Real-socket run: shared_prefix" in md and "| upstream-epp | **FAILED**: all 10 requests failed" in md
+
+
+def _ci(mean, half):
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": 10}
+
+
+def _eval_cell(set_, cand, ref, oracle, rr, verdict):
+    metrics = ("ttft_p50", "ttft_p90", "ttft_p99", "tpot_p90", "goodput_rps")
+    strat = {name: {m: _ci(*vals[m]) for m in metrics}
+             for name, vals in (("picker-default", cand), ("picker-reference", ref), ("oracle", oracle), ("round-robin", rr))}
+    return {"set": set_, "strategies": strat, "verdict": dict(zip(metrics, verdict))}
+
+
+def test_behind_names_every_worse_metric_and_every_tie_with_the_reference_per_set():
+    from benchmarks import report_eval
+
+    same = {"ttft_p50": (0.02, 0.001), "ttft_p90": (0.03, 0.001), "ttft_p99": (0.05, 0.001), "tpot_p90": (0.01, 0.0001),
+            "goodput_rps": (40.0, 1.0)}
+    res = {"candidate": "picker-default", "reference": "picker-reference", "cells": {
+        # behind the oracle on p90 and goodput, behind round robin on TPOT, ties the reference on goodput
+        "lora": _eval_cell("held_out", {**same, "ttft_p90": (9.7, 0.8), "goodput_rps": (28.7, 1.3)},
+                           {**same, "ttft_p90": (11.6, 0.6), "goodput_rps": (28.0, 1.0)},
+                           {**same, "ttft_p90": (0.032, 0.001), "goodput_rps": (43.7, 1.2)},
+                           {**same, "ttft_p90": (12.0, 0.7), "tpot_p90": (0.0095, 0.0001), "goodput_rps": (12.5, 0.8)},
+                           ("tie", "better", "tie", "tie", "tie")),
+        # worse than the reference on p50 (lower is better), better on everything else
+        "priority": _eval_cell("held_out", {**same, "ttft_p50": (0.41, 0.006)}, {**same, "ttft_p50": (0.36, 0.008)},
+                               {**same, "ttft_p50": (0.41, 0.05)}, {**same, "ttft_p50": (5.0, 0.5)},
+                               ("worse", "better", "better", "tie", "better")),
+        # nothing behind: must not be listed
+        "clean": _eval_cell("held_out", same, same, same, same, ("tie", "better", "tie", "tie", "better")),
+        "train": _eval_cell("training", same, same, same, same, ("tie", "tie", "tie", "tie", "tie")),
+    }}
+    held = report_eval.behind(res, "held_out")
+    assert held == [
+        "lora: Worse than oracle: TTFT p90 9.7 [8.9, 10.5] vs 0.032 [0.031, 0.033]; goodput 28.7 [27.4, 30] vs "
+        "43.7 [42.5, 44.9]. Worse than round-robin: TPOT p90 10 [9.9, 10.1] vs 9.5 [9.4, 9.6]. "
+        "Does not beat picker-reference on goodput (intervals overlap).",
+        "priority: Worse than picker-reference: TTFT p50 0.41 [0.404, 0.416] vs 0.36 [0.352, 0.368].",
+    ]
+    assert report_eval.behind(res, "training") == [
+        "train: Does not beat picker-reference on TTFT p90 or goodput (intervals overlap)."]

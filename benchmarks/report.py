@@ -285,8 +285,9 @@ def anchors_markdown(docs: dict[str, dict[str, Any]]) -> str:
         for name, r in sc.items():
             if "cores" in r:
                 c = r["cores"].get("picker", 0)
-                rows.append((f"idle CPU scraping {ov['result']['scrape']['endpoints']} endpoints @50 ms", f"{c:.2f} cores",
-                             "≈7.5 cores idle with 100 pods", "LR docs/operations.md", "yes" if c <= 0.5 else "no (target ≤ 0.5)"))
+                rows.append((f"idle CPU scraping {ov['result']['scrape']['endpoints']} endpoints @50 ms ({name})", f"{c:.2f} cores",
+                             "≈7.5 cores idle with 100 pods", "LR docs/operations.md",
+                             "–" if "upstream" in name else "yes" if c <= 0.5 else "no (target ≤ 0.5)"))
     sp = next((d for d in docs.values() if d["kind"] == "quality" and d["result"]["workload"].get("kv_demand_tokens")), None)
     if sp:
         runs = sp["result"]["runs"]
@@ -308,7 +309,7 @@ def anchors_markdown(docs: dict[str, dict[str, Any]]) -> str:
                              "GKE IG +15.7%; llm-d precise vs random 8,730 vs 4,429 (+97%)", "same", "–"))
     if not rows:
         return ""
-    out = ["## Against the published anchors (upstream rows not runnable here)", "",
+    out = ["## Against the published anchors", "",
            "| metric | ours (this run) | published reference | source | our target met |", "|---|---|---|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
     out += ["", "Different hardware, models and load: the reference column is context, not a same-run ratio."]
@@ -330,6 +331,27 @@ def plots(docs: dict[str, dict[str, Any]], out_dir: Path = RESULTS_DIR) -> list[
         elif doc["kind"] == "scale":
             written += scale_plot(doc, out_dir)
     return written
+
+
+def upstream_epp_markdown(docs: dict[str, dict[str, Any]]) -> str:
+    """Which real-process results have reference-EPP rows and which do not (with the recorded reason)."""
+    ran, skipped = [], {}
+    for name, doc in docs.items():
+        if doc["kind"] not in ("overhead", "quality"):
+            continue
+        res = doc["result"]
+        if any(v.get("type") == "upstream-epp" for v in (res.get("strategies") or {}).values()) or any(
+                k.startswith("upstream") for k in res.get("runs") or {}):
+            ran.append(name)
+        for k, why in (res.get("not_run") or {}).items():
+            if "upstream" in k and "upstream-sim" not in k:
+                skipped[name] = why
+    out = "**Reference EPP (llm-d-router `epp` through `IGW_UPSTREAM_EPP`):** "
+    out += f"run in {', '.join(ran)}. " if ran else ""
+    if skipped:
+        reasons = sorted(set(skipped.values()))
+        out += f"Not run in {', '.join(skipped)} ({'; '.join(reasons)})."
+    return out if ran or skipped else ""
 
 
 def summary_markdown(docs: dict[str, dict[str, Any]], command: str, total_s: float | None) -> str:
@@ -354,11 +376,11 @@ def summary_markdown(docs: dict[str, dict[str, Any]], command: str, total_s: flo
     out += ["## Real-process runs", "",
             "Noisy shared machine: compare strategies within one table (same run), not across runs. "
             "Quality latencies are real-time-equivalent (measured / time scale); throughputs per simulated second.", ""]
-    from .stacks import UPSTREAM_NOT_RUN, UPSTREAM_SIM_NOT_RUN
+    from .stacks import UPSTREAM_SIM_NOT_RUN
 
     sims = {d.get("simulator", "ours") for d in docs.values() if d["kind"] == "quality"}
-    out += ["**Not run here:** the upstream reference EPP rows (" + UPSTREAM_NOT_RUN + "). "
-            + ("All quality runs use our simulator (`simulator/`), our own stand-in for vLLM; the repeat on "
+    out += [upstream_epp_markdown(docs)
+            + (" All quality runs use our simulator (`simulator/`), our own stand-in for vLLM; the repeat on "
                "llm-d-inference-sim was " + UPSTREAM_SIM_NOT_RUN + "." if sims <= {"ours"} else ""), ""]
     a = anchors_markdown(docs)
     if a:

@@ -144,3 +144,16 @@ def test_behind_names_every_worse_metric_and_every_tie_with_the_reference_per_se
     ]
     assert report_eval.behind(res, "training") == [
         "train: Does not beat picker-reference on TTFT p90 or goodput (intervals overlap)."]
+
+
+def test_reference_epp_line_says_where_it_ran_and_where_not_with_the_recorded_reason():
+    ran = {"kind": "overhead", "result": {"strategies": {"envoy+upstream-epp": {"type": "upstream-epp"},
+                                                         "envoy+picker": {"type": "picker"}}, "not_run": {}}}
+    skipped = {"kind": "quality", "result": {"runs": {"picker-default": {}},
+                                             "not_run": {"upstream-epp": "not run: no binary",
+                                                         "upstream-sim": "not run: no sim binary"}}}
+    none = {"kind": "quality", "result": {"runs": {"picker-default": {}}, "not_run": {}}}
+    assert report.upstream_epp_markdown({"overhead": ran, "lora": skipped, "burst": none}) == (
+        "**Reference EPP (llm-d-router `epp` through `IGW_UPSTREAM_EPP`):** run in overhead. "
+        "Not run in lora (not run: no binary).")
+    assert report.upstream_epp_markdown({"burst": none}) == ""

@@ -179,10 +179,6 @@ def run(args: argparse.Namespace, command: str) -> int:
         print("no results to report", file=sys.stderr)
         return 1
     report.plots(docs, out)
-    if args.report_only:
-        command = next(iter(docs.values())).get("command", command)
-    if total is None or args.scenario != "all":
-        total = sum(d.get("duration_s", 0) for d in docs.values())
     (out / "README.md").write_text(report.summary_markdown(docs, command, total) + "\n")
     print(f"wrote {out}/README.md and {len(docs)} result files")
     if failed:

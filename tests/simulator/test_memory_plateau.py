@@ -102,15 +102,20 @@ def _idle(sim, timeout_s: float = 60) -> None:
     gc.collect()
 
 
-def _per_request_objects() -> dict[str, int]:
+def _per_request_objects(before: dict[str, int] | None = None) -> dict[str, int]:
+    """Live objects of the per-request types, less those counted in `before` (objects other tests in
+    this process left behind, e.g. in a kept traceback, are not this replica's)."""
+    gc.collect()
     counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
-    return {t: counts[t] for t in PER_REQUEST_TYPES if counts[t]}
+    before = before or {}
+    return {t: counts[t] - before.get(t, 0) for t in PER_REQUEST_TYPES if counts[t] != before.get(t, 0)}
 
 
 def test_heap_stays_flat_while_the_prefix_cache_fills_and_turns_over(make_sim):
     """tracemalloc over the whole replica (started before it), compared after warm-up; per-request
     objects counted by type. Two phases of unique traffic: the first fills the 28,224-block cache
     and turns part of it over, the second turns it over past the next rebuild of the index."""
+    before = _per_request_objects()
     tracemalloc.start()
     try:
         sim = make_sim(lora_modules=[("sql-lora", "/adapters/sql")], max_loras=2, time_scale=0.001)
@@ -119,7 +124,7 @@ def test_heap_stays_flat_while_the_prefix_cache_fills_and_turns_over(make_sim):
         asyncio.run(_drive(host, port, 0, 100))                   # warm-up: every path once
         httpx.get(sim.url + "/metrics")
         _idle(sim)
-        idle = _per_request_objects()
+        idle = _per_request_objects(before)
         assert idle == {"Task": 2}          # the replica thread's main() and the engine loop
         base = tracemalloc.take_snapshot()
         totals = []
@@ -132,7 +137,7 @@ def test_heap_stays_flat_while_the_prefix_cache_fills_and_turns_over(make_sim):
             totals.append(grown)
             assert grown < HEAP_GROWTH_LIMIT, (f"heap grew {grown} B after {first + count} requests:\n"
                                                + "\n".join(str(s) for s in diff[:8]))
-            assert _per_request_objects() == idle, "per-request objects kept alive"
+            assert _per_request_objects(before) == idle, "per-request objects kept alive"
             del diff                        # tracemalloc's own statistics would count in the next phase
         state = sim.state()
     finally:

@@ -193,6 +193,15 @@ class Gateway:
                 p.stop()
 
 
+def wildcard_free_port() -> int:
+    """A port free on every IPv4 address. The reference EPP listens on all interfaces (`:port`,
+    no bind-address flag), so a port free on our loopback address alone can still be held
+    elsewhere, e.g. as a client connection's ephemeral port on 127.0.0.1 (the kernel's ephemeral
+    range usually contains IGW_PORT_RANGE); the EPP then exits 1 right after starting, without
+    logging why."""
+    return free_port("0.0.0.0")
+
+
 def start_upstream_epp(work_dir: Path, endpoints: Sequence[str], config: dict[str, Any]) -> tuple[Proc, int, int]:
     """The reference EPP with file discovery (upstream_epp.py): (process, gRPC port, metrics port),
     once its gRPC health says the ext_proc service is SERVING (it is only after discovery loaded
@@ -204,7 +213,7 @@ def start_upstream_epp(work_dir: Path, endpoints: Sequence[str], config: dict[st
     ep.write_text(yaml.safe_dump(upstream_epp.endpoints_document(endpoints)))
     cfg = work_dir / "epp-config.yaml"
     cfg.write_text(yaml.safe_dump(upstream_epp.epp_config(ep, upstream_epp.weights_from(config)), sort_keys=False))
-    grpc_port, health_port, metrics_port = free_port(), free_port(), free_port()
+    grpc_port, health_port, metrics_port = wildcard_free_port(), wildcard_free_port(), wildcard_free_port()
     proc = Proc("upstream-epp", upstream_epp.command(binary, pool=POOL, config_file=cfg, endpoints_file=ep,
                                                       grpc_port=grpc_port, health_port=health_port,
                                                       metrics_port=metrics_port),

@@ -124,3 +124,30 @@ def test_the_report_says_failed():
                      "mean_prompt_tokens": 10, "mean_output_tokens": 10},
         "runs": {}, "not_run": {}, "failed": {"upstream-epp": "all 10 requests failed: {'503': 10}"}}}
     assert "| upstream-epp | **FAILED**: all 10 requests failed: {'503': 10} |" in report.quality_markdown(doc)
+
+
+def test_epp_ports_are_free_on_every_address_not_only_on_ours(monkeypatch):
+    """The EPP binds `:port`; a client socket holding the port on 127.0.0.1 made it exit 1 silently."""
+    import itertools
+    import socket
+
+    from endpoint_picker.testing import net
+    from benchmarks.stacks import wildcard_free_port
+
+    with socket.socket() as srv, socket.socket() as client:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        client.connect(srv.getsockname())            # an ephemeral local port, as a load generator's
+        held = client.getsockname()[1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            spare = probe.getsockname()[1]
+        monkeypatch.setenv("IGW_PORT_RANGE", f"{min(held, spare)}-{max(held, spare)}")
+        monkeypatch.setenv("IGW_LOOPBACK_NET", "127.0.191")
+        monkeypatch.setattr(net, "_handed_out", set())
+        monkeypatch.setattr(net, "_cursor", itertools.cycle([held, spare]))
+        assert net.local_host() == "127.0.191.1"
+        assert net.free_port() == held               # free on our loopback address...
+        monkeypatch.setattr(net, "_handed_out", set())
+        monkeypatch.setattr(net, "_cursor", itertools.cycle([held, spare]))
+        assert wildcard_free_port() == spare         # ...but not on every address

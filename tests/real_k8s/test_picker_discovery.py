@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import httpx
 import pytest
 
 from igw.kube import until
@@ -148,7 +149,8 @@ def test_inference_objective_edits_change_who_is_shed(routed: PoolEnv) -> None:
 
 def test_inference_model_rewrite_edits_are_picked_up(routed: PoolEnv) -> None:
     """The rewrite's target is what reaches the pod: an unserved target comes back as the
-    model server's own 404 naming it; a served adapter is loaded by the request."""
+    model server's own 404 naming it; a served adapter is loaded by the request (unloaded first on
+    the pod, as an operator would, when the rewrite's first request had loaded it)."""
     env, picker = routed, routed.pickers[0]
     pod = env.add_pod("a")
     picker.wait_endpoints({pod.endpoint})
@@ -167,9 +169,13 @@ def test_inference_model_rewrite_edits_are_picked_up(routed: PoolEnv) -> None:
     r = env.gateway.complete(client_model)
     assert r.json()["error"]["message"] == "The model `no-such-adapter` does not exist.", r.text
 
-    adapters = [a for a, _ in env.replica.adapters if a != client_model]
+    adapters = [(a, src) for a, src in env.replica.adapters if a != client_model]
     assert adapters, env.replica.adapters
-    assert adapters[0] not in pod.state()["gpu_lora_slots"]
-    retarget(adapters[0])
+    adapter, source = adapters[0]
+    if adapter in pod.state()["gpu_lora_slots"]:     # the rewrite's first request may have loaded it:
+        for path, body in (("unload", {"lora_name": adapter}), ("load", {"lora_name": adapter, "lora_path": source})):
+            assert httpx.post(f"http://{pod.endpoint}/v1/{path}_lora_adapter", json=body, timeout=10).status_code == 200
+    assert adapter not in pod.state()["gpu_lora_slots"]
+    retarget(adapter)
     until(lambda: env.gateway.complete(client_model).status_code == 200, timeout=20, what="second rewrite edit")
-    assert adapters[0] in pod.state()["gpu_lora_slots"]
+    assert adapter in pod.state()["gpu_lora_slots"]

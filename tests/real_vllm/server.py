@@ -77,7 +77,9 @@ class VllmServer:
     proc: subprocess.Popen | None = None
     started_at: float = 0.0
     ready_after_s: float | None = None
-    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60, headers={"connection": "close"}))
+    """A connection per request: under held load uvicorn resets kept-alive connections now and then
+    ('Connection reset by peer', 'Server disconnected without sending a response' on /metrics)."""
 
     @property
     def url(self) -> str:
@@ -127,7 +129,7 @@ class VllmServer:
             time.sleep(1.0)
 
     def metrics(self) -> bytes:
-        r = self.client.get(self.url + "/metrics", timeout=10)
+        r = self.client.get(self.url + "/metrics", timeout=30)
         r.raise_for_status()
         return r.content
 

@@ -19,6 +19,8 @@ from ..load import Streams, lora_lists, page, wait_idle, wait_pages
 
 A, B = "tiny-lora-a", "tiny-lora-b"
 HOLD_PROMPT = "hold this adapter slot while the probes run"
+PROBE_ATTEMPTS = 20
+"""Probes per model; the three that count are those with the held state read before and after."""
 
 
 def expected_score(model: str, lists) -> float:
@@ -55,18 +57,24 @@ def test_lora_choice_with_one_slot_free_and_none_free(servers, gateway):
                    lambda ps: [lora_lists(p) for p in ps] == [want[roomy.key], want[small.key]])
         gw.wait_scraped_since(t_state, 0.05)
         for model, winner in (("tiny", roomy.key), (B, small.key), (A, None)):
-            for _ in range(3):
+            seen = 0
+            for _ in range(PROBE_ATTEMPTS):
                 before = {s.key: lora_lists(page(s)) for s in servers.all}
                 r = gw.post("/v1/completions", {"model": model, "prompt": f"probe for {model}", "max_tokens": 1})
                 after = {s.key: lora_lists(page(s)) for s in servers.all}
                 assert r.status_code == 200, r.text
-                assert before == after == want, "the held requests ended while probing: the decision saw another state"
+                if not before == after == want:
+                    continue      # a holder was restarting around this probe: the decision may have seen another state
                 scores = {k: expected_score(model, lists) for k, lists in before.items()}
                 best = {k for k, v in scores.items() if v == max(scores.values())}
                 served = gw.served(r)
                 assert served in best, (model, scores, served)
                 if winner:
                     assert best == {winner}, (model, scores)
+                seen += 1
+                if seen == 3:
+                    break
+            assert seen == 3, f"{model}: only {seen} of {PROBE_ATTEMPTS} probes saw the held state before and after"
     finally:
         for h in holders:
             h.stop()

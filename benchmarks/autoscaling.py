@@ -30,7 +30,6 @@ import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from igw.local.process import free_address_base, free_port
 
 from .stream_client import Kind, closed_loop, open_loop, stream, summary
 
@@ -51,30 +52,9 @@ MAX_NUM_SEQS = 4
 TIME_SCALE = 2.0
 
 
-def free_base(n: int = 6, port: int = 8000) -> str:
-    pinned = os.environ.get("IGW_AUTOSCALE_ADDRESS_BASE")
-    if pinned:
-        return pinned
-    import random
-
-    rng = random.Random()
-    for _ in range(100):
-        net = rng.randrange(20, 250)
-        try:
-            for i in list(range(n)) + [190]:
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind((f"127.0.{net}.{10 + i}", port))
-            return f"127.0.{net}.10"
-        except OSError:
-            continue
-    raise RuntimeError("no free loopback range")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_base() -> str:
+    """The run's --address-base: six pods and the autoscaler's extra address (IGW_AUTOSCALE_ADDRESS_BASE pins it)."""
+    return os.environ.get("IGW_AUTOSCALE_ADDRESS_BASE") or free_address_base(6, also=(190,))
 
 
 class LocalRun:

@@ -25,9 +25,7 @@ import copy
 import datetime as dt
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +34,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
+
+from igw.local.process import free_address_base, free_port
 
 from .soak_traffic import Outcome, RequestKind, Traffic, causes, percentile, process_usage, refusals
 
@@ -85,30 +85,9 @@ def derived_stack_file(stacks_dir: Path, name: str, *, picker: dict[str, Any] | 
     return path
 
 
-def free_tcp_port() -> int:
-    """A free port on 127.0.0.1 for the gateway listener (IGW_SOAK_PORT pins it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_loopback(port: int = 8000, n: int = 4) -> str:
-    """127.0.N.10 with n addresses bindable on `port` (IGW_SOAK_ADDRESS_BASE pins it)."""
-    pinned = os.environ.get("IGW_SOAK_ADDRESS_BASE")
-    if pinned:
-        return pinned
-    rng = random.Random()
-    for _ in range(100):
-        net = rng.randrange(20, 250)
-        try:
-            for i in range(n):
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind((f"127.0.{net}.{10 + i}", port))
-            return f"127.0.{net}.10"
-        except OSError:
-            continue
-    raise RuntimeError("no free loopback range")
+def free_loopback() -> str:
+    """127.0.N.10 with 4 addresses bindable on port 8000 (IGW_SOAK_ADDRESS_BASE pins it)."""
+    return os.environ.get("IGW_SOAK_ADDRESS_BASE") or free_address_base(4)
 
 
 class SoakStack:
@@ -119,7 +98,7 @@ class SoakStack:
     def __init__(self, work: Path, time_scale: float) -> None:
         self.stacks = work / "stacks"
         self.state_dir = work / "state"
-        self.port = int(os.environ.get("IGW_SOAK_PORT") or 0) or free_tcp_port()
+        self.port = int(os.environ.get("IGW_SOAK_PORT") or 0) or free_port()
         self.address_base = free_loopback()
         self.time_scale = time_scale
         self.split = (90, 10)

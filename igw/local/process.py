@@ -9,12 +9,13 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .state import kill_group
 
@@ -32,6 +33,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_address_base(n: int = 4, ports: Iterable[int] = (8000,), also: Iterable[int] = ()) -> str:
+    """127.0.N.10 such that 127.0.N.10 .. 10+n-1 (and 127.0.N.10+k for k in `also`) can all bind
+    every one of `ports` right now: the `--address-base` of a local run that must not collide."""
+    hosts = [*range(n), *also]
+    rng = random.Random()
+    for _ in range(100):
+        net = rng.randrange(20, 250)
+        try:
+            for i in hosts:
+                for port in ports:
+                    with socket.socket() as s:
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                        s.bind((f"127.0.{net}.{10 + i}", port))
+            return f"127.0.{net}.10"
+        except OSError:
+            continue
+    raise RuntimeError(f"no free loopback range of {len(hosts)} addresses for ports {list(ports)}")
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:

@@ -23,42 +23,17 @@ import httpx
 import openai
 import pytest
 
+from igw.local.process import free_address_base, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 POOL = "vllm-llama3-8b-instruct"
-
-
-def free_address_base(n: int = 4, port: int = 8000) -> str:
-    """127.0.N.10 such that 127.0.N.10 .. 10+n-1 can all bind `port` right now."""
-    import random
-
-    rng = random.Random()
-    for _ in range(100):
-        net = rng.randrange(20, 250)
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                socks.append(s)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((f"127.0.{net}.{10 + i}", port))
-            return f"127.0.{net}.10"
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free loopback range")
 
 
 # IGW_E2E_ADDRESS_BASE / IGW_E2E_PORT pin the session stack (e.g. to an engineer's assigned range).
 ADDRESS_BASE = os.environ.get("IGW_E2E_ADDRESS_BASE") or free_address_base()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

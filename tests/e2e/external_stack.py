@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,32 +19,13 @@ from typing import Any
 
 import httpx
 
+from igw.local.process import free_address_base, free_port
+
 from .conftest import ROOT, igw, pid_alive
 
 USERS = {"alice": "igw-ext-key-alice", "bob": "igw-ext-key-bob", "carol": "igw-ext-key-carol", "dave": "igw-ext-key-dave"}
 POD_PORTS = (8000, 8443, 8444)
 PODS = 8
-
-
-def free_address_base() -> str:
-    for _ in range(100):
-        net = random.randrange(20, 250)
-        try:
-            for i in range(PODS):
-                for port in POD_PORTS:
-                    with socket.socket() as s:
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                        s.bind((f"127.0.{net}.{10 + i}", port))
-            return f"127.0.{net}.10"
-        except OSError:
-            continue
-    raise RuntimeError("no free loopback range")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ExternalStack:
@@ -61,7 +40,7 @@ class ExternalStack:
         self.keys = tmp / "keys.yaml"
         self.keys.write_text("".join(f"{hashlib.sha256(k.encode()).hexdigest()}: {u}\n" for u, k in USERS.items()))
         self.port = int(os.environ.get("IGW_E2E_EXTERNAL_PORT") or free_port())
-        self.address_base = os.environ.get("IGW_E2E_EXTERNAL_ADDRESS_BASE") or free_address_base()
+        self.address_base = os.environ.get("IGW_E2E_EXTERNAL_ADDRESS_BASE") or free_address_base(PODS, POD_PORTS)
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = httpx.Client(timeout=30)
 

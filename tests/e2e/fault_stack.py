@@ -23,7 +23,9 @@ import httpx
 from benchmarks.soak import derived_stack_file
 from benchmarks.soak_traffic import RequestKind, Traffic, process_usage
 
-from .conftest import LocalStack, free_address_base, free_port, igw, pid_alive
+from igw.local.process import free_address_base, free_port
+
+from .conftest import LocalStack, igw, pid_alive
 
 BASE = "meta-llama/Llama-3.1-8B-Instruct"
 LEASE_S = 3

@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import yaml
 
-from .conftest import ROOT, free_address_base, free_port, igw, pid_alive, served_pod
+from igw.local.process import free_address_base, free_port
+
+from .conftest import ROOT, igw, pid_alive, served_pod
 
 
 def _one_replica_render(local_stack, tmp_path: Path, edit=None) -> Path:

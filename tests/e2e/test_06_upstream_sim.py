@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ROOT, free_address_base, free_port, igw, pid_alive
+from igw.local.process import free_address_base, free_port
+
+from .conftest import ROOT, igw, pid_alive
 
 MODULE = "github.com/llm-d/llm-d-inference-sim/cmd/llm-d-inference-sim"
 VERSION = "v0.9.2"
@@ -90,7 +92,7 @@ def test_forwarder_exposes_a_server_on_a_pod_address(tmp_path):
     """The plumbing the upstream variant relies on, with a stand-in server (python -m http.server)."""
     target = free_port()
     listen = free_port()
-    host = free_address_base(1, listen).rsplit(".", 1)[0] + ".10"
+    host = free_address_base(1, ports=(listen,)).rsplit(".", 1)[0] + ".10"
     (tmp_path / "health").write_text("ok")
     proc = subprocess.Popen([os.sys.executable, "-m", "igw.local.forward", f"{host}:{listen}", f"127.0.0.1:{target}",
                              "--", os.sys.executable, "-m", "http.server", str(target), "--bind", "127.0.0.1",

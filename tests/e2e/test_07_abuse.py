@@ -293,7 +293,7 @@ def test_gateway_replies_for_upstream_failures_are_json():
 
     from igw.local import edge
 
-    from .conftest import free_port
+    from igw.local.process import free_port
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -385,7 +385,9 @@ def keyed_stack(tmp_path_factory):
     import os
     import signal
 
-    from .conftest import ADDRESS_BASE, LocalStack, free_port, pid_alive
+    from igw.local.process import free_port
+
+    from .conftest import ADDRESS_BASE, LocalStack, pid_alive
 
     tmp = tmp_path_factory.mktemp("igw-keyed")
     stacks = _keyed_stacks_dir(tmp)

@@ -25,27 +25,14 @@ import pytest
 
 from vllm_simulator.protocols.stubs import load
 
+from igw.local.process import free_address_base
+
 from .conftest import igw, pid_alive
 
 KEY = "igw-runtimes-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 GRPC_AUTH = [("authorization", f"Bearer {KEY}")]
 POD_PORTS = (8080, 3000, 8888, 8000, 8085, 8033, 8001)
-
-
-def _free_address_base() -> str:
-    for _ in range(100):
-        net = random.randrange(20, 250)
-        try:
-            for i in range(6):
-                for port in POD_PORTS:
-                    with socket.socket() as s:
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                        s.bind((f"127.0.{net}.{10 + i}", port))
-            return f"127.0.{net}.10"
-        except OSError:
-            continue
-    raise RuntimeError("no free loopback range")
 
 
 def _free_ports(n: int) -> int:
@@ -84,7 +71,7 @@ def rt(tmp_path_factory) -> Runtimes:
     keys = tmp / "keys.yaml"
     keys.write_text(f"{hashlib.sha256(KEY.encode()).hexdigest()}: alice\n")
     port = int(os.environ.get("IGW_E2E_RUNTIMES_PORT") or _free_ports(4))
-    base = os.environ.get("IGW_E2E_RUNTIMES_ADDRESS_BASE") or _free_address_base()
+    base = os.environ.get("IGW_E2E_RUNTIMES_ADDRESS_BASE") or free_address_base(6, POD_PORTS)
     t = time.monotonic()
     r = igw("up", "--stack", "runtimes", "--detach", "--port", str(port), "--state-dir", str(tmp / "state"),
             "--address-base", base, "--time-scale", "0.05", "--api-keys-file", str(keys), "--timeout", "90", timeout=180)

@@ -53,7 +53,9 @@ def test_status_from_the_cluster(cluster: LocalCluster, admin: KubeClient, crds:
     for obj in objects:
         admin.apply(obj, field_manager="inference-gateway")
 
-    report = report_until(admin, namespace, lambda r: len(pods_of(admin, namespace, "openai-chat-egress")) == 2, "pods created")
+    waiting = ("NOT_READY", "NOT_UPDATING", "DEPLOYMENT_CREATING", "0/2 pods ready: waiting for pods")
+    report = report_until(admin, namespace, lambda r: len(pods_of(admin, namespace, "openai-chat-egress")) == 2
+                          and summary(r, "gpt-4o-chat") == waiting, "pods created, the controller caught up")
     assert {e["state"]["ready"] for e in report["endpoints"]} == {"NOT_READY"}
     assert summary(report, "gpt-4o-chat") == ("NOT_READY", "NOT_UPDATING", "DEPLOYMENT_CREATING", "0/2 pods ready: waiting for pods")
     assert endpoint(report, "gpt-4o-chat")["served_entities"][0]["external_model"] == {
@@ -126,5 +128,6 @@ def test_status_of_a_pool_scaled_to_zero(admin: KubeClient, crds: dict, namespac
                               "0/0 pods ready; scaled to zero: a request waits in the picker while a replica starts")
 
     admin.delete("keda.sh/v1alpha1", "ScaledObject", server, namespace=namespace)
-    report = report_until(admin, namespace, lambda r: status(r)[0] == "NOT_READY", "not ready without the ScaledObject")
+    report = report_until(admin, namespace, lambda r: status(r) == ("NOT_READY", "DEPLOYMENT_CREATING", "0/0 pods ready: waiting for pods"),
+                          "not ready without the ScaledObject, the controller caught up")
     assert status(report) == ("NOT_READY", "DEPLOYMENT_CREATING", "0/0 pods ready: waiting for pods")

@@ -109,6 +109,11 @@ class FakeProvider:
             self.api_listener.close()
             for c in list(self.api.conns):
                 c.abort()
+            # abort() closes the sockets on a later turn of the loop: answer the control request only
+            # once they are closed, or a client's kept-alive connection still reaches the old listener
+            deadline = asyncio.get_running_loop().time() + 2
+            while self.api.conns and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.005)
             await self.api_listener.wait_closed()
             self.api_listener = None
 

@@ -185,11 +185,15 @@ class VllmCpuLauncher(_HttpProbes):
     def __init__(self, http: httpx.Client, info: dict[str, Any] | None = None) -> None:
         super().__init__(http)
         self.info = info or locate_vllm()
+        self.started = 0
 
     def proc(self, r: Replica, logs: Path) -> Proc:
         args, sub = substitute(r, self.info)
         argv = [self.info["python"], "-m", self.info["server_module"], *args]
-        p = Proc(r.name, "vllm", argv, logs / f"{r.name}.log", env=dict(self.info["process_env"]))
+        binding = self.info["core_binding"]     # each server's engine on a core of its own, in turn
+        env = {**self.info["process_env"], **binding[self.started % len(binding)]}
+        self.started += 1
+        p = Proc(r.name, "vllm", argv, logs / f"{r.name}.log", env=env)
         p.meta = {**_meta(r), "substitution": sub.describe(Path(self.info["model_root"]).name)}
         return p
 

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -52,6 +52,12 @@ class ServerSpec:
     num_gpu_blocks: int | None = None
     """--num-gpu-blocks-override: a small number gives real KV pressure (a block is 128 tokens on CPU)."""
     extra_args: tuple[str, ...] = ()
+    index: int = 0
+    """Which of the servers started together this is: the core its engine is bound to."""
+
+    def core_env(self, info: dict) -> dict[str, str]:
+        binding = info["core_binding"]
+        return binding[self.index % len(binding)]
 
     def argv(self, info: dict) -> list[str]:
         args = [
@@ -93,7 +99,7 @@ class VllmServer:
     def start(self) -> "VllmServer":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
-        env = {**os.environ, **self.info["process_env"]}
+        env = {**os.environ, **self.info["process_env"], **self.spec.core_env(self.info)}
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(self.spec.argv(self.info), stdout=log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True, cwd=self.log_path.parent)
@@ -158,7 +164,8 @@ def start_all(specs: list[ServerSpec], log_dir: Path, timeout_s: float = START_T
     reason = missing_reason(info)
     if reason:
         raise RuntimeError(reason)
-    servers = [VllmServer(s, log_dir / f"vllm-{s.name}.log", info).start() for s in specs]
+    servers = [VllmServer(replace(s, index=i), log_dir / f"vllm-{s.name}.log", info).start()
+               for i, s in enumerate(specs)]
     deadline = time.monotonic() + timeout_s
     try:
         for s in servers:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+import httpx
 import pytest
 
 from igw.local.plan_replicas import Replica
 from igw.local.vllm_replicas import (
-    MAX_MODEL_LEN, MAX_NUM_SEQS, SettingsError, local_settings, preflight, substitute,
+    MAX_MODEL_LEN, MAX_NUM_SEQS, SettingsError, VllmCpuLauncher, local_settings, locate_vllm, preflight, substitute,
 )
 from igw.stackfile import read_stack
 
@@ -16,7 +19,8 @@ INFO = {
     "chat_template": "/cache/tiny-model-abc/chat_template.jinja",
     "adapters": {"tiny-lora-a": "/cache/tiny-model-abc/adapters/tiny-lora-a",
                  "tiny-lora-b": "/cache/tiny-model-abc/adapters/tiny-lora-b"},
-    "env_ready": True, "model_ready": True, "env_dir": "/env", "process_env": {},
+    "env_ready": True, "model_ready": True, "env_dir": "/env", "process_env": {"HF_HUB_OFFLINE": "1"},
+    "core_binding": [{"VLLM_CPU_OMP_THREADS_BIND": "0"}, {"VLLM_CPU_OMP_THREADS_BIND": "1"}],
 }
 
 
@@ -76,3 +80,16 @@ def test_preflight_names_the_setup_command_and_the_replica_cap():
     problems = preflight({**INFO, "env_ready": False}, 3)
     assert problems[0] == "the vLLM environment not prepared (/env, /cache/tiny-model-abc): run .ci/setup-vllm"
     assert problems[1].startswith("the stack asks for 3 model-server pods; igw-local:replicas vllm-cpu runs at most 2")
+
+
+def test_each_server_binds_its_engine_to_a_core_of_its_own_in_turn(tmp_path):
+    """vLLM's own 'auto' binding puts every server on core 0 of a 2-core machine."""
+    launcher = VllmCpuLauncher(httpx.Client(), INFO)
+    envs = [launcher.proc(replica([], []), tmp_path).env for _ in range(3)]
+    assert [e["VLLM_CPU_OMP_THREADS_BIND"] for e in envs] == ["0", "1", "0"]
+    assert all(e["HF_HUB_OFFLINE"] == "1" for e in envs)
+
+
+def test_locate_offers_one_binding_per_core_this_process_may_use():
+    cores = sorted(os.sched_getaffinity(0))
+    assert locate_vllm()["core_binding"] == [{"VLLM_CPU_OMP_THREADS_BIND": str(c)} for c in cores]

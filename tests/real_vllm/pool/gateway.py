@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 
@@ -57,6 +57,19 @@ class Gateway:
             time.sleep(interval_s)
         raise TimeoutError("the picker did not scrape every endpoint in time:\n" + self.picker_metrics()
                            + "\npicker log:\n" + self.picker.log())
+
+    def probe(self, read: Callable[[], Any], body: dict[str, Any]) -> tuple[httpx.Response, Any]:
+        """One request through the gateway with the servers' state read before it, after the picker's
+        next scrape, and after it: (response, that state) when the three reads agree, else
+        (response, None): a held request was restarting and the decision may have seen another state."""
+        t_before = time.monotonic()
+        before = read()
+        self.wait_scraped_since(t_before, 0.05)   # the picker's view is from after `before`
+        between = read()
+        r = self.post("/v1/completions", body)
+        after = read()
+        assert r.status_code == 200, r.text
+        return r, (before if before == between == after else None)
 
     def close(self) -> None:
         self.client.close()

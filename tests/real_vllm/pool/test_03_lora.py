@@ -59,16 +59,11 @@ def test_lora_choice_with_one_slot_free_and_none_free(servers, gateway):
         for model, winner in (("tiny", roomy.key), (B, small.key), (A, None)):
             seen = 0
             for _ in range(PROBE_ATTEMPTS):
-                t_before = time.monotonic()
-                before = {s.key: lora_lists(page(s)) for s in servers.all}
-                gw.wait_scraped_since(t_before, 0.05)   # the picker's view is from after `before`
-                between = {s.key: lora_lists(page(s)) for s in servers.all}
-                r = gw.post("/v1/completions", {"model": model, "prompt": f"probe for {model}", "max_tokens": 1})
-                after = {s.key: lora_lists(page(s)) for s in servers.all}
-                assert r.status_code == 200, r.text
-                if not before == between == after == want:
+                r, held = gw.probe(lambda: {s.key: lora_lists(page(s)) for s in servers.all},
+                                   {"model": model, "prompt": f"probe for {model}", "max_tokens": 1})
+                if held != want:
                     continue      # a holder was restarting around this probe: the decision may have seen another state
-                scores = {k: expected_score(model, lists) for k, lists in before.items()}
+                scores = {k: expected_score(model, lists) for k, lists in held.items()}
                 best = {k for k, v in scores.items() if v == max(scores.values())}
                 served = gw.served(r)
                 assert served in best, (model, scores, served)

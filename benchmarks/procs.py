@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from endpoint_picker.envoy_bootstrap import envoy_binary  # noqa: F401 (re-exported)
 from endpoint_picker.testing.envoy import wait_port  # noqa: F401 (re-exported)
-from endpoint_picker.testing.net import free_port, local_host, pod_host  # noqa: F401 (re-exported)
+from endpoint_picker.loopback import free_port, local_host, pod_host  # noqa: F401 (re-exported)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WORK_DIR = Path(__file__).parent / ".work"

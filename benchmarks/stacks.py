@@ -2,7 +2,7 @@
 
 Replicas listen on their own loopback addresses (127.0.3.1, 127.0.3.2, ...: one "pod IP" each,
 same port), like pods behind an InferencePool; Linux routes all of 127/8 to lo without setup.
-IGW_LOOPBACK_NET / IGW_PORT_RANGE confine every listener to one slice (endpoint_picker.testing.net).
+IGW_LOOPBACK_NET / IGW_PORT_RANGE confine every listener to one slice (endpoint_picker.loopback).
 """
 
 from __future__ import annotations

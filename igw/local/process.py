@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from endpoint_picker import loopback
+
 from .state import kill_group
 
 PR_SET_PDEATHSIG = 1
@@ -30,9 +32,9 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1, where a local stack's control plane listens (endpoint_picker.loopback:
+    below the kernel's ephemeral range, never the same one twice in this process)."""
+    return loopback.free_port("127.0.0.1")
 
 
 def free_address_base(n: int = 4, ports: Iterable[int] = (8000,), also: Iterable[int] = ()) -> str:

@@ -40,7 +40,7 @@ from .envoy_bootstrap import build_bootstrap
 from .selfmetrics import histogram_quantile, parse_histogram
 from .testing.envoy import EnvoyProcess, wait_port
 from .testing.http_load import Load, cpu_seconds, summarize
-from .testing.net import free_port, local_host, pod_host
+from .loopback import free_port, local_host, pod_host
 from .testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
 
 

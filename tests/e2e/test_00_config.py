@@ -299,22 +299,6 @@ def test_generated_files_pass_envoy_validation(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
-def _two_free_ports() -> int:
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
-
-
 def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
     """Filesystem xDS rejects some shapes only at runtime (e.g. two route configs in one RDS
     file), so start a real Envoy on the generated files and ask its admin API what it accepted."""
@@ -323,6 +307,7 @@ def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
     import httpx
 
     from endpoint_picker.envoy_bootstrap import envoy_binary
+    from endpoint_picker import loopback
     from igw.local.process import free_port
 
     objs = pool("p") + gateway({"backendRefs": [to("p")]})
@@ -331,7 +316,7 @@ def test_live_envoy_accepts_every_file_for_two_gateways(tmp_path):
                  "spec": {"gatewayClassName": "x", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})
     objs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r2", "namespace": "default"},
                  "spec": {"parentRefs": [{"name": "gw2"}], "rules": [{"backendRefs": [to("p")]}]}})
-    plan = build_plan(objs, port=_two_free_ports())
+    plan = build_plan(objs, port=loopback.free_port_block(2, "127.0.0.1"))
     assert len(plan.listeners) == 2
     files = E.EnvoyFiles(tmp_path)
     files.write_config(plan, {"p": [f"127.0.0.1:{free_port()}"]}, {"p": []})

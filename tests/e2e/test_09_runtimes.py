@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
-import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +21,7 @@ import grpc
 import httpx
 import pytest
 
+from endpoint_picker import loopback
 from vllm_simulator.protocols.stubs import load
 
 from igw.local.process import free_address_base
@@ -33,19 +32,6 @@ KEY = "igw-runtimes-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 GRPC_AUTH = [("authorization", f"Bearer {KEY}")]
 POD_PORTS = (8080, 3000, 8888, 8000, 8085, 8033, 8001)
-
-
-def _free_ports(n: int) -> int:
-    for _ in range(100):
-        base = random.randrange(20000, 60000)
-        try:
-            for p in range(base, base + n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
 
 
 class Runtimes:
@@ -70,7 +56,7 @@ def rt(tmp_path_factory) -> Runtimes:
     tmp = tmp_path_factory.mktemp("igw-runtimes")
     keys = tmp / "keys.yaml"
     keys.write_text(f"{hashlib.sha256(KEY.encode()).hexdigest()}: alice\n")
-    port = int(os.environ.get("IGW_E2E_RUNTIMES_PORT") or _free_ports(4))
+    port = int(os.environ.get("IGW_E2E_RUNTIMES_PORT") or loopback.free_port_block(4, "127.0.0.1"))
     base = os.environ.get("IGW_E2E_RUNTIMES_ADDRESS_BASE") or free_address_base(6, POD_PORTS)
     t = time.monotonic()
     r = igw("up", "--stack", "runtimes", "--detach", "--port", str(port), "--state-dir", str(tmp / "state"),

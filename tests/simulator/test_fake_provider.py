@@ -14,15 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from endpoint_picker import loopback
 from igw.local.provider_tls import CA_CERT, host_certificate
 
 KEY = "sk-fake-provider-test-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +26,7 @@ def fake(tmp_path_factory):
     key = tmp / "key"
     key.write_text(KEY + "\n")
     cert, cert_key = host_certificate(tmp / "openai", "api.openai.com")
-    api, control = _free_port(), _free_port()
+    api, control = loopback.free_port("127.0.0.1"), loopback.free_port("127.0.0.1")
     proc = subprocess.Popen([sys.executable, "-m", "vllm_simulator.fake_provider", "--host", "127.0.0.1", "--port", str(api),
                              "--control-port", str(control), "--key-file", str(key), "--models", "gpt-4o,text-embedding-3-small",
                              "--tls-cert", str(cert), "--tls-key", str(cert_key)], stdout=subprocess.PIPE, text=True)

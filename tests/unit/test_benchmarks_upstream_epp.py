@@ -131,7 +131,7 @@ def test_epp_ports_are_free_on_every_address_not_only_on_ours(monkeypatch):
     import itertools
     import socket
 
-    from endpoint_picker.testing import net
+    from endpoint_picker import loopback as net
     from benchmarks.stacks import wildcard_free_port
 
     with socket.socket() as srv, socket.socket() as client:
@@ -145,9 +145,9 @@ def test_epp_ports_are_free_on_every_address_not_only_on_ours(monkeypatch):
         monkeypatch.setenv("IGW_PORT_RANGE", f"{min(held, spare)}-{max(held, spare)}")
         monkeypatch.setenv("IGW_LOOPBACK_NET", "127.0.191")
         monkeypatch.setattr(net, "_handed_out", set())
-        monkeypatch.setattr(net, "_cursor", itertools.cycle([held, spare]))
+        monkeypatch.setattr(net, "_cursors", {net.port_range(): itertools.cycle([held, spare])})
         assert net.local_host() == "127.0.191.1"
         assert net.free_port() == held               # free on our loopback address...
         monkeypatch.setattr(net, "_handed_out", set())
-        monkeypatch.setattr(net, "_cursor", itertools.cycle([held, spare]))
+        monkeypatch.setattr(net, "_cursors", {net.port_range(): itertools.cycle([held, spare])})
         assert wildcard_free_port() == spare         # ...but not on every address

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..envoy_bootstrap import envoy_binary
-from .net import free_port, local_host  # noqa: F401 (free_port re-exported: its historical home)
+from ..loopback import free_port, local_host  # noqa: F401 (free_port re-exported: its historical home)
 
 
 def wait_port(host: str, port: int, timeout: float = 15.0) -> None:

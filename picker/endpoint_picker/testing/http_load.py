@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..http11 import HttpConnection
-from .net import local_host
+from ..loopback import local_host
 
 CLK = os.sysconf("SC_CLK_TCK")
 

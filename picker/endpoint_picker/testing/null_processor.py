@@ -17,7 +17,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 
 from .. import protocol as P
 from ..grpc_h2 import GrpcH2Server
-from .net import local_host
+from ..loopback import local_host
 
 
 class NullStream:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from .envoy import wait_port
-from .net import free_port, local_host
+from ..loopback import free_port, local_host
 
 
 def pool_manifest(name: str, *, namespace: str = "default", ports: tuple[int, ...] = (8000,),

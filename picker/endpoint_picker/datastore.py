@@ -45,6 +45,8 @@ class Metrics:
     num_gpu_blocks: int = 0
     # time.monotonic() of the last successful scrape; 0 = never.
     updated_at: float = 0.0
+    # Successful scrapes so far: a reader that sees the same count twice saw one view in between.
+    scrapes: int = 0
     # False once the endpoint answered 404 for the metrics path: use in-flight load instead.
     supported: bool = True
 

@@ -27,7 +27,7 @@ import grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from .admission import ApiKeys, pool_saturation
+from .admission import ApiKeys, endpoint_saturation, pool_saturation
 from .config import PickerConfig, load_config
 from .datastore import Datastore
 from .director import Director
@@ -36,7 +36,7 @@ from .grpc_h2 import GrpcH2Server
 from .health import Health
 from .scheduling.registry import build_registry
 from .scrape import Scraper
-from .selfmetrics import SelfMetrics, serve_metrics
+from .selfmetrics import EndpointView, SelfMetrics, serve_metrics
 from .server import ExternalProcessor
 from .tls import CertificateReloader, certificate_files, server_context
 
@@ -129,10 +129,17 @@ class App:
         self.metrics.pool_saturation = lambda: pool_saturation(
             ((self.store.metrics[k], self.store.inflight[k]) for k in self.store.endpoints),
             config.saturation, config.scrape.engine != "none")
+        self.metrics.endpoint_views = self._endpoint_views
 
     def _endpoint_state(self) -> list[tuple[str, float | None]]:
         now = time.monotonic()
         return [(k, None if m.updated_at == 0 else now - m.updated_at) for k, m in self.store.metrics.items()]
+
+    def _endpoint_views(self) -> list[EndpointView]:
+        now, cfg, engine = time.monotonic(), self.config.saturation, self.config.scrape.engine != "none"
+        return [EndpointView(k, self.store.metrics[k],
+                             endpoint_saturation(self.store.metrics[k], self.store.inflight[k], cfg, now, engine))
+                for k in self.store.endpoints]
 
     def _kube_api(self):
         from .discovery.kubernetes import KubeApi

@@ -198,6 +198,7 @@ class Scraper:
                         parse_metrics(body, m)
                         m.supported = True
                         m.updated_at = time.monotonic()
+                        m.scrapes += 1
                         f = self.store.inflight.get(key)
                         if f is not None:
                             f.since_scrape = 0

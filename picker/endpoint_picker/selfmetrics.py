@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from typing import Callable
+from typing import Callable, NamedTuple
+
+from .datastore import Metrics
 
 # Fine below 1 ms: the decision budget is p50 <= 1 ms, p99 <= 5 ms.
 DECISION_BUCKETS = (0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015, 0.002,
@@ -72,6 +74,13 @@ def parse_histogram(text: str, name: str) -> list[tuple[float, float]]:
     return out
 
 
+class EndpointView(NamedTuple):
+    """What the picker last scraped from one endpoint, and the saturation it derives from it."""
+    endpoint: str
+    metrics: Metrics
+    saturation: float
+
+
 def _esc(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -85,6 +94,7 @@ class SelfMetrics:
         # Set by main: () -> list of (endpoint, age seconds or None, ready bool)
         self.endpoint_state: Callable[[], list[tuple[str, float | None]]] = lambda: []
         self.pool_saturation: Callable[[], float] = lambda: 0.0
+        self.endpoint_views: Callable[[], list[EndpointView]] = lambda: []
         self.inflight: Callable[[], list[tuple[str, int]]] = lambda: []
         # () -> (streams, messages in, messages out) of the ext_proc servicer
         self.ext_proc_counts: Callable[[], tuple[int, int, int]] = lambda: (0, 0, 0)
@@ -169,9 +179,37 @@ class SelfMetrics:
         out.append(f"picker_leader {int(self.leader())}")
         out.append("# TYPE picker_pool_saturation gauge")
         out.append(f"picker_pool_saturation {round(self.pool_saturation(), 4)}")
+        self._render_views(out)
         if self.flow_depth is not None:
             self._render_flow(out)
         return "\n".join(out) + "\n"
+
+    def _render_views(self, out: list[str]) -> None:
+        """The scheduler's inputs per endpoint as last scraped (the model server's own page may
+        have moved on since): what a decision saw, for operators and for tests against real vLLM."""
+        views = self.endpoint_views()
+        gauges = (("queue_size", "Requests waiting on the endpoint (vllm:num_requests_waiting).", lambda m: m.waiting),
+                  ("running_requests", "Requests running on the endpoint (vllm:num_requests_running).", lambda m: m.running),
+                  ("kv_cache_usage", "KV cache used, 0-1 (vllm:kv_cache_usage_perc).", lambda m: m.kv_usage),
+                  ("max_lora", "LoRA adapter slots (max_lora of vllm:lora_requests_info; 0 = none).", lambda m: m.max_lora))
+        for name, help_, value in gauges:
+            out.append(f"# HELP picker_endpoint_{name} {help_} As last scraped by the picker.")
+            out.append(f"# TYPE picker_endpoint_{name} gauge")
+            out.extend(f'picker_endpoint_{name}{{endpoint="{_esc(v.endpoint)}"}} {value(v.metrics):g}' for v in views)
+        out.append("# HELP picker_endpoint_lora_adapter 1 per adapter the endpoint's last scraped page lists as running "
+                   "or waiting (real vLLM lists an adapter with requests in flight as both).")
+        out.append("# TYPE picker_endpoint_lora_adapter gauge")
+        for v in views:
+            for state, names in (("running", v.metrics.active_loras), ("waiting", v.metrics.waiting_loras)):
+                out.extend(f'picker_endpoint_lora_adapter{{endpoint="{_esc(v.endpoint)}",adapter="{_esc(a)}",'
+                           f'state="{state}"}} 1' for a in sorted(names))
+        out.append("# HELP picker_endpoint_saturation The endpoint's share of picker_pool_saturation: "
+                   "max(waiting / queue threshold, KV usage / KV threshold), 1 when its metrics are stale.")
+        out.append("# TYPE picker_endpoint_saturation gauge")
+        out.extend(f'picker_endpoint_saturation{{endpoint="{_esc(v.endpoint)}"}} {round(v.saturation, 4)}' for v in views)
+        out.append("# HELP picker_endpoint_scrapes_total Successful metrics scrapes per endpoint.")
+        out.append("# TYPE picker_endpoint_scrapes_total counter")
+        out.extend(f'picker_endpoint_scrapes_total{{endpoint="{_esc(v.endpoint)}"}} {v.metrics.scrapes}' for v in views)
 
     def _render_flow(self, out: list[str]) -> None:
         assert self.flow_depth is not None

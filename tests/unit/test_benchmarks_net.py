@@ -34,12 +34,14 @@ def test_default_ports_are_below_the_kernels_ephemeral_range(tmp_path):
 
 
 def test_a_block_of_consecutive_ports(monkeypatch):
+    """On an address of its own (127.0.41.1: no client connection's source), so the ports are ours."""
+    host = "127.0.41.1"
     monkeypatch.setenv("IGW_PORT_RANGE", "40990-40999")
     monkeypatch.setattr(net, "_handed_out", set())
     monkeypatch.setattr(net, "_cursors", {range(40990, 41000): iter([40998, 40990, 40995, 40999])})
     with socket.socket() as held:                      # 40992 is taken: the block at 40990 does not fit
-        held.bind(("127.0.0.1", 40992))
-        assert net.free_port_block(3, "127.0.0.1") == 40995   # 40998: 41000 is outside the range
+        held.bind((host, 40992))
+        assert net.free_port_block(3, host) == 40995   # 40998: 41000 is outside the range
     assert {40995, 40996, 40997} <= net._handed_out
 
 

@@ -62,8 +62,11 @@ def test_chat(client, model):
 def test_streamed_completion_with_usage(client):
     chunks = list(client.completions.create(model=ADAPTERS[0], prompt=PROMPT, max_tokens=10, stream=True,
                                             stream_options={"include_usage": True}, extra_body={"ignore_eos": True}))
+    # Text chunks, then the usage chunk. How many text chunks varies: vLLM merges a request's
+    # deltas when its API process reads them later than the engine makes them
+    # (RequestOutputCollector), which on a busy 2-core machine can be all 10 tokens in one chunk.
     texts = [c.choices[0].text for c in chunks if c.choices]
-    assert len(texts) >= 2 and "".join(texts)
+    assert 1 <= len(texts) <= 11 and "".join(texts)   # at most one per token, plus a finish chunk
     assert chunks[-1].usage.completion_tokens == 10 and not chunks[-1].choices
 
 

@@ -144,6 +144,11 @@ def values(families: dict[str, Family], name: str) -> list[Sample]:
     return [s for f in families.values() for s in f.samples if s.name == name]
 
 
+def series(text: str, name: str) -> dict[tuple[str, ...], float]:
+    """{label values in page order: value} of every sample named `name` on a page."""
+    return {tuple(s.labels.values()): s.value for s in values(parse(text), name)}
+
+
 def newest_lora(families: dict[str, Family]) -> Sample | None:
     """vllm:lora_requests_info's current series: the one set last (the value is a timestamp)."""
     series = values(families, "vllm:lora_requests_info")

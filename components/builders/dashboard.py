@@ -9,7 +9,8 @@ Metric names:
   tests/unit/test_metric_references.py checks every name and label against a recorded real page.
 * the bundled endpoint picker (picker/endpoint_picker/selfmetrics.py):
   ``picker_decision_duration_seconds`` (histogram), ``picker_rejected_requests_total{code,reason}``
-  (429 shed / rate limited, 503 no endpoints), ``picker_ready_endpoints``; with flow control
+  (429 shed / rate limited, 503 no endpoints), ``picker_ready_endpoints``,
+  ``picker_endpoint_saturation{endpoint}`` (the scheduler's view of each model server); with flow control
   ``picker_flow_queue_size{priority}`` and ``picker_flow_queue_wait_seconds{priority,outcome}``.
 * GPUs: DCGM exporter through GKE's managed DCGM metrics, ``DCGM_FI_DEV_GPU_UTIL`` (0-100).
 
@@ -81,6 +82,11 @@ def panels(s: Scope) -> list[tuple[str, list[str], str]]:
             "Rejected requests per second (429 / 503) by reason",
             [f'sum by (code, reason) (rate(picker_rejected_requests_total{{{s.sel},code=~"429|503"}}[1m]))'],
             "req/s",
+        ),
+        (
+            "Endpoint saturation as the picker sees it (1 = full or its metrics stale)",
+            [f"max by (endpoint) (picker_endpoint_saturation{{{s.sel}}})"],
+            "fraction",
         ),
         ("GPU utilisation per node (%)", [f"avg by (Hostname) (DCGM_FI_DEV_GPU_UTIL{{{s.cluster_sel}}})"], "percent"),
         # Flow control (pools[].picker.flow_control): what waits in the pickers, and for how long.

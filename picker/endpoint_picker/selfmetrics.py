@@ -195,7 +195,7 @@ class SelfMetrics:
         for name, help_, value in gauges:
             out.append(f"# HELP picker_endpoint_{name} {help_} As last scraped by the picker.")
             out.append(f"# TYPE picker_endpoint_{name} gauge")
-            out.extend(f'picker_endpoint_{name}{{endpoint="{_esc(v.endpoint)}"}} {value(v.metrics):g}' for v in views)
+            out.extend(f'picker_endpoint_{name}{{endpoint="{_esc(v.endpoint)}"}} {value(v.metrics)}' for v in views)
         out.append("# HELP picker_endpoint_lora_adapter 1 per adapter the endpoint's last scraped page lists as running "
                    "or waiting (real vLLM lists an adapter with requests in flight as both).")
         out.append("# TYPE picker_endpoint_lora_adapter gauge")

@@ -143,7 +143,7 @@ def test_dashboard_is_promql_over_this_cluster(prod):
     dashboard = prod.one("gcp:monitoring/dashboard:Dashboard")
     body = json.loads(dashboard.inputs["dashboardJson"])
     queries = [ds["timeSeriesQuery"]["prometheusQuery"] for t in body["mosaicLayout"]["tiles"] for ds in t["widget"]["xyChart"]["dataSets"]]
-    assert len(body["mosaicLayout"]["tiles"]) == 10
+    assert len(body["mosaicLayout"]["tiles"]) == 11
     assert all('cluster="igw-prod-gke"' in q for q in queries), dashboard.urn
 
 

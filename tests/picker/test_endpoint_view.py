@@ -10,10 +10,7 @@ import time
 from .. import exposition
 
 
-def view(text: str, family: str) -> dict[tuple[str, ...], float]:
-    """{label values (endpoint first): value} of one picker_endpoint_* family."""
-    fams = exposition.parse(text)
-    return {tuple(s.labels.values()): s.value for s in exposition.values(fams, family)}
+view = exposition.series
 
 
 def wait_scrapes_past(s, endpoint: str, count: float, timeout: float = 10) -> str:

@@ -212,6 +212,7 @@ def test_dashboard_has_every_panel_as_promql():
         "vllm:kv_cache_usage_perc",
         "picker_decision_duration_seconds_bucket",
         "picker_rejected_requests_total",
+        "picker_endpoint_saturation",
         "DCGM_FI_DEV_GPU_UTIL",
         "picker_flow_queue_size",
         "picker_flow_queue_wait_seconds_bucket",

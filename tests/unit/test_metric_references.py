@@ -11,7 +11,8 @@ import re
 import pytest
 
 from components.builders import dashboard as dash
-from endpoint_picker.selfmetrics import SelfMetrics
+from endpoint_picker.datastore import Metrics
+from endpoint_picker.selfmetrics import EndpointView, SelfMetrics
 
 from .. import exposition
 from ..conftest import STACKS, k8s_objects, rendered
@@ -50,6 +51,8 @@ def _picker_page() -> dict[str, exposition.Family]:
     m.scrape_failed("10.0.0.1:8000")
     m.endpoint_state = lambda: [("10.0.0.1:8000", 0.01)]
     m.inflight = lambda: [("10.0.0.1:8000", 1)]
+    m.endpoint_views = lambda: [EndpointView("10.0.0.1:8000", Metrics(waiting=2, kv_usage=0.5, max_lora=2,
+                                                                     active_loras=frozenset({"a"})), 0.625)]
     m.flow_depth = lambda: {100: (2, 400), 0: (5, 1000)}  # flow control on
     m.flow_left(100, "dispatched", 0.2)
     return exposition.parse(m.render())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import httpx
 
@@ -19,9 +19,18 @@ from endpoint_picker.envoy_bootstrap import SERVED_HEADER, build_bootstrap
 from endpoint_picker.testing.envoy import EnvoyProcess, free_port
 from endpoint_picker.testing.picker import PickerProcess, pool_manifest, write_endpoints, write_manifests
 
+from ... import exposition
 from ..server import VllmServer
 
 POOL = "real-vllm"
+
+
+class EndpointView(NamedTuple):
+    """One endpoint as the picker last scraped it; `lora` in load.lora_lists' form."""
+    waiting: float
+    running: float
+    kv: float
+    lora: tuple[frozenset[str], frozenset[str], int]
 
 
 @dataclass
@@ -43,6 +52,24 @@ class Gateway:
 
     def picker_metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.picker.metrics_port}/metrics", timeout=5).text
+
+    def view(self) -> dict[str, EndpointView]:
+        """The picker's view of each endpoint (its picker_endpoint_* series), by endpoint key."""
+        text = self.picker_metrics()
+        one = lambda name: exposition.series(text, f"picker_endpoint_{name}")  # noqa: E731
+        queue, running, kv, max_lora = one("queue_size"), one("running_requests"), one("kv_cache_usage"), one("max_lora")
+        adapters = one("lora_adapter")
+        lists = lambda key, state: frozenset(a for (ep, a, st) in adapters if ep == key and st == state)  # noqa: E731
+        return {key: EndpointView(queue[(key,)], running[(key,)], kv[(key,)],
+                                  (lists(key, "running"), lists(key, "waiting"), int(max_lora[(key,)])))
+                for (key,) in queue}
+
+    def wait_view(self, what: str, ok: Callable[[dict[str, EndpointView]], bool], timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ok(view := self.view()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the picker's view never showed {what} within {timeout_s} s: {view}")
+            time.sleep(0.05)
 
     def wait_scraped_since(self, t0: float, interval_s: float, timeout: float = 20) -> None:
         """Until every endpoint's last successful scrape is younger than time.monotonic() - t0."""

@@ -56,6 +56,8 @@ def test_lora_choice_with_one_slot_free_and_none_free(servers, gateway):
         wait_pages(servers.all, "roomy running tiny-lora-a, small running both adapters",
                    lambda ps: [lora_lists(p) for p in ps] == [want[roomy.key], want[small.key]])
         gw.wait_scraped_since(t_state, 0.05)
+        # The picker reads the same lists off the real pages (its own view, picker_endpoint_lora_adapter).
+        gw.wait_view("the held adapters", lambda v: {k: e.lora for k, e in v.items()} == want)
         for model, winner in (("tiny", roomy.key), (B, small.key), (A, None)):
             seen = 0
             for _ in range(PROBE_ATTEMPTS):

@@ -23,10 +23,14 @@ def wait_scrapes_past(s, endpoint: str, count: float, timeout: float = 10) -> st
         time.sleep(0.05)
 
 
+NEVER_STALE = {"saturation": {"metrics_staleness_ms": 600_000}}
+"""A scrape delayed on a loaded machine must not turn a saturation this test reads exactly into 1."""
+
+
 def test_the_view_is_what_each_page_said(stack):
     s = stack({"busy": {"waiting": 9, "running": 4, "kv": 0.5, "max_lora": 2, "running_loras": ["sql-lora"],
                         "waiting_loras": ["sql-lora", "chat-lora"]},
-               "idle": {"max_lora": 2}})
+               "idle": {"max_lora": 2}}, config=NEVER_STALE)
     s.wait_fresh()
     busy, idle = (f"{p['address']}:{s.port}" for p in s.pods)
     text = s.picker_metrics()
@@ -41,24 +45,30 @@ def test_the_view_is_what_each_page_said(stack):
     assert view(text, "picker_endpoint_saturation") == {(busy,): 1.8, (idle,): 0}
     assert "picker_pool_saturation 0.9\n" in text
 
-    # The page changes: the view follows at the next scrape, and the scrape counter says when.
+    # The page changes: the view follows, and the scrape counter says when (the first scrape
+    # counted after the change may have fetched the old page; the one after it cannot).
     scrapes = view(text, "picker_endpoint_scrapes_total")[(busy,)]
     s.backends["busy"].state.waiting, s.backends["busy"].state.kv = 0, 0.72
-    text = wait_scrapes_past(s, busy, scrapes)
+    text = wait_scrapes_past(s, busy, scrapes + 1)
     assert view(text, "picker_endpoint_kv_cache_usage")[(busy,)] == 0.72
     assert view(text, "picker_endpoint_saturation")[(busy,)] == 0.9
 
 
+def wait_saturation(s, endpoint: str, value: float, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while view(text := s.picker_metrics(), "picker_endpoint_saturation")[(endpoint,)] != value:
+        assert time.monotonic() < deadline, f"{endpoint}'s saturation never {value}:\n{text}"
+        time.sleep(0.05)
+    return text
+
+
 def test_a_server_whose_page_hangs_counts_as_saturated(stack):
-    s = stack({"stuck": {"kv": 0.1}, "fine": {}}, config={"saturation": {"metrics_staleness_ms": 200}})
+    s = stack({"stuck": {"kv": 0.1}, "fine": {}}, config={"saturation": {"metrics_staleness_ms": 500}})
     s.wait_fresh()
     stuck = f"{s.pods[0]['address']}:{s.port}"
-    assert view(s.picker_metrics(), "picker_endpoint_saturation")[(stuck,)] == 0.125
+    wait_saturation(s, stuck, 0.125)   # 0.1 / 0.8 while fresh
     s.backends["stuck"].state.metrics_mode = "hang"
-    deadline = time.monotonic() + 10
-    while view(text := s.picker_metrics(), "picker_endpoint_saturation")[(stuck,)] != 1.0:
-        assert time.monotonic() < deadline, text
-        time.sleep(0.05)
+    text = wait_saturation(s, stuck, 1.0)
     # The stale view is kept (last values, counter frozen) but no longer trusted.
     assert view(text, "picker_endpoint_kv_cache_usage")[(stuck,)] == 0.1
     frozen = view(text, "picker_endpoint_scrapes_total")[(stuck,)]

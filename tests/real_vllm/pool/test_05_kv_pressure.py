@@ -30,24 +30,24 @@ def reading_among_pages(gw, server) -> tuple[float, list]:
     """The picker's pool saturation, read after its next scrape, and `server`'s pages fetched back to
     back from before that scrape until after the reading."""
     raw: list[bytes] = []
-    done = threading.Event()
+    done, fetched_after = threading.Event(), threading.Event()
 
     def fetch() -> None:
         while True:
-            raw.append(server.metrics())
+            raw.append(server.metrics())   # raises (ends the thread) on a timeout: no reading then
             if done.is_set():
+                fetched_after.set()
                 return
 
     fetcher = threading.Thread(target=fetch, daemon=True)
-    t_before = time.monotonic()
     fetcher.start()
-    while not raw:
+    while not raw and fetcher.is_alive():
         time.sleep(0.005)
-    gw.wait_scraped_since(t_before, 0.05)
+    gw.wait_scraped_since(time.monotonic(), 0.05)   # a scrape after the first page
     reported = float(re.search(r"^picker_pool_saturation (\S+)$", gw.picker_metrics(), re.M).group(1))
     done.set()
     fetcher.join(30)
-    return reported, [exposition.parse(r.decode()) for r in raw]
+    return reported, [exposition.parse(r.decode()) for r in raw] if fetched_after.is_set() else []
 
 
 def test_kv_pressure_moves_traffic_to_the_roomy_server(servers, gateway):
@@ -86,7 +86,7 @@ def test_kv_pressure_moves_traffic_to_the_roomy_server(servers, gateway):
         # reading (the cache can swing by half within 100 ms, so two pages around it are not enough).
         for _ in range(PROBE_ATTEMPTS):
             reported, pages = reading_among_pages(gw, small)
-            if min(gauge(p, "vllm:kv_cache_usage_perc") for p in pages) >= STILL_LOADED:
+            if pages and min(gauge(p, "vllm:kv_cache_usage_perc") for p in pages) >= STILL_LOADED:
                 floor = min(saturation(p) for p in pages)
                 assert reported >= floor / 2 - 0.05, (reported, floor, len(pages))
                 break

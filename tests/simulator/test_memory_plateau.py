@@ -154,7 +154,9 @@ def test_heap_stays_flat_while_the_prefix_cache_fills_and_turns_over(make_sim):
                                                            # the index's rebuild (~2.1 x total insertions)
     hung_up = sum(1 for i in range(1400) if _request(i)[1] == "abort")
     assert state["request_success"]["abort"] == hung_up == 70   # hung-up streams aborted, not kept
-    assert abs(totals[1] - totals[0]) < HEAP_GROWTH_LIMIT / 4, totals     # a plateau
+    # A plateau: the second phase adds (almost) nothing to the first. tracemalloc sees the whole
+    # process, so it may shrink instead (objects other tests left behind freed meanwhile: -128 KB once).
+    assert totals[1] - totals[0] < HEAP_GROWTH_LIMIT / 4, totals
 
 
 def _rss_kib(pid: int) -> int:

@@ -51,7 +51,9 @@ class Gateway:
         return value
 
     def picker_metrics(self) -> str:
-        return httpx.get(f"http://127.0.0.1:{self.picker.metrics_port}/metrics", timeout=5).text
+        # 30 s like the servers' pages: with both cores running vLLM engines the picker was once
+        # not scheduled to answer within 5 s.
+        return httpx.get(f"http://127.0.0.1:{self.picker.metrics_port}/metrics", timeout=30).text
 
     def view(self) -> dict[str, EndpointView]:
         """The picker's view of each endpoint (its picker_endpoint_* series), by endpoint key."""

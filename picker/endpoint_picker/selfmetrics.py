@@ -204,7 +204,8 @@ class SelfMetrics:
                 out.extend(f'picker_endpoint_lora_adapter{{endpoint="{_esc(v.endpoint)}",adapter="{_esc(a)}",'
                            f'state="{state}"}} 1' for a in sorted(names))
         out.append("# HELP picker_endpoint_saturation The endpoint's share of picker_pool_saturation: "
-                   "max(waiting / queue threshold, KV usage / KV threshold), 1 when its metrics are stale.")
+                   "max(waiting / queue threshold, KV usage / KV threshold), 1 when its metrics are stale, "
+                   "in-flight / max concurrency without engine metrics.")
         out.append("# TYPE picker_endpoint_saturation gauge")
         out.extend(f'picker_endpoint_saturation{{endpoint="{_esc(v.endpoint)}"}} {round(v.saturation, 4)}' for v in views)
         out.append("# HELP picker_endpoint_scrapes_total Successful metrics scrapes per endpoint.")
